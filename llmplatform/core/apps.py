@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "llmplatform.core"
+    label = "core"
+    verbose_name = "API access"
+    default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"

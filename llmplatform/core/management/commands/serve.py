@@ -1,0 +1,61 @@
+"""python manage.py serve: migrate and serve everything with daphne on HOST:PORT."""
+
+from __future__ import annotations
+
+import secrets
+
+from daphne.cli import CommandLineInterface
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from llmplatform.core.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Apply migrations, then serve HTTP, SSE and websockets with daphne (Ctrl-C stops)."
+
+    def handle(self, *args: object, **options: object) -> None:
+        call_command("migrate", interactive=False, verbosity=0)
+        self._first_run_account()
+        base = f"http://{settings.HOST}:{settings.PORT}"
+        database = "embedded SecantusDB (var/mongo)" if settings.MONGODB_EMBEDDED else "MONGODB_URI"
+        background = "Celery workers (REDIS_URL)" if settings.REDIS_URL else "in-process (no Redis)"
+        self.stdout.write(
+            f"\n{settings.APP_NAME} {settings.APP_VERSION} [{settings.ENVIRONMENT}]\n"
+            f"  database:    {database}\n"
+            f"  background:  {background}\n"
+            f"  chat UI:     {base}/\n"
+            f"  API docs:    {base}/docs  (ReDoc {base}/redoc, OpenAPI {base}/openapi.json)\n"
+            f"  admin:       {base}/admin/\n"
+            f"  health:      {base}/api/v1/health\n"
+            "Press Ctrl-C to stop.\n"
+        )
+        CommandLineInterface().run(
+            [
+                "--bind",
+                settings.HOST,
+                "--port",
+                str(settings.PORT),
+                "--proxy-headers",
+                "--access-log",
+                "-" if settings.DEBUG else "/dev/null",
+                "llmplatform.asgi:application",
+            ]
+        )
+
+    def _first_run_account(self) -> None:
+        """On a fresh development database, make an admin and a key so everything is usable."""
+        user_model = get_user_model()
+        if settings.ENVIRONMENT != "development" or user_model.objects.exists():
+            return
+        password = secrets.token_urlsafe(12)
+        user = user_model.objects.create_superuser(username="admin", password=password)
+        _, raw_key = api_key_create(owner=user, name="first run")
+        self.stdout.write(
+            "First run: created the superuser 'admin' (change the password in admin).\n"
+            f"  password: {password}\n"
+            f"  API key:  {raw_key}\n"
+            "Both are shown only now.\n"
+        )

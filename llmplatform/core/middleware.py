@@ -1,0 +1,103 @@
+"""Request ids, access logging, and the JSON error envelope for non-DRF errors under /api/."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from llmplatform.core.errors import error_envelope
+from llmplatform.core.logging import request_id_var
+
+logger = logging.getLogger("llmplatform.access")
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def request_id_from(value: str | None) -> str:
+    """The client's request id when it is sane, else a new one."""
+    if value and _VALID_REQUEST_ID.match(value):
+        return value
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class JsonErrorMiddleware:
+    """Under /api/, every error is the JSON envelope: unknown routes, 405s, crashes."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return self._envelope(response.status_code, request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        logger.exception("Unhandled error on %s %s", request.method, request.path)
+        return self._envelope(500, request)
+
+    @staticmethod
+    def _envelope(status: int, request: HttpRequest) -> JsonResponse:
+        if status == 404:
+            message = f"No API endpoint at {request.path}. See /docs for the API."
+        elif status >= 500:
+            message = (
+                "The server failed to handle this request. It has been logged; quote the "
+                "X-Request-ID header when reporting it."
+            )
+        else:
+            message = f"The request was rejected ({status})."
+        return JsonResponse(
+            error_envelope(code=STATUS_CODES.get(status, "server_error"), message=message),
+            status=status,
+        )

@@ -1,0 +1,50 @@
+"""Writes for API access: creating and revoking API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from llmplatform.core.models import ApiKey
+
+KEY_PREFIX = "llmp_"
+
+
+def api_key_hash(raw_key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast unsalted hash cannot be brute-forced.
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
+    """Create a key for ``owner``; returns it and the raw key (shown once). Raises nothing."""
+    raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = ApiKey.objects.create(
+        owner=owner,
+        name=name,
+        prefix=raw_key[: len(KEY_PREFIX) + 6],
+        key_hash=api_key_hash(raw_key),
+    )
+    return api_key, raw_key
+
+
+def api_key_create_for_username(*, username: str, name: str) -> tuple[ApiKey, str, bool]:
+    """Create a key for the user ``username``, creating that user if missing. Raises nothing."""
+    user_model = get_user_model()
+    owner, created = user_model.objects.get_or_create(username=username)
+    if created:
+        owner.set_unusable_password()
+        owner.save(update_fields=["password"])
+    api_key, raw_key = api_key_create(owner=owner, name=name)
+    return api_key, raw_key, created
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke ``api_key`` (idempotent). Raises nothing."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key

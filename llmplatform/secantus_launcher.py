@@ -1,0 +1,118 @@
+"""Run the embedded SecantusDB server in its own process.
+
+Started as ``python -m llmplatform.secantus_launcher``.
+
+SecantusDB is GPL-2.0 and this project is MIT, so it is never imported by the Django
+process: ``llmplatform.embedded_mongo`` starts this module as a child process and talks
+to it over the MongoDB wire protocol like to any other server.
+
+Compatibility patch (SecantusDB 0.7.0b3): django-mongodb-backend implements
+``QuerySet.count()`` (and other aggregates over possibly empty results) with
+``{"$unionWith": {"pipeline": [{"$documents": [...]}]}}`` — a ``$unionWith`` without
+``coll``, which MongoDB 6.0+ accepts ("a pipeline starting with $documents") and this
+server rejects. The patch runs such a sub-pipeline as a collection-less aggregate.
+It changes only this embedded server; nothing the ORM sends to a real MongoDB is
+touched. ``tests/test_embedded_mongo.py`` shows the patch is still needed; drop it when
+upstream accepts the stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+
+def apply_union_with_documents_patch() -> None:
+    from secantus import aggregate
+
+    original = aggregate._STAGES["$unionWith"]
+
+    def union_with(spec: Any, docs: list[dict[str, Any]], ctx: Any) -> list[dict[str, Any]]:
+        pipeline = spec.get("pipeline") if isinstance(spec, dict) else None
+        collectionless = (
+            isinstance(spec, dict)
+            and spec.get("coll") is None
+            and isinstance(pipeline, list)
+            and bool(pipeline)
+            and isinstance(pipeline[0], dict)
+            and "$documents" in pipeline[0]
+        )
+        if not collectionless:
+            return original(spec, docs, ctx)
+        sub_ctx = aggregate.PipelineContext(
+            storage=ctx.storage, db_name=ctx.db_name, coll_name="", collation=ctx.collation
+        )
+        return list(docs) + list(aggregate.apply_pipeline([], pipeline, sub_ctx))
+
+    aggregate._STAGES["$unionWith"] = union_with
+
+
+def _stop_when_orphaned(parent_pid: int, stopping: threading.Event) -> None:
+    # A killed test run must not leave servers behind: re-parenting means our parent died.
+    while not stopping.wait(1.0):
+        if os.getppid() != parent_pid:
+            stopping.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage-path", required=True, help="directory, or :memory:")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--ready-file", required=True, help="JSON {pid, port} written when listening"
+    )
+    parser.add_argument("--no-patch", action="store_true", help="serve without the compat patch")
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the starting process dies (throw-away test servers)",
+    )
+    args = parser.parse_args(argv)
+
+    from secantus import SecantusDBServer
+
+    if not args.no_patch:
+        apply_union_with_documents_patch()
+
+    if args.storage_path != ":memory:":
+        Path(args.storage_path).mkdir(parents=True, exist_ok=True)
+    server = SecantusDBServer(
+        host=args.host,
+        port=args.port,
+        storage_path=args.storage_path,
+        enable_test_commands=False,
+        cache_size="256M",
+    )
+    server.start()
+    stopping = threading.Event()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    ready = Path(args.ready_file)
+    tmp = ready.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "port": server.port, "host": server.host}))
+    tmp.replace(ready)
+    if args.exit_with_parent:
+        parent = os.getppid()
+        threading.Thread(target=_stop_when_orphaned, args=(parent, stopping), daemon=True).start()
+    try:
+        stopping.wait()
+    finally:
+        server.stop()
+        ready.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

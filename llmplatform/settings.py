@@ -1,0 +1,328 @@
+"""Django settings. Every value comes from the environment through ``llmplatform.env``.
+
+``.env.example`` lists every variable with a comment; the README explains them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmplatform.env import (
+    EnvError,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_optional_str,
+    env_str,
+    load_dotenv_file,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv_file(BASE_DIR / ".env")
+
+# ==================== Application ====================
+APP_NAME = env_str("APP_NAME", "LLM Platform")
+APP_VERSION = env_str("APP_VERSION", "2.0.0")
+DEBUG = env_bool("DEBUG", False)
+ENVIRONMENT = env_choice(
+    "ENVIRONMENT", "development", ("development", "staging", "production", "test")
+)
+IS_PRODUCTION = ENVIRONMENT == "production"
+
+# ==================== Server ====================
+HOST = env_str("HOST", "127.0.0.1")
+PORT = env_int("PORT", 8000, minimum=1)
+WORKERS = env_int("WORKERS", 1, minimum=1)
+
+# ==================== Security ====================
+DEFAULT_SECRET_KEY = "your-secret-key-change-this-in-production"  # noqa: S105 (refused in production)
+SECRET_KEY = env_str("SECRET_KEY", DEFAULT_SECRET_KEY)
+if IS_PRODUCTION and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise EnvError(
+        "SECRET_KEY must be set to a random value of at least 50 characters when "
+        "ENVIRONMENT=production (generate one with: python -c "
+        '"import secrets; print(secrets.token_urlsafe(64))").'
+    )
+ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 30, minimum=1)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# API keys are high-entropy random tokens; more than this many failures a minute from
+# one client address is rate limited (429) to slow down guessing.
+API_KEY_FAILURES_PER_MINUTE = env_int("API_KEY_FAILURES_PER_MINUTE", 30, minimum=1)
+
+if IS_PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Health checks from the load balancer arrive over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+
+# ==================== Database ====================
+MONGO_DB = env_str("MONGO_DB", "LLMPlatform")
+MONGODB_URI = env_optional_str("MONGODB_URI")
+EMBEDDED_MONGO_DIR = BASE_DIR / "var" / "mongo"
+if MONGODB_URI is None:
+    if IS_PRODUCTION:
+        raise EnvError("MONGODB_URI must be set when ENVIRONMENT=production.")
+    from llmplatform.embedded_mongo import ensure_embedded_server
+
+    MONGODB_URI = ensure_embedded_server(data_dir=EMBEDDED_MONGO_DIR).uri
+    MONGODB_EMBEDDED = True
+else:
+    MONGODB_EMBEDDED = False
+MONGODB_TIMEOUT_MS = env_int("MONGODB_TIMEOUT_MS", 5000, minimum=100)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": MONGODB_URI,
+        "NAME": MONGO_DB,
+        "OPTIONS": {
+            "serverSelectionTimeoutMS": MONGODB_TIMEOUT_MS,
+            "connectTimeoutMS": MONGODB_TIMEOUT_MS,
+        },
+    },
+}
+DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+MIGRATION_MODULES = {
+    "admin": "mongo_migrations.admin",
+    "auth": "mongo_migrations.auth",
+    "contenttypes": "mongo_migrations.contenttypes",
+}
+
+# ==================== Redis, Celery, Channels ====================
+# Unset: no Redis is needed; background work runs in-process and the realtime event
+# log lives in memory (single process only). Set it in production.
+REDIS_URL = env_optional_str("REDIS_URL")
+
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CONCURRENCY = WORKERS
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# ==================== LLM providers ====================
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_optional_str("OPENAI_BASE_URL")
+OPENAI_SEARCH_MODEL = env_str("OPENAI_SEARCH_MODEL", "gpt-4o-mini-search-preview")
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env_optional_str("ANTHROPIC_BASE_URL")
+GOOGLE_API_KEY = env_str("GOOGLE_API_KEY")
+GOOGLE_BASE_URL = env_optional_str("GOOGLE_BASE_URL")
+OPENROUTER_API_KEY = env_str("OPENROUTER_API_KEY")
+OPENROUTER_BASE_URL = env_str("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+OPENROUTER_APP_URL = env_str("OPENROUTER_APP_URL", "http://localhost:8000")
+OPENROUTER_APP_TITLE = env_str("OPENROUTER_APP_TITLE", APP_NAME)
+# The offline demo-quality model; on by default so a fresh machine can answer.
+LOCAL_MODEL_ENABLED = env_bool("LOCAL_MODEL_ENABLED", True)
+PROVIDER_CONNECT_TIMEOUT = env_float("PROVIDER_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60.0, minimum=0.1)
+PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 2, minimum=0)
+PROVIDER_RETRY_BASE_DELAY = env_float("PROVIDER_RETRY_BASE_DELAY", 0.5, minimum=0.0)
+PROVIDER_FALLBACKS = env_str("PROVIDER_FALLBACKS", "")
+
+# ==================== Model defaults ====================
+DEFAULT_MODEL_PROVIDER = env_str("DEFAULT_MODEL_PROVIDER", "openai")
+DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "gpt-4o-mini")
+DEFAULT_TEMPERATURE = env_float("DEFAULT_TEMPERATURE", 0.7, minimum=0.0)
+DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 1024, minimum=1)
+
+# ==================== External services ====================
+SERPAPI_KEY = env_str("SERPAPI_KEY")
+SERPAPI_BASE_URL = env_str("SERPAPI_BASE_URL", "https://serpapi.com")
+
+# ==================== Agents ====================
+MEMORY_SUMMARY_INTERVAL = env_int("MEMORY_SUMMARY_INTERVAL", 4, minimum=1)
+PRODUCT_SEARCH_MAX_RESULTS = env_int("PRODUCT_SEARCH_MAX_RESULTS", 1, minimum=1)
+
+# ==================== File upload ====================
+UPLOAD_DIR = BASE_DIR / env_str("UPLOAD_DIR", "uploads")
+MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 5 * 1024 * 1024, minimum=1024)
+
+# ==================== CORS ====================
+CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "last-event-id", "x-request-id")
+CORS_EXPOSE_HEADERS = ("x-request-id",)
+
+# ==================== Logging ====================
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
+LOG_FILE = env_str("LOG_FILE", "var/log/app.log")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "llmplatform.core.logging.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "llmplatform.core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        },
+        **(
+            {
+                "file": {
+                    "()": "llmplatform.core.logging.make_file_handler",
+                    "path": str(BASE_DIR / LOG_FILE),
+                    "formatter": "json",
+                    "filters": ["request_id"],
+                }
+            }
+            if LOG_FILE
+            else {}
+        ),
+    },
+    "root": {"handlers": ["stdout", *(["file"] if LOG_FILE else [])], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's own request logging duplicates our access log.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "ERROR"},
+        "daphne": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "pymongo": {"level": "WARNING"},
+    },
+}
+
+# ==================== Django ====================
+INSTALLED_APPS = [
+    "daphne",
+    "llmplatform.apps.MongoAdminConfig",
+    "llmplatform.apps.MongoAuthConfig",
+    "llmplatform.apps.MongoContentTypesConfig",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_mongodb_backend",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "channels",
+    "llmplatform.core",
+    "agents",
+    "queries",
+    "sessions.apps.ChatSessionsConfig",
+    "files",
+    "products",
+]
+
+MIDDLEWARE = [
+    "llmplatform.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "llmplatform.core.middleware.JsonErrorMiddleware",
+]
+
+ROOT_URLCONF = "llmplatform.urls"
+ASGI_APPLICATION = "llmplatform.asgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["llmplatform.core.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "EXCEPTION_HANDLER": "llmplatform.core.exception_handler.application_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"{APP_NAME} API",
+    "DESCRIPTION": (
+        "Multi-provider LLM chat API with agents, memory, sessions and experiments. "
+        "Authenticate with `Authorization: Bearer <api key>` "
+        "(create one with `python manage.py create_api_key --name NAME`)."
+    ),
+    "VERSION": APP_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKey": {"type": "http", "scheme": "bearer", "description": "An API key"}
+        }
+    },
+    "SECURITY": [{"ApiKey": []}],
+}
+
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# "This server does not support VectorSearchIndex": expected on the embedded server and
+# self-hosted MongoDB; `manage.py setup_indexes` reports it instead, with what to do.
+SILENCED_SYSTEM_CHECKS = ["mongodb.indexes.search.W001"]
+
+# Development serves static files straight from the apps; production runs collectstatic.
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION

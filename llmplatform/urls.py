@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from llmplatform.core.views import HealthView, StatusView
+
+api_v1 = [
+    path("health", HealthView.as_view(), name="health"),
+    path("status", StatusView.as_view(), name="status"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
+    path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,110 @@
+"""Queries (one question and its answer, with its embedding) and session summaries."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django_mongodb_backend.fields import ArrayField
+from django_mongodb_backend.indexes import VectorSearchIndex
+
+# The vector index is built for OpenAI's text-embedding-3-small. Vectors of another
+# model (the local 384-dimension model) are stored in the same field but Atlas leaves
+# them out of the index, and memory retrieval uses exact cosine for them instead.
+VECTOR_INDEX_DIMENSIONS = 1536
+VECTOR_INDEX_NAME = "vector_index"
+
+
+class Query(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queries"
+    )
+    # The caller's end user and session, inside the owner's namespace.
+    user_id = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=128)
+    query = models.TextField()
+    response = models.TextField(blank=True, default="")
+    embedding = ArrayField(models.FloatField(), size=VECTOR_INDEX_DIMENSIONS, null=True, blank=True)
+    embedding_model = models.CharField(max_length=100, blank=True, default="")
+    citations = models.JSONField(default=list, blank=True)
+    product_cards = models.JSONField(default=list, blank=True)
+    options = models.JSONField(default=list, blank=True)
+    intent = models.CharField(max_length=50, blank=True, default="")
+    mode = models.CharField(max_length=20, blank=True, default="chat")
+    model_provider = models.CharField(max_length=50)
+    model_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    usage = models.JSONField(default=dict, blank=True)
+    latency = models.JSONField(default=dict, blank=True)
+    agents_used = models.JSONField(default=list, blank=True)
+    # Experiment key -> variant name, for every running experiment that shaped the answer.
+    experiments = models.JSONField(default=dict, blank=True)
+    request = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    feedback_rating = models.SmallIntegerField(null=True, blank=True)
+    feedback_comment = models.TextField(blank=True, default="")
+    feedback_at = models.DateTimeField(null=True, blank=True)
+    timestamp = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "queries"
+        verbose_name_plural = "queries"
+        indexes = [
+            models.Index(fields=["user_id"], name="queries_user_id"),
+            models.Index(fields=["session_id"], name="queries_session_id"),
+            models.Index(fields=["timestamp"], name="queries_timestamp"),
+            models.Index(
+                fields=["owner", "session_id", "-timestamp"], name="queries_owner_session"
+            ),
+            models.Index(fields=["owner", "user_id", "-timestamp"], name="queries_owner_user"),
+            VectorSearchIndex(
+                name=VECTOR_INDEX_NAME,
+                fields=["embedding", "owner", "user_id", "embedding_model"],
+                similarities="cosine",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.query[:80]
+
+
+class Summary(models.Model):
+    """A summary of a session's conversation up to ``pair_count`` question/answer pairs."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="summaries"
+    )
+    user_id = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=128)
+    summary = models.TextField()
+    pair_count = models.PositiveIntegerField()
+    model_provider = models.CharField(max_length=50, blank=True, default="")
+    model_name = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "summaries"
+        verbose_name_plural = "summaries"
+        indexes = [
+            models.Index(fields=["user_id"], name="summaries_user_id"),
+            models.Index(fields=["session_id"], name="summaries_session_id"),
+            models.Index(fields=["created_at"], name="summaries_created_at"),
+        ]
+        constraints = [
+            # Summarising the same span twice (a retried task) must not make two summaries.
+            models.UniqueConstraint(
+                fields=["owner", "session_id", "pair_count"], name="summaries_unique_span"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} @ {self.pair_count} pairs"

@@ -1,0 +1,97 @@
+"""Analytics sessions, their events, and A/B experiments."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Session(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions"
+    )
+    session_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=128)
+    environment = models.JSONField(default=dict, blank=True)
+    # Copied out of ``environment`` so admin can filter on it.
+    device = models.CharField(max_length=50, blank=True, default="")
+    # Experiment key -> variant name; written once, when the session starts (exposure).
+    experiments = models.JSONField(default=dict, blank=True)
+    start_t = models.DateTimeField(default=timezone.now)
+    end_t = models.DateTimeField(null=True, blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    query_count = models.PositiveIntegerField(default=0)
+    first_query_at = models.DateTimeField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    # Shopping interview state (round, answers), kept with the session.
+    shopping_state = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        db_table = "sessions"
+        indexes = [
+            models.Index(fields=["user_id"], name="sessions_user_id"),
+            models.Index(fields=["session_id"], name="sessions_session_id"),
+            models.Index(fields=["start_t"], name="sessions_start_t"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "session_id"], name="sessions_unique_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+    @property
+    def is_ended(self) -> bool:
+        return self.end_t is not None
+
+
+class Event(models.Model):
+    """One client event. Its own collection: a session can have unbounded events."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_id = models.CharField(max_length=128)
+    # The client's id for the event (or one we made up): re-sending it stores nothing new.
+    event_id = models.CharField(max_length=128)
+    type = models.CharField(max_length=32)
+    t = models.BigIntegerField(help_text="When it happened on the client, epoch milliseconds")
+    data = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "events"
+        indexes = [models.Index(fields=["owner", "session_id", "t"], name="events_session_t")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "session_id", "event_id"], name="events_unique_client_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}@{self.t}"
+
+
+class Experiment(models.Model):
+    """An A/B experiment defined by operators; applies to every owner's sessions."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        STOPPED = "stopped"
+
+    key = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # [{"name": "control", "weight": 50, "overrides": {"model_provider": ..., "model_name":
+    #   ..., "system_prompt": ..., "temperature": ...}}, ...]
+    variants = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "experiments"
+
+    def __str__(self) -> str:
+        return self.key

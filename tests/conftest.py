@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from llmplatform.core.services import api_key_create
+
+
+@pytest.fixture
+def make_owner(db):
+    """Create an owner (a Django user) with an API key; returns (user, raw_key)."""
+    counter = {"n": 0}
+
+    def make(username: str | None = None):
+        counter["n"] += 1
+        user = get_user_model().objects.create(username=username or f"owner{counter['n']}")
+        _, raw_key = api_key_create(owner=user, name="test")
+        return user, raw_key
+
+    return make
+
+
+@pytest.fixture
+def owner(make_owner):
+    return make_owner("alice")
+
+
+@pytest.fixture
+def api(owner) -> APIClient:
+    """An API client authenticated as ``owner``."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {owner[1]}")
+    return client
+
+
+@pytest.fixture
+def other_api(make_owner) -> APIClient:
+    """An API client of a second, unrelated owner."""
+    _, raw_key = make_owner("mallory")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
