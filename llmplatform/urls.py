@@ -9,6 +9,10 @@ from llmplatform.core.views import HealthView, StatusView
 api_v1 = [
     path("health", HealthView.as_view(), name="health"),
     path("status", StatusView.as_view(), name="status"),
+    path("", include("queries.urls")),
+    path("", include("sessions.urls")),
+    path("", include("files.urls")),
+    path("", include("products.urls")),
 ]
 
 urlpatterns = [
