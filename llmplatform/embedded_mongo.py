@@ -73,7 +73,12 @@ def _read_ready_file(path: Path) -> dict[str, int | str] | None:
 
 
 def spawn_server(
-    *, storage_path: str, ready_file: Path, log_file: Path, exit_with_parent: bool = False
+    *,
+    storage_path: str,
+    ready_file: Path,
+    log_file: Path,
+    exit_with_parent: bool = False,
+    extra_args: list[str] | None = None,
 ) -> EmbeddedServer:
     """Start a launcher process and wait until it listens. Raises EmbeddedMongoError."""
     ready_file.unlink(missing_ok=True)
@@ -88,6 +93,7 @@ def spawn_server(
     ]
     if exit_with_parent:
         command.append("--exit-with-parent")
+    command.extend(extra_args or [])
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(

@@ -46,6 +46,9 @@ if IS_PRODUCTION and (SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50):
         '"import secrets; print(secrets.token_urlsafe(64))").'
     )
 ACCESS_TOKEN_EXPIRE_MINUTES = env_int("ACCESS_TOKEN_EXPIRE_MINUTES", 30, minimum=1)
+# Chat UI and admin logins expire after this long without use.
+SESSION_COOKIE_AGE = ACCESS_TOKEN_EXPIRE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # API keys are high-entropy random tokens; more than this many failures a minute from
@@ -176,9 +179,6 @@ LOG_FILE = env_str("LOG_FILE", "var/log/app.log")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {
-        "request_id": {"()": "llmplatform.core.logging.RequestIdFilter"},
-    },
     "formatters": {
         "json": {"()": "llmplatform.core.logging.JsonFormatter"},
     },
@@ -186,7 +186,6 @@ LOGGING = {
         "stdout": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["request_id"],
         },
         **(
             {
@@ -194,7 +193,6 @@ LOGGING = {
                     "()": "llmplatform.core.logging.make_file_handler",
                     "path": str(BASE_DIR / LOG_FILE),
                     "formatter": "json",
-                    "filters": ["request_id"],
                 }
             }
             if LOG_FILE
@@ -281,6 +279,8 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+if not IS_PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns on a missing root
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["llmplatform.core.auth.ApiKeyAuthentication"],
@@ -305,12 +305,6 @@ SPECTACULAR_SETTINGS = {
     "VERSION": APP_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKey": {"type": "http", "scheme": "bearer", "description": "An API key"}
-        }
-    },
-    "SECURITY": [{"ApiKey": []}],
 }
 
 if REDIS_URL:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -39,7 +40,7 @@ class HealthView(APIView):
 class StatusView(APIView):
     @extend_schema(
         summary="Detailed status: versions, uptime, database, Redis, Celery, providers",
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
         return Response(status_report())

@@ -1,0 +1,107 @@
+"""Writes for uploads: validate, store the bytes under UPLOAD_DIR, record the metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+
+from files.models import File
+from llmplatform.core.errors import ApplicationError
+
+# What the VisionAgent and the writer can use; anything else is refused up front.
+ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "application/pdf": (b"%PDF-",),
+    "text/plain": (),
+    "text/markdown": (),
+    "text/csv": (),
+    "application/json": (),
+}
+EXTENSIONS = {
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "image/webp": ".webp",
+    "application/pdf": ".pdf",
+    "text/plain": ".txt",
+    "text/markdown": ".md",
+    "text/csv": ".csv",
+    "application/json": ".json",
+}
+MAX_FILENAME = 255
+
+
+def _check_content(head: bytes, content_type: str) -> bool:
+    signatures = ALLOWED_TYPES[content_type]
+    if signatures:
+        return any(head.startswith(signature) for signature in signatures)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The 512-byte head may end inside a multi-byte character.
+        return exc.start >= len(head) - 3
+    return True
+
+
+def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
+    """Validate and store an upload. Raises ApplicationError (413 too large, 415 bad type)."""
+    if upload.size is not None and upload.size > settings.MAX_FILE_SIZE:
+        raise ApplicationError(
+            f"The file is {upload.size} bytes; the limit is {settings.MAX_FILE_SIZE} bytes "
+            "(MAX_FILE_SIZE).",
+            code="file_too_large",
+            status=413,
+        )
+    content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if content_type not in ALLOWED_TYPES:
+        raise ApplicationError(
+            f"Files of type {content_type or 'unknown'!r} are not accepted. Allowed: "
+            + ", ".join(sorted(ALLOWED_TYPES)),
+            code="unsupported_file_type",
+            status=415,
+        )
+    head = upload.read(512)
+    upload.seek(0)
+    if not _check_content(head, content_type):
+        raise ApplicationError(
+            f"The file's content does not look like {content_type}.",
+            code="file_content_mismatch",
+            status=415,
+        )
+    relative = Path(user_id_safe(user_id)) / (secrets.token_hex(16) + EXTENSIONS[content_type])
+    target = Path(settings.UPLOAD_DIR) / str(owner.pk) / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    with target.open("wb") as out:
+        for chunk in upload.chunks():
+            size += len(chunk)
+            digest.update(chunk)
+            out.write(chunk)
+    return File.objects.create(
+        owner=owner,
+        user_id=user_id,
+        filename=Path(upload.name or "upload").name[:MAX_FILENAME],
+        content_type=content_type,
+        size=size,
+        sha256=digest.hexdigest(),
+        storage_path=str(Path(str(owner.pk)) / relative),
+    )
+
+
+def user_id_safe(user_id: str) -> str:
+    """A directory name for ``user_id`` that cannot escape UPLOAD_DIR."""
+    return hashlib.sha256(user_id.encode()).hexdigest()[:24]
+
+
+def file_delete(*, file: File) -> None:
+    """Delete the metadata and the bytes. Raises nothing (missing bytes are ignored)."""
+    (Path(settings.UPLOAD_DIR) / file.storage_path).unlink(missing_ok=True)
+    file.delete()
