@@ -6,6 +6,9 @@ from rest_framework.test import APIClient
 
 from llmplatform.core.services import api_key_create
 
+# Fake vendor servers (OpenAI, Anthropic, Gemini, OpenRouter, SerpAPI) on 127.0.0.1.
+pytest_plugins = ["tests.fakes.fixtures"]
+
 
 @pytest.fixture
 def make_owner(db):

@@ -1,0 +1,1 @@
+"""Chat and embedding providers: one module per vendor, behind agents.providers.base."""

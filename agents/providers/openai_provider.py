@@ -1,0 +1,237 @@
+"""OpenAI chat completions through the official ``openai`` SDK.
+
+Also the base of the OpenRouter provider and of any OpenAI-compatible server (Ollama,
+vLLM, LM Studio) configured through ``OPENAI_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from agents.providers.base import (
+    ChatChunk,
+    ChatRequest,
+    ChatResult,
+    Citation,
+    ProviderError,
+    Timings,
+    Usage,
+)
+from agents.providers.provider_errors import (
+    connection_error,
+    incomplete_stream_error,
+    malformed_error,
+    parse_retry_after,
+    status_error,
+    timeout_error,
+    unexpected_response_error,
+)
+from agents.providers.vendor import (
+    VendorChatProvider,
+    VendorConfig,
+    data_url,
+    normalise_finish_reason,
+    unique_citations,
+)
+
+
+class OpenAIProvider(VendorChatProvider):
+    name = "openai"
+    description = "OpenAI chat completions (vision; web search through *-search-preview models)."
+    key_setting: ClassVar[str] = "OPENAI_API_KEY"
+    #: OpenAI's search-preview models answer HTTP 400 to a temperature.
+    search_rejects_temperature: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        config: VendorConfig,
+        *,
+        search_model: str = "gpt-4o-mini-search-preview",
+        default_headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.search_model = search_model
+        self.client = openai.AsyncOpenAI(
+            api_key=config.api_key,
+            base_url=config.base_url,
+            timeout=openai.Timeout(config.read_timeout, connect=config.connect_timeout),
+            # Retries belong to agents.providers.reliability, which knows about streams
+            # and fallbacks; SDK retries would multiply with ours.
+            max_retries=0,
+            default_headers=default_headers,
+        )
+        # OpenAI's own API deprecated max_tokens for chat models; OpenAI-compatible
+        # servers behind a custom base URL mostly only know max_tokens.
+        self._max_tokens_param = (
+            "max_completion_tokens" if config.base_url is None else "max_tokens"
+        )
+
+    # -- request -----------------------------------------------------------------------------
+
+    def is_search_model(self, model: str) -> bool:
+        return model.endswith("-search-preview")
+
+    def model_for(self, request: ChatRequest) -> str:
+        model = super().model_for(request)
+        if request.web_search and not self.is_search_model(model):
+            return self.search_model
+        return model
+
+    def request_params(self, request: ChatRequest) -> dict[str, Any]:
+        model = self.model_for(request)
+        messages: list[dict[str, Any]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        for message in request.messages:
+            if message.images:
+                content: Any = [{"type": "text", "text": message.content}] + [
+                    {"type": "image_url", "image_url": {"url": data_url(image)}}
+                    for image in message.images
+                ]
+            else:
+                content = message.content
+            messages.append({"role": message.role, "content": content})
+        params: dict[str, Any] = {"model": model, "messages": messages}
+        skip_temperature = self.search_rejects_temperature and self.is_search_model(model)
+        if request.temperature is not None and not skip_temperature:
+            params["temperature"] = request.temperature
+        if request.max_tokens is not None:
+            params[self._max_tokens_param] = request.max_tokens
+        return params
+
+    # -- response ----------------------------------------------------------------------------
+
+    def usage_from(self, usage: Any) -> Usage:
+        prompt_details = getattr(usage, "prompt_tokens_details", None)
+        completion_details = getattr(usage, "completion_tokens_details", None)
+        return Usage(
+            input_tokens=usage.prompt_tokens or 0,
+            output_tokens=usage.completion_tokens or 0,
+            cached_tokens=(getattr(prompt_details, "cached_tokens", None) or 0),
+            reasoning_tokens=(getattr(completion_details, "reasoning_tokens", None) or 0),
+        )
+
+    def citations_from(self, holder: Any, annotated: Any) -> list[Citation]:
+        """Citations from ``url_citation`` annotations on a message or delta.
+
+        ``holder`` is the completion or chunk (OpenRouter puts a ``citations`` list there).
+        """
+        citations = []
+        for annotation in getattr(annotated, "annotations", None) or []:
+            kind = _field(annotation, "type")
+            found = _field(annotation, "url_citation")
+            if kind == "url_citation" and found is not None:
+                citations.append(
+                    Citation(url=_field(found, "url") or "", title=_field(found, "title") or "")
+                )
+        return citations
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        params = self.request_params(request)
+        started = time.perf_counter()
+        try:
+            completion = await self.client.chat.completions.create(**params)
+        except (openai.APIError, httpx2.TransportError, json.JSONDecodeError) as exc:
+            raise self.map_error(exc) from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        if not isinstance(completion, ChatCompletion) or not completion.choices:
+            raise unexpected_response_error(provider=self.name, what="no chat completion choices")
+        choice = completion.choices[0]
+        if choice.finish_reason is None:
+            raise incomplete_stream_error(provider=self.name)
+        return ChatResult(
+            provider=self.name,
+            model=completion.model or params["model"],
+            text=choice.message.content or "",
+            finish_reason=normalise_finish_reason(choice.finish_reason),
+            citations=unique_citations(self.citations_from(completion, choice.message)),
+            usage=self.usage_from(completion.usage) if completion.usage else Usage(),
+            timings=Timings(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms),
+        )
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        params = self.request_params(request)
+        model = params["model"]
+        finish_reason: str | None = None
+        usage: Usage | None = None
+        citations: list[Citation] = []
+        try:
+            chunks = await self.client.chat.completions.create(
+                **params, stream=True, stream_options={"include_usage": True}
+            )
+            try:
+                async for chunk in chunks:
+                    if not isinstance(chunk, ChatCompletionChunk):
+                        raise unexpected_response_error(provider=self.name, what="not a chunk")
+                    model = chunk.model or model
+                    if chunk.usage is not None:
+                        usage = self.usage_from(chunk.usage)
+                    delta = chunk.choices[0].delta if chunk.choices else None
+                    citations.extend(self.citations_from(chunk, delta))
+                    if chunk.choices and chunk.choices[0].finish_reason is not None:
+                        finish_reason = chunk.choices[0].finish_reason
+                    if delta is not None and delta.content:
+                        yield ChatChunk(text=delta.content)
+            finally:
+                await chunks.close()
+        except (openai.APIError, httpx2.TransportError, json.JSONDecodeError) as exc:
+            raise self.map_error(exc) from exc
+        if finish_reason is None:
+            raise incomplete_stream_error(provider=self.name)
+        # include_usage sends usage after the finish chunk, so the last chunk is built here.
+        yield ChatChunk(
+            citations=tuple(unique_citations(citations)),
+            usage=usage,
+            finish_reason=normalise_finish_reason(finish_reason),
+            model=model,
+        )
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def map_error(
+        self, exc: openai.APIError | httpx2.TransportError | json.JSONDecodeError
+    ) -> ProviderError:
+        if isinstance(exc, json.JSONDecodeError):
+            return malformed_error(provider=self.name)
+        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+            return timeout_error(provider=self.name)
+        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+            return connection_error(provider=self.name)
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(
+                provider=self.name,
+                key_setting=self.key_setting,
+                status=exc.status_code,
+                retry_after=parse_retry_after(exc.response.headers),
+                vendor_message=_vendor_message(exc.body),
+            )
+        # An error event inside an otherwise successful (HTTP 200) stream.
+        return ProviderError(
+            f"{self.name} reported an error in the middle of the answer.",
+            provider=self.name,
+            retryable=True,
+        )
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``name`` of a parsed SDK model or of a plain dict (extra fields stay dicts)."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _vendor_message(body: object) -> str | None:
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+    return None

@@ -1,0 +1,99 @@
+"""What a call cost, from the versioned price table in ``prices.json``.
+
+Token semantics (every vendor module normalises to these before pricing):
+``input_tokens`` counts all input, cached included; ``cached_tokens`` is the part read
+from the vendor's cache; ``output_tokens`` includes reasoning tokens. A model that is not
+in the table costs ``None`` (unknown), never 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.providers.base import Usage
+
+PRICES_FILE = Path(__file__).with_name("prices.json")
+
+# Vendors answer with dated snapshots and aliases of the names in the table.
+_SNAPSHOT_SUFFIXES = (
+    re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # gpt-4o-mini-2024-07-18
+    re.compile(r"-\d{8}$"),  # claude-3-5-haiku-20241022
+    re.compile(r"-latest$"),  # claude-3-5-haiku-latest
+    re.compile(r"-\d{3}$"),  # gemini-2.0-flash-001
+    re.compile(r"-preview-\d{2}-\d{2}$"),  # gemini-2.5-flash-preview-05-20
+)
+
+
+@dataclass(frozen=True)
+class ModelPrice:
+    input: float
+    output: float
+    cached_input: float | None = None  # None: cache reads are billed as input
+    per_request: float = 0.0
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    version: int
+    taken_on: str
+    models: dict[str, dict[str, ModelPrice]]
+
+    def price_for(self, *, provider: str, model: str) -> ModelPrice | None:
+        by_model = self.models.get(provider, {})
+        for candidate in _candidate_names(model):
+            if candidate in by_model:
+                return by_model[candidate]
+        return None
+
+
+def _candidate_names(model: str) -> list[str]:
+    name = model.strip().lower().removeprefix("models/")
+    candidates = [name]
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _SNAPSHOT_SUFFIXES:
+            stripped = suffix.sub("", name)
+            if stripped != name:
+                name = stripped
+                candidates.append(name)
+                changed = True
+    return candidates
+
+
+@functools.cache
+def price_table() -> PriceTable:
+    raw: dict[str, Any] = json.loads(PRICES_FILE.read_text())
+    models = {
+        provider: {name.lower(): ModelPrice(**entry) for name, entry in entries.items()}
+        for provider, entries in raw["models"].items()
+    }
+    return PriceTable(version=int(raw["version"]), taken_on=str(raw["taken_on"]), models=models)
+
+
+def cost_for(provider: str, model: str, usage: Usage) -> float | None:
+    """USD for ``usage`` of ``model`` at ``provider``; None when the model is not priced."""
+    price = price_table().price_for(provider=provider, model=model)
+    if price is None:
+        return None
+    cached = min(usage.cached_tokens, usage.input_tokens)
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    cost = (
+        (usage.input_tokens - cached) * price.input
+        + cached * cached_rate
+        + usage.output_tokens * price.output
+    ) / 1_000_000 + price.per_request
+    return round(cost, 10)
+
+
+def priced(usage: Usage, *, provider: str, model: str) -> Usage:
+    """``usage`` with ``cost_usd`` filled in (a copy; already priced usage is kept)."""
+    if usage.cost_usd is not None:
+        return usage
+    return dataclasses.replace(usage, cost_usd=cost_for(provider, model, usage))

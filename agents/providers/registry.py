@@ -1,0 +1,249 @@
+"""Chat providers by name, built lazily from Django settings and cached per process.
+
+``available_providers()`` is what health/status report: exactly the providers this
+process can call (a cloud vendor needs its API key; ``local`` needs the model installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from agents.providers.base import ChatProvider
+from agents.providers.reliability import FallbackProvider, ReliableProvider, RetryPolicy
+from agents.providers.vendor import VendorConfig
+from llmplatform.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODELS: dict[str, str] = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+    "google": "gemini-2.0-flash",
+    "openrouter": "openai/gpt-4o-mini",
+    "local": "smollm2-135m-instruct",
+}
+
+# Cloud vendors in the order status pages list them: name -> (key setting, base URL setting).
+CLOUD_PROVIDERS: dict[str, tuple[str, str]] = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+    "google": ("GOOGLE_API_KEY", "GOOGLE_BASE_URL"),
+    "openrouter": ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"),
+}
+
+# Settings whose change must rebuild the providers (tests override them per test).
+_WATCHED_SETTINGS = frozenset(
+    {key for pair in CLOUD_PROVIDERS.values() for key in pair}
+    | {
+        "OPENAI_SEARCH_MODEL",
+        "OPENROUTER_APP_URL",
+        "OPENROUTER_APP_TITLE",
+        "PROVIDER_CONNECT_TIMEOUT",
+        "PROVIDER_READ_TIMEOUT",
+        "PROVIDER_MAX_RETRIES",
+        "PROVIDER_RETRY_BASE_DELAY",
+        "PROVIDER_FALLBACKS",
+        "LOCAL_MODEL_ENABLED",
+    }
+)
+
+_lock = threading.Lock()
+
+
+class _Built:
+    """Providers built for one event loop."""
+
+    def __init__(self) -> None:
+        self.vendors: dict[str, ReliableProvider] = {}
+        self.providers: dict[str, ChatProvider] = {}
+
+
+# SDK clients pool connections that belong to the event loop they were opened on; a
+# caller on another loop (asyncio.run per Celery task, per test) must not reuse them.
+# Entries go away with their loop.
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Built] = weakref.WeakKeyDictionary()
+_no_loop = _Built()
+
+
+def _built() -> _Built:
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return _no_loop
+    built = _by_loop.get(loop)
+    if built is None:
+        built = _by_loop[loop] = _Built()
+    return built
+
+
+def reset_registry() -> None:
+    """Forget every built provider (settings changed, or a test wants a clean slate)."""
+    global _no_loop
+    with _lock:
+        _by_loop.clear()
+        _no_loop = _Built()
+
+
+@receiver(setting_changed)
+def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in _WATCHED_SETTINGS:
+        reset_registry()
+
+
+def _local_module() -> ModuleType | None:
+    try:
+        return importlib.import_module("agents.providers.local")
+    except ImportError as exc:
+        # Only the local module itself being absent is tolerated (it is optional while it
+        # is written); a missing dependency inside it is a real error.
+        if exc.name != "agents.providers.local":
+            raise
+        return None
+
+
+def _local_available() -> bool:
+    if not getattr(settings, "LOCAL_MODEL_ENABLED", False):
+        return False
+    module = _local_module()
+    return module is not None and bool(module.is_available())
+
+
+def available_providers() -> list[str]:
+    """Names of the providers this process can use, cloud vendors first."""
+    names = [name for name, (key, _) in CLOUD_PROVIDERS.items() if getattr(settings, key, "")]
+    if _local_available():
+        names.append("local")
+    return names
+
+
+def _vendor_config(name: str) -> VendorConfig:
+    key_setting, url_setting = CLOUD_PROVIDERS[name]
+    return VendorConfig(
+        api_key=getattr(settings, key_setting),
+        base_url=getattr(settings, url_setting, None) or None,
+        connect_timeout=float(getattr(settings, "PROVIDER_CONNECT_TIMEOUT", 5.0)),
+        read_timeout=float(getattr(settings, "PROVIDER_READ_TIMEOUT", 60.0)),
+        default_model=DEFAULT_MODELS[name],
+    )
+
+
+def _build_openai() -> ChatProvider:
+    from agents.providers.openai_provider import OpenAIProvider
+
+    return OpenAIProvider(
+        _vendor_config("openai"),
+        search_model=getattr(settings, "OPENAI_SEARCH_MODEL", "") or "gpt-4o-mini-search-preview",
+    )
+
+
+def _build_anthropic() -> ChatProvider:
+    from agents.providers.anthropic_provider import AnthropicProvider
+
+    return AnthropicProvider(_vendor_config("anthropic"))
+
+
+def _build_google() -> ChatProvider:
+    from agents.providers.google_provider import GoogleProvider
+
+    return GoogleProvider(_vendor_config("google"))
+
+
+def _build_openrouter() -> ChatProvider:
+    from agents.providers.openrouter_provider import OpenRouterProvider
+
+    return OpenRouterProvider(
+        _vendor_config("openrouter"),
+        app_url=getattr(settings, "OPENROUTER_APP_URL", ""),
+        app_title=getattr(settings, "OPENROUTER_APP_TITLE", ""),
+    )
+
+
+def _build_local() -> ChatProvider:
+    module = _local_module()
+    assert module is not None  # only called when available_providers() lists "local"
+    provider: ChatProvider = module.LocalProvider()
+    return provider
+
+
+# Vendor modules are imported on first use: a process that never calls Gemini never pays
+# for importing google-genai.
+_BUILDERS: dict[str, Callable[[], ChatProvider]] = {
+    "openai": _build_openai,
+    "anthropic": _build_anthropic,
+    "google": _build_google,
+    "openrouter": _build_openrouter,
+    "local": _build_local,
+}
+
+
+def _retry_policy() -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=int(getattr(settings, "PROVIDER_MAX_RETRIES", 2)),
+        base_delay=float(getattr(settings, "PROVIDER_RETRY_BASE_DELAY", 0.5)),
+    )
+
+
+def fallback_chains() -> dict[str, list[str]]:
+    """PROVIDER_FALLBACKS (``"openai->anthropic->google, openrouter->openai"``) by head."""
+    chains: dict[str, list[str]] = {}
+    raw = getattr(settings, "PROVIDER_FALLBACKS", "") or ""
+    for spec in raw.split(","):
+        names = [part.strip() for part in spec.split("->") if part.strip()]
+        if len(names) > 1:
+            chains[names[0]] = names
+    return chains
+
+
+def _unknown_provider(name: str, available: list[str]) -> ApplicationError:
+    listed = ", ".join(available) if available else "none (no provider is configured)"
+    return ApplicationError(
+        f"Unknown or unconfigured provider {name!r}. Available providers: {listed}.",
+        code="unknown_provider",
+        status=400,
+        extra={"available": available},
+    )
+
+
+def _vendor(name: str) -> ReliableProvider:
+    """The retrying provider for ``name`` (caller holds the lock)."""
+    vendors = _built().vendors
+    if name not in vendors:
+        vendors[name] = ReliableProvider(_BUILDERS[name](), policy=_retry_policy())
+    return vendors[name]
+
+
+def get_chat_provider(name: str) -> ChatProvider:
+    """The provider called ``name``, with retries and its fallback chain.
+
+    Raises ApplicationError(code="unknown_provider", status=400) when ``name`` is not
+    an available provider.
+    """
+    available = available_providers()
+    if name not in available:
+        raise _unknown_provider(name, available)
+    with _lock:
+        providers = _built().providers
+        provider = providers.get(name)
+        if provider is not None:
+            return provider
+        chain_names = fallback_chains().get(name, [name])
+        chain: list[ChatProvider] = []
+        for member in chain_names:
+            if member in available and member not in [p.name for p in chain]:
+                chain.append(_vendor(member))
+            elif member not in available:
+                logger.warning("fallback provider %s is not configured; skipping it", member)
+        provider = chain[0] if len(chain) == 1 else FallbackProvider(chain)
+        providers[name] = provider
+        return provider

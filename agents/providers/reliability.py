@@ -1,0 +1,195 @@
+"""Retries, fallbacks and the end-of-answer bookkeeping every provider gets.
+
+The registry hands out providers wrapped here, so every caller gets the same rules:
+
+* retry only retryable errors, with exponential backoff and full jitter, honouring the
+  vendor's Retry-After (capped);
+* a stream is retried, or handed to the next provider of a fallback chain, only before
+  its first chunk was yielded: once a client has seen a token, switching would splice two
+  different answers together;
+* a stream that ends without a finish chunk is an error, never a short success;
+* cost is computed here, once, from the usage the vendor reported (not in each vendor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from agents.providers.base import ChatChunk, ChatProvider, ChatRequest, ChatResult, ProviderError
+from agents.providers.pricing import priced
+from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS, incomplete_stream_error
+
+logger = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 2  # retries after the first attempt
+    base_delay: float = 0.5  # seconds
+    max_delay: float = MAX_RETRY_AFTER_SECONDS
+
+    def delay_before_retry(self, *, retry: int, error: ProviderError, rng: random.Random) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_delay)
+        # Full jitter: spreads out clients that failed together instead of having them
+        # return together (AWS architecture blog, "Exponential Backoff And Jitter").
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
+
+
+class ReliableProvider(ChatProvider):
+    """``inner`` with retries, the stream-completeness check and pricing."""
+
+    def __init__(
+        self,
+        inner: ChatProvider,
+        *,
+        policy: RetryPolicy,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.description = inner.description
+        self.default_model: str = getattr(inner, "default_model", "")
+        self.policy = policy
+        # Public so tests can record the waits instead of sleeping through them.
+        self.sleep = sleep
+        self._rng = rng or random.Random()
+
+    async def _wait_before_retry(self, retry: int, error: ProviderError) -> None:
+        delay = self.policy.delay_before_retry(retry=retry, error=error, rng=self._rng)
+        logger.warning(
+            "provider %s failed (%s); retry %d/%d in %.2f s",
+            self.name,
+            error.code,
+            retry,
+            self.policy.max_retries,
+            delay,
+        )
+        await self.sleep(delay)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """The whole answer, retried as a unit. Raises ProviderError."""
+        retry = 0
+        while True:
+            try:
+                result = await self.inner.complete(request)
+                break
+            except ProviderError as error:
+                if not error.retryable or retry >= self.policy.max_retries:
+                    raise
+                retry += 1
+                await self._wait_before_retry(retry, error)
+        result.usage = priced(result.usage, provider=self.name, model=result.model or request.model)
+        return result
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """The answer as it comes; retried only until the first chunk. Raises ProviderError."""
+        retry = 0
+        while True:
+            yielded = False
+            finished = False
+            chunks = self.inner.stream(request)
+            try:
+                async for chunk in chunks:
+                    if chunk.finish_reason is not None:
+                        finished = True
+                        if chunk.usage is not None:
+                            model = chunk.model or request.model
+                            usage = priced(chunk.usage, provider=self.name, model=model)
+                            chunk = dataclasses.replace(chunk, usage=usage)
+                    yielded = True
+                    yield chunk
+                if not finished:
+                    raise incomplete_stream_error(provider=self.name)
+                return
+            except ProviderError as error:
+                if yielded or not error.retryable or retry >= self.policy.max_retries:
+                    raise
+                retry += 1
+                await self._wait_before_retry(retry, error)
+            finally:
+                await _aclose(chunks)
+
+
+class FallbackProvider(ChatProvider):
+    """Try each provider in turn until one answers; switch only before the first chunk.
+
+    Any ProviderError moves on to the next provider (each has already used its own
+    retries): the primary's auth or quota failure is exactly when a fallback helps. The
+    fallback providers answer with their own default model, since the request's model
+    names a model of the primary.
+    """
+
+    def __init__(self, chain: Sequence[ChatProvider]) -> None:
+        if not chain:
+            raise ValueError("a fallback chain needs at least one provider")
+        self.chain = list(chain)
+        self.name = chain[0].name
+        self.description = chain[0].description
+        self.default_model: str = getattr(chain[0], "default_model", "")
+
+    def _request_for(self, index: int, request: ChatRequest) -> ChatRequest:
+        if index == 0:
+            return request
+        return dataclasses.replace(request, model=getattr(self.chain[index], "default_model", ""))
+
+    def _all_failed(self, errors: list[ProviderError]) -> ProviderError:
+        if len(errors) == 1:
+            return errors[0]
+        last = errors[-1]
+        summary = "; ".join(f"{e.provider}: {e.message}" for e in errors)
+        return ProviderError(
+            f"Every provider in the fallback chain failed. {summary}",
+            provider="->".join(p.name for p in self.chain),
+            retryable=any(e.retryable for e in errors),
+            code=last.code,
+            status=last.status,
+            upstream_status=last.upstream_status,
+        )
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """The first provider's answer that succeeds. Raises ProviderError."""
+        errors: list[ProviderError] = []
+        for index, provider in enumerate(self.chain):
+            try:
+                return await provider.complete(self._request_for(index, request))
+            except ProviderError as error:
+                errors.append(error)
+                logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
+        raise self._all_failed(errors)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        """The first provider's stream that yields a chunk. Raises ProviderError."""
+        errors: list[ProviderError] = []
+        for index, provider in enumerate(self.chain):
+            yielded = False
+            chunks = provider.stream(self._request_for(index, request))
+            try:
+                async for chunk in chunks:
+                    yielded = True
+                    yield chunk
+                return
+            except ProviderError as error:
+                if yielded:
+                    raise
+                errors.append(error)
+                logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
+            finally:
+                await _aclose(chunks)
+        raise self._all_failed(errors)
+
+
+async def _aclose(chunks: AsyncIterator[ChatChunk]) -> None:
+    # Closing the vendor stream releases its HTTP connection at once, not at GC time.
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
