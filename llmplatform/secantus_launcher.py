@@ -12,8 +12,9 @@ Compatibility patch (SecantusDB 0.7.0b3): django-mongodb-backend implements
 ``coll``, which MongoDB 6.0+ accepts ("a pipeline starting with $documents") and this
 server rejects. The patch runs such a sub-pipeline as a collection-less aggregate.
 It changes only this embedded server; nothing the ORM sends to a real MongoDB is
-touched. ``tests/test_embedded_mongo.py`` shows the patch is still needed; drop it when
-upstream accepts the stage.
+touched. A second patch makes nested inclusion projections work (see
+``apply_nested_inclusion_project_patch``). ``tests/foundation/test_embedded_mongo.py`` shows
+both patches are still needed; drop each when upstream fixes it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,47 @@ def apply_union_with_documents_patch() -> None:
     aggregate._STAGES["$unionWith"] = union_with
 
 
+def _flatten_inclusions(prefix: str, spec: dict[str, Any], out: dict[str, Any]) -> bool:
+    for key, value in spec.items():
+        if key.startswith("$"):
+            return False
+        path = f"{prefix}.{key}"
+        if isinstance(value, dict):
+            if not value or not _flatten_inclusions(path, value, out):
+                return False
+        elif isinstance(value, bool) or value in (0, 1):
+            out[path] = value
+        else:
+            return False
+    return True
+
+
+def apply_nested_inclusion_project_patch() -> None:
+    """``{"$project": {"a": {"b": 1}}}`` must include ``a.b``; 0.7.0b3 returns literal 1s.
+
+    Django's permission lookup projects ``{"django_content_type": {"app_label": 1}}``;
+    without this, staff permissions read as ``'1.view_query'`` and every non-superuser
+    operator is denied. Rewritten to the equivalent dotted form ``{"a.b": 1}``.
+    """
+    from secantus import aggregate
+
+    original = aggregate._STAGES["$project"]
+
+    def project(spec: Any, docs: list[dict[str, Any]], ctx: Any) -> list[dict[str, Any]]:
+        if isinstance(spec, dict):
+            rewritten: dict[str, Any] = {}
+            for key, value in spec.items():
+                nested: dict[str, Any] = {}
+                if isinstance(value, dict) and value and _flatten_inclusions(key, value, nested):
+                    rewritten.update(nested)
+                else:
+                    rewritten[key] = value
+            spec = rewritten
+        return original(spec, docs, ctx)
+
+    aggregate._STAGES["$project"] = project
+
+
 def _stop_when_orphaned(parent_pid: int, stopping: threading.Event) -> None:
     # A killed test run must not leave servers behind: re-parenting means our parent died.
     while not stopping.wait(1.0):
@@ -80,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_patch:
         apply_union_with_documents_patch()
+        apply_nested_inclusion_project_patch()
 
     if args.storage_path != ":memory:":
         Path(args.storage_path).mkdir(parents=True, exist_ok=True)

@@ -107,7 +107,8 @@ REDIS_URL = env_optional_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
-CELERY_TASK_EAGER_PROPAGATES = True
+# In-process mode: a failed background task (a summary) must not fail the answer.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -146,6 +147,8 @@ PROVIDER_READ_TIMEOUT = env_float("PROVIDER_READ_TIMEOUT", 60.0, minimum=0.1)
 PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 2, minimum=0)
 PROVIDER_RETRY_BASE_DELAY = env_float("PROVIDER_RETRY_BASE_DELAY", 0.5, minimum=0.0)
 PROVIDER_FALLBACKS = env_str("PROVIDER_FALLBACKS", "")
+# auto: OpenAI text-embedding-3-small when OPENAI_API_KEY is set, else the local MiniLM.
+EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", "auto", ("auto", "openai", "local"))
 
 # ==================== Model defaults ====================
 DEFAULT_MODEL_PROVIDER = env_str("DEFAULT_MODEL_PROVIDER", "openai")
@@ -165,7 +168,8 @@ PRODUCT_SEARCH_MAX_RESULTS = env_int("PRODUCT_SEARCH_MAX_RESULTS", 1, minimum=1)
 UPLOAD_DIR = BASE_DIR / env_str("UPLOAD_DIR", "uploads")
 MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 5 * 1024 * 1024, minimum=1024)
+# Fits a full event batch (500 events x 16 KB data).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 10 * 1024 * 1024, minimum=1024)
 
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
@@ -206,6 +210,7 @@ LOGGING = {
         "django.server": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # logs request URLs, which may carry keys
         "pymongo": {"level": "WARNING"},
     },
 }

@@ -1,3 +1,9 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from products.views import ProductSearchView
+
+urlpatterns = [
+    path("products/search", ProductSearchView.as_view(), name="product-search"),
+]

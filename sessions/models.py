@@ -33,6 +33,8 @@ class Session(models.Model):
             models.Index(fields=["user_id"], name="sessions_user_id"),
             models.Index(fields=["session_id"], name="sessions_session_id"),
             models.Index(fields=["start_t"], name="sessions_start_t"),
+            # Analytics reads one owner's sessions by day.
+            models.Index(fields=["owner", "start_t"], name="sessions_owner_start"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["owner", "session_id"], name="sessions_unique_id")
@@ -60,7 +62,11 @@ class Event(models.Model):
 
     class Meta:
         db_table = "events"
-        indexes = [models.Index(fields=["owner", "session_id", "t"], name="events_session_t")]
+        indexes = [
+            models.Index(fields=["owner", "session_id", "t"], name="events_session_t"),
+            # Analytics counts one owner's events by the day they arrived.
+            models.Index(fields=["owner", "received_at"], name="events_owner_received"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["owner", "session_id", "event_id"], name="events_unique_client_id"

@@ -1,3 +1,14 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from sessions import views
+
+urlpatterns = [
+    path("session/start", views.SessionStartView.as_view(), name="session-start"),
+    path("session/event", views.SessionEventView.as_view(), name="session-event"),
+    path("session/events", views.SessionEventsView.as_view(), name="session-events"),
+    path("session/end", views.SessionEndView.as_view(), name="session-end"),
+    path("session/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
+    path("analytics/summary", views.AnalyticsSummaryView.as_view(), name="analytics-summary"),
+]

@@ -26,7 +26,6 @@ class Command(BaseCommand):
             f"\n{settings.APP_NAME} {settings.APP_VERSION} [{settings.ENVIRONMENT}]\n"
             f"  database:    {database}\n"
             f"  background:  {background}\n"
-            f"  chat UI:     {base}/\n"
             f"  API docs:    {base}/docs  (ReDoc {base}/redoc, OpenAPI {base}/openapi.json)\n"
             f"  admin:       {base}/admin/\n"
             f"  health:      {base}/api/v1/health\n"

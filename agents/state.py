@@ -1,0 +1,67 @@
+"""What the agents of one query share while the pipeline runs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.providers.base import Citation, ImageInput, Usage
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass
+class PipelineState:
+    query_id: str
+    owner_id: Any
+    user_id: str
+    session_id: str
+    text: str
+    mode: str
+    provider: str
+    model: str
+    temperature: float
+    max_tokens: int
+    web_search: bool
+    use_memory: bool
+    selected_option: str | None
+    images: list[ImageInput]
+    system_prompt_override: str | None
+    emit: Emit
+    # Filled in by the agents, in pipeline order.
+    intent: str = "chat"
+    route: list[str] = field(default_factory=list)
+    embedding: list[float] | None = None
+    embedding_model: str = ""
+    memory_items: list[dict[str, Any]] = field(default_factory=list)
+    summary: str | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)
+    # A shopping question ends the turn without the writer: the answer is the question.
+    shopping_question: str | None = None
+    options: list[str] = field(default_factory=list)
+    shopping_needs: dict[str, str] = field(default_factory=dict)
+    product_query: str | None = None
+    product_cards: list[dict[str, Any]] = field(default_factory=list)
+    products_note: str | None = None
+    vision_notes: str | None = None
+    response: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    # No model call costs nothing; an unpriced one makes the cost unknown (None).
+    usage: Usage = field(default_factory=lambda: Usage(cost_usd=0.0))
+    time_to_first_token_ms: float | None = None
+    cancelled: bool = False
+    agents_used: list[str] = field(default_factory=list)
+    agent_timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def add_usage(self, usage: Usage) -> None:
+        """Sum the usage of every model call the query made (vision, writer)."""
+        self.usage.input_tokens += usage.input_tokens
+        self.usage.output_tokens += usage.output_tokens
+        self.usage.cached_tokens += usage.cached_tokens
+        self.usage.reasoning_tokens += usage.reasoning_tokens
+        if usage.cost_usd is None or self.usage.cost_usd is None:
+            # One unpriced call makes the total unknown, not smaller.
+            self.usage.cost_usd = None
+        else:
+            self.usage.cost_usd += usage.cost_usd

@@ -1,0 +1,32 @@
+"""VisionAgent: describes attached images so the writer can use what they show."""
+
+from __future__ import annotations
+
+from agents.providers.base import ChatMessage, ChatRequest
+from agents.providers.registry import get_chat_provider
+from agents.state import PipelineState
+
+VISION_PROMPT = (
+    "Describe these images in detail for someone who cannot see them: objects, text, "
+    "people, setting, and anything relevant to this question: {question}"
+)
+
+
+async def run(state: PipelineState) -> None:
+    provider = get_chat_provider(state.provider)
+    result = await provider.complete(
+        ChatRequest(
+            model=state.model,
+            messages=(
+                ChatMessage(
+                    role="user",
+                    content=VISION_PROMPT.format(question=state.text),
+                    images=tuple(state.images),
+                ),
+            ),
+            temperature=0.2,
+            max_tokens=min(state.max_tokens, 512),
+        )
+    )
+    state.vision_notes = result.text.strip()
+    state.add_usage(result.usage)

@@ -1,0 +1,107 @@
+"""WriterAgent: builds the final prompt and streams the answer as ``chunk`` events."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from agents.providers.base import ChatMessage, ChatRequest
+from agents.providers.collect import merge_citations
+from agents.providers.registry import get_chat_provider
+from agents.state import PipelineState
+from llmplatform.core.event_log import event_log
+
+BASE_PROMPT = (
+    "You are a helpful assistant on a chat platform. Answer the user's question accurately "
+    "and concisely. Use the context below when it is relevant; do not mention it otherwise. "
+    "If you are not sure, say so."
+)
+# Each vendor's models follow instructions best in a slightly different house style.
+PROVIDER_STYLE = {
+    "openai": "Format answers in Markdown; use short lists where they help.",
+    "openrouter": "Format answers in Markdown; cite sources inline when you used the web.",
+    "anthropic": "The context is given in XML tags. Answer in plain prose or Markdown.",
+    "google": "Be direct. Use Markdown headings only for long answers.",
+    "local": "Answer in two or three short sentences.",
+}
+CANCEL_POLL_S = 0.1
+
+
+def _context_block(state: PipelineState) -> str:
+    sections: list[tuple[str, str]] = []
+    if state.summary:
+        sections.append(("conversation_summary", state.summary))
+    if state.memory_items:
+        sections.append(
+            (
+                "related_past_questions",
+                "\n".join(f"Q: {m['query']}\nA: {m['response']}" for m in state.memory_items),
+            )
+        )
+    if state.vision_notes:
+        sections.append(("attached_images", state.vision_notes))
+    if state.shopping_needs:
+        sections.append(("shopper_needs", json.dumps(state.shopping_needs)))
+    if state.product_cards:
+        sections.append(
+            (
+                "products_found",
+                "\n".join(
+                    f"- {c.get('title')} | {c.get('price')} | {c.get('source')} | {c.get('url')}"
+                    for c in state.product_cards
+                ),
+            )
+        )
+    elif state.products_note:
+        sections.append(("products_found", state.products_note))
+    if state.provider == "anthropic":
+        return "\n".join(f"<{name}>\n{body}\n</{name}>" for name, body in sections)
+    return "\n\n".join(f"## {name.replace('_', ' ').title()}\n{body}" for name, body in sections)
+
+
+def build_request(state: PipelineState) -> ChatRequest:
+    system = state.system_prompt_override or BASE_PROMPT
+    style = PROVIDER_STYLE.get(state.provider, "")
+    context = _context_block(state)
+    system = "\n\n".join(part for part in (system, style, context) if part)
+    messages: list[ChatMessage] = []
+    for question, answer in state.history:
+        messages.append(ChatMessage(role="user", content=question))
+        messages.append(ChatMessage(role="assistant", content=answer))
+    messages.append(ChatMessage(role="user", content=state.text))
+    return ChatRequest(
+        model=state.model,
+        messages=tuple(messages),
+        system=system,
+        temperature=state.temperature,
+        max_tokens=state.max_tokens,
+        web_search=state.web_search,
+    )
+
+
+async def run(state: PipelineState) -> None:
+    provider = get_chat_provider(state.provider)
+    log = event_log()
+    started = time.perf_counter()
+    next_cancel_check = started + CANCEL_POLL_S
+    parts: list[str] = []
+    stream = provider.stream(build_request(state))
+    try:
+        async for chunk in stream:
+            if chunk.text:
+                if state.time_to_first_token_ms is None:
+                    state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
+                parts.append(chunk.text)
+                await state.emit({"type": "chunk", "content": chunk.text})
+            merge_citations(state.citations, chunk.citations)
+            if chunk.usage is not None:
+                state.add_usage(chunk.usage)
+            if time.perf_counter() >= next_cancel_check:
+                next_cancel_check = time.perf_counter() + CANCEL_POLL_S
+                if await log.acancel_requested(state.query_id):
+                    state.cancelled = True
+                    break
+    finally:
+        # Closing the generator closes the vendor's HTTP stream: generation (and billing) stops.
+        await stream.aclose()
+    state.response = "".join(parts)

@@ -1,0 +1,80 @@
+"""Request and response shapes of the query API (the seed's contract, plus extensions)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from queries.models import Query
+
+MAX_QUERY_CHARS = 8000
+MAX_ATTACHMENTS = 4
+
+
+class QueryRequestSerializer(serializers.Serializer):
+    user_id = serializers.CharField(max_length=128)
+    session_id = serializers.CharField(max_length=128)
+    query = serializers.CharField(max_length=MAX_QUERY_CHARS, trim_whitespace=True)
+    model_provider = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    model_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    mode = serializers.ChoiceField(choices=["chat", "shopping"], default="chat")
+    web_search = serializers.BooleanField(default=False)
+    use_memory = serializers.BooleanField(default=True)
+    attachments = serializers.ListField(
+        child=serializers.CharField(max_length=int(settings.MAX_FILE_SIZE * 1.4) + 100),
+        required=False,
+        default=list,
+        max_length=MAX_ATTACHMENTS,
+        help_text="File ids from /api/v1/files/upload, or image data URLs (data:image/...)",
+    )
+    selected_option = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The option the user picked for the last shopping question",
+    )
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=32000, required=False)
+
+
+class FeedbackSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=[1, -1])
+    comment = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class QueryResultSerializer(serializers.ModelSerializer):
+    """A stored query as the API returns it (JSON endpoint, history, detail)."""
+
+    query_id = serializers.CharField(source="pk", read_only=True)
+    feedback = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Query
+        fields = [
+            "query_id",
+            "user_id",
+            "session_id",
+            "query",
+            "response",
+            "status",
+            "citations",
+            "product_cards",
+            "options",
+            "intent",
+            "agents_used",
+            "model_provider",
+            "model_name",
+            "usage",
+            "latency",
+            "metadata",
+            "experiments",
+            "error",
+            "feedback",
+            "timestamp",
+        ]
+
+    def get_feedback(self, query: Query) -> dict | None:
+        if query.feedback_rating is None:
+            return None
+        return {"rating": query.feedback_rating, "comment": query.feedback_comment}

@@ -1,0 +1,119 @@
+"""The query API: ask (JSON), history, detail, feedback, cancel."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from llmplatform.core.pagination import NewestFirstCursorPagination
+from queries.models import Query
+from queries.selectors import query_get, query_history
+from queries.serializers import FeedbackSerializer, QueryRequestSerializer, QueryResultSerializer
+from queries.services import query_answer, query_cancel, query_feedback
+
+
+class QueryView(APIView):
+    @extend_schema(
+        summary="Ask a question; the agent pipeline answers (JSON)",
+        description=(
+            "Missing model_provider/model_name use DEFAULT_MODEL_PROVIDER/DEFAULT_MODEL_NAME; "
+            "without any provider key the offline `local` model (demo quality) answers. "
+            "mode=shopping runs a three-round interview: answer its `options` with "
+            "`selected_option`."
+        ),
+        request=QueryRequestSerializer,
+        responses={200: QueryResultSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = QueryRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        query = query_answer(owner=request.user, params=serializer.validated_data)
+        if query.status == Query.Status.FAILED:
+            error = dict(query.error or {})
+            status = error.pop("status", 502)
+            error["details"] = {**error.get("details", {}), "query_id": str(query.pk)}
+            return Response({"error": error}, status=status)
+        return Response(QueryResultSerializer(query).data)
+
+
+class QueryHistoryView(APIView):
+    @extend_schema(
+        summary="Your queries, newest first (cursor pagination)",
+        parameters=[
+            OpenApiParameter("session_id", str),
+            OpenApiParameter("user_id", str),
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int, description="1..100, default 20"),
+        ],
+        responses={200: QueryResultSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        paginator = NewestFirstCursorPagination(ordering="-timestamp")
+        page = paginator.paginate_queryset(
+            query_history(
+                owner=request.user,
+                session_id=request.query_params.get("session_id"),
+                user_id=request.query_params.get("user_id"),
+            ),
+            request,
+            view=self,
+        )
+        return paginator.get_paginated_response(QueryResultSerializer(page, many=True).data)
+
+
+class QueryDetailView(APIView):
+    @extend_schema(summary="One query and its answer", responses={200: QueryResultSerializer})
+    def get(self, request: Request, query_id: str) -> Response:
+        return Response(
+            QueryResultSerializer(query_get(owner=request.user, query_id=query_id)).data
+        )
+
+
+class QueryFeedbackView(APIView):
+    @extend_schema(
+        summary="Rate an answer: 1 (thumbs up) or -1 (thumbs down)",
+        request=FeedbackSerializer,
+        responses={200: QueryResultSerializer},
+    )
+    def post(self, request: Request, query_id: str) -> Response:
+        query = query_get(owner=request.user, query_id=query_id)
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        query = query_feedback(query=query, **serializer.validated_data)
+        return Response(QueryResultSerializer(query).data)
+
+
+class QueryCancelView(APIView):
+    @extend_schema(
+        summary="Stop generating an answer (a finished query is left as it is)",
+        request=None,
+        responses={
+            200: inline_serializer(
+                "QueryCancelResult",
+                {
+                    "query_id": serializers.CharField(),
+                    "cancel_requested": serializers.BooleanField(),
+                    "status": serializers.CharField(),
+                    "message": serializers.CharField(),
+                },
+            )
+        },
+    )
+    def post(self, request: Request, query_id: str) -> Response:
+        query, requested = query_cancel(query=query_get(owner=request.user, query_id=query_id))
+        message = (
+            "Stop requested: the partial answer is kept with status cancelled."
+            if requested
+            else f"The query is already {query.status}; nothing to cancel."
+        )
+        return Response(
+            {
+                "query_id": str(query.pk),
+                "cancel_requested": requested,
+                "status": query.status,
+                "message": message,
+            }
+        )

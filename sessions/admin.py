@@ -1,0 +1,237 @@
+"""Operator console for sessions, their events, and experiments."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from llmplatform.admin_site import ReadOnlyAdmin
+from llmplatform.core.errors import ApplicationError
+from sessions.assignment import OVERRIDE_KEYS, variants_clean
+from sessions.models import Event, Experiment, Session
+from sessions.selectors import experiment_results, session_metrics_document
+from sessions.services import experiment_save, experiment_start, experiment_stop
+
+EVENTS_PER_PAGE = 50
+
+
+class ExperimentVariantFilter(admin.SimpleListFilter):
+    title = "experiment variant"
+    parameter_name = "variant"
+
+    def lookups(self, request, model_admin):
+        return [
+            (f"{experiment.key}={variant['name']}", f"{experiment.key}: {variant['name']}")
+            for experiment in Experiment.objects.order_by("key")
+            for variant in experiment.variants or []
+        ]
+
+    def queryset(self, request, queryset):
+        if not self.value() or "=" not in self.value():
+            return queryset
+        key, _, variant = self.value().partition("=")
+        if "__" in key:
+            return queryset.none()  # experiment keys cannot hold "__" (ExperimentForm)
+        return queryset.filter(**{f"experiments__{key}": variant})
+
+
+@admin.register(Session)
+class SessionAdmin(ReadOnlyAdmin):
+    list_display = (
+        "session_id",
+        "user_id",
+        "owner",
+        "device",
+        "start_t",
+        "end_t",
+        "event_count",
+        "experiments",
+    )
+    list_filter = (("start_t", admin.DateFieldListFilter), "device", ExperimentVariantFilter)
+    search_fields = ("session_id", "user_id")
+    date_hierarchy = "start_t"
+    list_select_related = ("owner",)
+    ordering = ("-start_t",)
+    fields = (
+        "session_id",
+        "user_id",
+        "owner",
+        "device",
+        "environment",
+        "experiments",
+        "start_t",
+        "end_t",
+        "event_count",
+    )
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        session = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if session is not None:
+            events = Event.objects.filter(
+                owner_id=session.owner_id, session_id=session.session_id
+            ).order_by("t", "pk")
+            page = Paginator(events, EVENTS_PER_PAGE).get_page(request.GET.get("events_page"))
+            extra_context["events_page"] = page
+            extra_context["session_metrics"] = session_metrics_document(session=session)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("session_id", "type", "t", "event_id", "owner", "received_at")
+    list_filter = ("type", ("received_at", admin.DateFieldListFilter))
+    search_fields = ("session_id", "event_id")
+    ordering = ("-received_at",)
+
+
+class ExperimentForm(forms.ModelForm):
+    variants = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 12, "cols": 80, "class": "vLargeTextField"}),
+        help_text=(
+            'A JSON list of 2-10 variants: {"name": "control", "weight": 50, "overrides": '
+            "{...}}. Weights are relative. Overrides may set: "
+            + ", ".join(OVERRIDE_KEYS)
+            + '. Results compare every variant with the one named "control" (else the first). '
+            "Stop a running experiment before changing its variants."
+        ),
+        initial=json.dumps(
+            [
+                {"name": "control", "weight": 50, "overrides": {}},
+                {
+                    "name": "treatment",
+                    "weight": 50,
+                    "overrides": {"model_provider": "anthropic", "model_name": ""},
+                },
+            ],
+            indent=2,
+        ),
+    )
+
+    class Meta:
+        model = Experiment
+        fields = ("key", "name", "description", "variants")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["variants"] = json.dumps(self.instance.variants, indent=2)
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if "__" in key:
+            raise forms.ValidationError("Use single '-' or '_' between words.")
+        return key
+
+    def clean_variants(self) -> list:
+        try:
+            raw = json.loads(self.cleaned_data["variants"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+        try:
+            variants = variants_clean(raw)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        instance = self.instance
+        if (
+            instance.pk is not None
+            and instance.status == Experiment.Status.RUNNING
+            and variants != instance.variants
+        ):
+            raise forms.ValidationError(
+                "Stop the experiment before changing its variants or weights: changing them "
+                "while it runs moves users between variants mid-test."
+            )
+        return variants
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
+    list_display = ("key", "name", "status", "variant_summary", "started_at", "results_link")
+    list_filter = ("status",)
+    search_fields = ("key", "name")
+    readonly_fields = ("status", "created_at", "started_at", "stopped_at")
+    actions = ("start_experiments", "stop_experiments")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            # The key is in every assignment hash and stored exposure; renaming orphans both.
+            fields.append("key")
+        return fields
+
+    @admin.display(description="variants")
+    def variant_summary(self, experiment: Experiment) -> str:
+        return ", ".join(f"{v['name']} ({v['weight']})" for v in experiment.variants or [])
+
+    @admin.display(description="results")
+    def results_link(self, experiment: Experiment) -> str:
+        url = reverse("admin:chat_sessions_experiment_results", args=[experiment.pk])
+        return format_html('<a href="{}">results</a>', url)
+
+    def save_model(self, request, obj, form, change):
+        experiment_save(experiment=obj, variants=form.cleaned_data["variants"])
+
+    @admin.action(description="Start selected experiments", permissions=["change"])
+    def start_experiments(self, request, queryset):
+        for experiment in queryset:
+            try:
+                experiment_start(experiment=experiment)
+            except ApplicationError as exc:
+                self.message_user(request, f"{experiment.key}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{experiment.key} is running.", messages.SUCCESS)
+
+    @admin.action(description="Stop selected experiments", permissions=["change"])
+    def stop_experiments(self, request, queryset):
+        for experiment in queryset:
+            experiment_stop(experiment=experiment)
+        self.message_user(request, f"Stopped {queryset.count()} experiment(s).", messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/results/",
+                self.admin_site.admin_view(self.results_view),
+                name="chat_sessions_experiment_results",
+            ),
+            *super().get_urls(),
+        ]
+
+    def results_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        experiment = self.get_object(request, object_id)
+        if experiment is None:
+            raise Http404("No such experiment.")
+        from llmplatform.charts import bar_chart
+
+        results = experiment_results(experiment=experiment)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Results: {experiment.key}",
+            "experiment": experiment,
+            "opts": self.model._meta,
+            "results": results,
+            "sessions_chart": bar_chart(
+                title="Sessions per variant",
+                points=[(result.name, result.sessions) for result in results],
+            ),
+            "thumbs_chart": bar_chart(
+                title="Thumbs-up rate per variant (%)",
+                points=[
+                    (result.name, round((result.thumbs_up_rate or 0) * 100, 1))
+                    for result in results
+                ],
+            ),
+        }
+        return TemplateResponse(request, "admin/chat_sessions/experiment/results.html", context)

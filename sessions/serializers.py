@@ -1,0 +1,119 @@
+"""Request and response shapes of the session API."""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from sessions.models import Event, Session
+
+# Session ids appear in URL paths (GET /session/{id}), so they stay URL-safe; the route
+# names under /session/ cannot be ids, or the session could never be read back.
+RESERVED_SESSION_IDS = frozenset({"start", "event", "events", "end"})
+MAX_VIEWPORT_PIXELS = 100_000
+
+
+def _not_reserved(value: str) -> None:
+    if value in RESERVED_SESSION_IDS:
+        raise serializers.ValidationError(
+            f'"{value}" is reserved; use another session id.', code="reserved"
+        )
+
+
+class SessionIdField(serializers.CharField):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(
+            max_length=128,
+            validators=[
+                RegexValidator(
+                    r"^[A-Za-z0-9._:\-]+$",
+                    "Use letters, digits and . _ : - only (at most 128 characters).",
+                ),
+                _not_reserved,
+            ],
+            **kwargs,
+        )
+
+
+class ViewportSerializer(serializers.Serializer):
+    width = serializers.IntegerField(min_value=0, max_value=MAX_VIEWPORT_PIXELS)
+    height = serializers.IntegerField(min_value=0, max_value=MAX_VIEWPORT_PIXELS)
+
+
+class EnvironmentSerializer(serializers.Serializer):
+    device = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    browser = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    os = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    viewport = ViewportSerializer(required=False)
+
+
+class SessionStartSerializer(serializers.Serializer):
+    session_id = SessionIdField()
+    user_id = serializers.CharField(max_length=128)
+    environment = EnvironmentSerializer(required=False, default=dict)
+
+
+class SessionEventSerializer(serializers.Serializer):
+    session_id = SessionIdField()
+    event = serializers.JSONField(
+        help_text=(
+            "{id?: string (client id; re-sending it stores nothing new), t: epoch ms, "
+            "type: click|scroll|input|custom|page_view|focus|blur|navigation|error|query, "
+            "data?: object of at most 16 KB as JSON}"
+        )
+    )
+
+
+class SessionEventsSerializer(serializers.Serializer):
+    session_id = SessionIdField()
+    events = serializers.ListField(
+        child=serializers.JSONField(), allow_empty=True, help_text="1-500 events"
+    )
+
+
+class SessionEndSerializer(serializers.Serializer):
+    session_id = SessionIdField()
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Session
+        fields = [
+            "session_id",
+            "user_id",
+            "environment",
+            "device",
+            "experiments",
+            "status",
+            "start_t",
+            "end_t",
+            "event_count",
+        ]
+
+    def get_status(self, session: Session) -> str:
+        return "ended" if session.is_ended else "active"
+
+
+class EventSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="event_id")
+
+    class Meta:
+        model = Event
+        fields = ["id", "type", "t", "data", "received_at"]
+
+
+class EventRejectionSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class EventBatchResultSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    received = serializers.IntegerField()
+    stored = serializers.IntegerField(help_text="new events stored by this request")
+    duplicates = serializers.IntegerField(help_text="events whose id was already stored")
+    rejected = EventRejectionSerializer(many=True)

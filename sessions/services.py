@@ -1,0 +1,335 @@
+"""Writes for sessions, their events and experiments."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from django.db import IntegrityError
+from django.db.models import F
+from django.utils import timezone
+
+from llmplatform.core.errors import ApplicationError
+from sessions.assignment import variant_for_user, variants_clean
+from sessions.models import Event, Experiment, Session
+from sessions.selectors import session_get, session_metrics
+
+# The event types clients may send. "custom" is the escape hatch for anything else.
+EVENT_TYPES = (
+    "click",
+    "scroll",
+    "input",
+    "custom",
+    "page_view",
+    "focus",
+    "blur",
+    "navigation",
+    "error",
+    "query",
+)
+MAX_EVENT_DATA_BYTES = 16 * 1024
+MAX_BATCH_EVENTS = 500
+MAX_EVENT_ID_LENGTH = 128
+# Year 9999 in epoch ms: anything larger is not a timestamp, it is a bug on the client.
+MAX_EVENT_T = 253_402_300_799_999
+
+
+@dataclass
+class EventRejection:
+    index: int
+    code: str
+    reason: str
+    id: str | None = None
+
+
+@dataclass
+class EventBatchResult:
+    session_id: str
+    received: int
+    stored: int
+    duplicates: int
+    rejected: list[EventRejection] = field(default_factory=list)
+
+
+@dataclass
+class SessionStartResult:
+    session: Session
+    created: bool
+
+
+@dataclass
+class SessionEndResult:
+    session: Session
+    already_ended: bool
+
+
+def _now() -> datetime:
+    # BSON dates hold milliseconds: a create response must show what a later read returns.
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def _running_experiment_assignments(*, owner_id: str, user_id: str) -> dict[str, str]:
+    return {
+        experiment.key: variant_for_user(
+            owner_id=owner_id,
+            user_id=user_id,
+            experiment_key=experiment.key,
+            variants=experiment.variants,
+        )
+        for experiment in Experiment.objects.filter(status=Experiment.Status.RUNNING).only(
+            "key", "variants"
+        )
+    }
+
+
+def session_start(
+    *, owner, session_id: str, user_id: str, environment: Mapping[str, Any]
+) -> SessionStartResult:
+    """Create the session (or return the existing one). Raises ApplicationError 409."""
+    existing = Session.objects.filter(owner=owner, session_id=session_id).first()
+    if existing is None:
+        session = Session(
+            owner=owner,
+            session_id=session_id,
+            user_id=user_id,
+            environment=dict(environment),
+            device=str(environment.get("device") or ""),
+            start_t=_now(),
+            # Exposure: the assignments are written once, here, and never re-rolled.
+            experiments=_running_experiment_assignments(owner_id=str(owner.pk), user_id=user_id),
+        )
+        try:
+            session.save(force_insert=True)
+        except IntegrityError:
+            # A retried start raced us to the unique (owner, session_id) index.
+            existing = Session.objects.get(owner=owner, session_id=session_id)
+        else:
+            return SessionStartResult(session=session, created=True)
+    if existing.user_id != user_id:
+        raise ApplicationError(
+            f'Session "{session_id}" already exists for another user_id. Session ids must '
+            "be unique per API key owner; start a new session with a new id.",
+            code="session_conflict",
+            status=409,
+        )
+    return SessionStartResult(session=existing, created=False)
+
+
+def _data_size(data: Any) -> int:
+    return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _event_problem(raw: Any) -> tuple[str, str] | None:
+    """(code, reason) for an event that cannot be stored, or None when it is valid."""
+    if not isinstance(raw, dict):
+        return "invalid_event", "An event must be an object with t, type and data."
+    event_type = raw.get("type")
+    if not isinstance(event_type, str) or not event_type:
+        return "invalid_event", 'The event has no "type".'
+    if event_type not in EVENT_TYPES:
+        return (
+            "unknown_event_type",
+            f'Unknown event type "{event_type[:40]}"; allowed: {", ".join(EVENT_TYPES)}.',
+        )
+    t = raw.get("t")
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_EVENT_T:
+        return "invalid_event", '"t" must be an integer time in epoch milliseconds.'
+    data = raw.get("data", {})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return "invalid_event", '"data" must be an object.'
+    size = _data_size(data)
+    if size > MAX_EVENT_DATA_BYTES:
+        return (
+            "event_data_too_large",
+            f'"data" is {size} bytes as JSON; the limit is {MAX_EVENT_DATA_BYTES} bytes.',
+        )
+    event_id = raw.get("id")
+    if event_id is not None and (
+        not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+    ):
+        return "invalid_event", f'"id" must be a string of 1-{MAX_EVENT_ID_LENGTH} characters.'
+    unknown = sorted(set(raw) - {"id", "t", "type", "data"})
+    if unknown:
+        return "invalid_event", f"Unknown event field(s): {', '.join(unknown)}."
+    return None
+
+
+def _open_session(*, owner, session_id: str) -> Session:
+    session = session_get(owner=owner, session_id=session_id)
+    if session.is_ended:
+        raise ApplicationError(
+            f'Session "{session_id}" has ended; it accepts no more events. Start a new session.',
+            code="session_ended",
+            status=409,
+        )
+    return session
+
+
+def _events_insert(*, events: list[Event]) -> int:
+    """Insert events whose ids were new a moment ago; returns how many *this call* stored."""
+    if not events:
+        return 0
+    # Our own primary keys let us tell, after a duplicate-key error, which documents we
+    # wrote: the ordered insert stops at the first duplicate and leaves the rest unwritten.
+    for event in events:
+        event.pk = ObjectId()
+    try:
+        Event.objects.bulk_create(events)
+    except IntegrityError:
+        # Only a concurrent retry of the same events gets here (ids were checked just now).
+        ours = set(
+            Event.objects.filter(pk__in=[event.pk for event in events]).values_list("pk", flat=True)
+        )
+        stored = len(ours)
+        for event in events:
+            if event.pk in ours:
+                continue
+            try:
+                event.save(force_insert=True)
+            except IntegrityError:
+                continue  # the other request stored this one
+            stored += 1
+        return stored
+    return len(events)
+
+
+def session_events_track(*, owner, session_id: str, events: Sequence[Any]) -> EventBatchResult:
+    """Store the valid events of a batch once each. Raises NotFound, ApplicationError 4xx."""
+    if not events:
+        raise ApplicationError(
+            '"events" is empty; send 1 to 500 events.', code="empty_batch", status=400
+        )
+    if len(events) > MAX_BATCH_EVENTS:
+        raise ApplicationError(
+            f"The batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS} per request.",
+            code="batch_too_large",
+            status=413,
+        )
+    session = _open_session(owner=owner, session_id=session_id)
+    now = _now()
+    rejected: list[EventRejection] = []
+    candidates: dict[str, Event] = {}
+    duplicates = 0
+    for index, raw in enumerate(events):
+        problem = _event_problem(raw)
+        if problem is not None:
+            client_id = raw.get("id") if isinstance(raw, dict) else None
+            rejected.append(
+                EventRejection(
+                    index=index,
+                    code=problem[0],
+                    reason=problem[1],
+                    id=client_id if isinstance(client_id, str) else None,
+                )
+            )
+            continue
+        event_id = raw.get("id") or uuid.uuid4().hex
+        if event_id in candidates:
+            duplicates += 1
+            continue
+        candidates[event_id] = Event(
+            owner=owner,
+            session_id=session.session_id,
+            event_id=event_id,
+            type=raw["type"],
+            t=raw["t"],
+            data=raw.get("data") or {},
+            received_at=now,
+        )
+    already_stored = set(
+        Event.objects.filter(
+            owner=owner, session_id=session.session_id, event_id__in=list(candidates)
+        ).values_list("event_id", flat=True)
+    )
+    fresh = [event for event_id, event in candidates.items() if event_id not in already_stored]
+    stored = _events_insert(events=fresh)
+    if stored:
+        Session.objects.filter(pk=session.pk).update(event_count=F("event_count") + stored)
+    return EventBatchResult(
+        session_id=session.session_id,
+        received=len(events),
+        stored=stored,
+        duplicates=duplicates + len(candidates) - stored,
+        rejected=rejected,
+    )
+
+
+def session_event_track(*, owner, session_id: str, event: Any) -> EventBatchResult:
+    """Store one event once. Raises NotFound, ApplicationError (400, 409, 413)."""
+    problem = _event_problem(event)
+    if problem is not None:
+        code, reason = problem
+        raise ApplicationError(
+            reason, code=code, status=413 if code == "event_data_too_large" else 400
+        )
+    return session_events_track(owner=owner, session_id=session_id, events=[event])
+
+
+def session_end(*, owner, session_id: str) -> SessionEndResult:
+    """End the session and store its final metrics; a no-op when ended. Raises NotFound."""
+    session = session_get(owner=owner, session_id=session_id)
+    if session.is_ended:
+        return SessionEndResult(session=session, already_ended=True)
+    end_t = _now()
+    metrics = session_metrics(session=session, now=end_t)
+    # The end_t filter makes two concurrent ends write once: the loser sees 0 rows.
+    updated = Session.objects.filter(pk=session.pk, end_t=None).update(
+        end_t=end_t,
+        metrics=metrics.as_document(),
+        query_count=metrics.query_count,
+        event_count=metrics.event_count,
+        first_query_at=metrics.first_query_at,
+    )
+    session.refresh_from_db()
+    return SessionEndResult(session=session, already_ended=updated == 0)
+
+
+def experiment_start(*, experiment: Experiment) -> Experiment:
+    """Run the experiment (new sessions get assigned). Raises ApplicationError on bad variants."""
+    experiment.variants = variants_clean(experiment.variants)
+    if experiment.status != Experiment.Status.RUNNING:
+        experiment.status = Experiment.Status.RUNNING
+        experiment.started_at = experiment.started_at or timezone.now()
+        experiment.stopped_at = None
+        experiment.save(update_fields=["variants", "status", "started_at", "stopped_at"])
+    return experiment
+
+
+def experiment_stop(*, experiment: Experiment) -> Experiment:
+    """Stop assigning the experiment and applying its overrides (idempotent). Raises nothing."""
+    if experiment.status == Experiment.Status.RUNNING:
+        experiment.status = Experiment.Status.STOPPED
+        experiment.stopped_at = timezone.now()
+        experiment.save(update_fields=["status", "stopped_at"])
+    return experiment
+
+
+def experiment_save(
+    *,
+    experiment: Experiment,
+    variants: Any,
+) -> Experiment:
+    """Create or update an experiment with validated variants. Raises ApplicationError 400/409."""
+    cleaned = variants_clean(variants)
+    if experiment.pk is not None and experiment.status == Experiment.Status.RUNNING:
+        stored = (
+            Experiment.objects.filter(pk=experiment.pk).values_list("variants", flat=True).first()
+        )
+        if stored is not None and stored != cleaned:
+            # Changing weights of a running experiment re-assigns users mid-test.
+            raise ApplicationError(
+                "Stop the experiment before changing its variants or weights.",
+                code="experiment_running",
+                status=409,
+            )
+    experiment.variants = cleaned
+    experiment.save()
+    return experiment

@@ -1,0 +1,126 @@
+"""The query API's contract and bad input, with the pipeline run in-process (no Redis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from queries.models import Query
+from tests.fakes.server import echo_reply_text
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _in_process(vendor_settings, fakes, settings):
+    settings.REDIS_URL = None  # the embedded default: pipeline in-process, events in memory
+    for server in fakes.values():
+        server.reset()
+
+
+def ask(api, text="Hi there", **extra):
+    body = {"user_id": "u1", "session_id": "s1", "query": text, "use_memory": False, **extra}
+    return api.post("/api/v1/query/", body, format="json")
+
+
+def test_seed_request_answers_with_seed_fields(api):
+    body = ask(api, model_provider="openai", model_name="gpt-4o-mini").json()
+    for field in (
+        "query_id",
+        "response",
+        "citations",
+        "product_cards",
+        "options",
+        "intent",
+        "agents_used",
+        "model_provider",
+        "model_name",
+        "usage",
+        "latency",
+        "metadata",
+    ):
+        assert field in body, field
+    assert body["response"] == echo_reply_text("Hi there")
+    assert body["usage"]["cost_usd"] is not None
+
+
+def test_missing_provider_uses_the_defaults(api, settings):
+    settings.DEFAULT_MODEL_PROVIDER = "anthropic"
+    settings.DEFAULT_MODEL_NAME = "claude-haiku-4-5"
+    body = ask(api).json()
+    assert (body["model_provider"], body["model_name"]) == ("anthropic", "claude-haiku-4-5")
+
+
+def test_unknown_provider_is_400_listing_available(api):
+    response = ask(api, model_provider="nope")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_provider"
+    assert set(error["details"]["available"]) == {"openai", "anthropic", "google", "openrouter"}
+    assert not Query.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"session_id": "s", "query": "q"}, "user_id"),
+        ({"user_id": "u", "session_id": "s", "query": ""}, "query"),
+        ({"user_id": "u", "session_id": "s", "query": "q", "mode": "party"}, "mode"),
+        ({"user_id": "u", "session_id": "s", "query": "q", "temperature": 5}, "temperature"),
+        (
+            {
+                "user_id": "u",
+                "session_id": "s",
+                "query": "q",
+                "attachments": ["data:text/html;base64,AA=="],
+            },
+            "attachments",
+        ),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(api, body, field):
+    response = api.post("/api/v1/query/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["message"]
+
+
+def test_malformed_json_is_400_envelope(api):
+    response = api.post("/api/v1/query/", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+def test_unknown_attachment_id_is_404(api):
+    response = ask(api, attachments=["66f0c0ffee0000000000beef"])
+    assert response.status_code == 404
+
+
+def test_history_detail_feedback_and_tenancy(api, other_api):
+    ids = [ask(api, f"question {n}").json()["query_id"] for n in range(3)]
+    page = api.get("/api/v1/query/history", {"session_id": "s1", "limit": 2}).json()
+    assert [item["query_id"] for item in page["results"]] == ids[::-1][:2]
+    rest = api.get(page["next"]).json()
+    assert [item["query_id"] for item in rest["results"]] == [ids[0]]
+    assert api.get(f"/api/v1/query/{ids[0]}").json()["query"] == "question 0"
+    rated = api.post(
+        f"/api/v1/query/{ids[0]}/feedback", {"rating": -1, "comment": "meh"}, format="json"
+    )
+    assert rated.json()["feedback"] == {"rating": -1, "comment": "meh"}
+    assert (
+        api.post(f"/api/v1/query/{ids[0]}/feedback", {"rating": 3}, format="json").status_code
+        == 400
+    )
+    for path in (f"/api/v1/query/{ids[0]}", f"/api/v1/query/{ids[0]}/cancel"):
+        method = other_api.get if path.endswith(ids[0]) else other_api.post
+        assert method(path).status_code == 404
+    assert (
+        other_api.post(f"/api/v1/query/{ids[0]}/feedback", {"rating": 1}, format="json").status_code
+        == 404
+    )
+    assert other_api.get("/api/v1/query/history").json()["results"] == []
+
+
+def test_cancelling_a_finished_query_is_a_clear_no_op(api):
+    query_id = ask(api).json()["query_id"]
+    body = api.post(f"/api/v1/query/{query_id}/cancel").json()
+    assert body["cancel_requested"] is False
+    assert "already completed" in body["message"]
