@@ -1,6 +1,8 @@
 # One command to run, one to test. Everything else is optional.
 SHELL := /bin/bash
-PYTHON312 := $(shell command -v python3.12 2>/dev/null || echo /root/.pyenv/versions/3.12.1/bin/python3.12)
+# The first Python 3.12 that really runs (a pyenv shim may exist without the version).
+PYTHON312 ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/python3.12; do \
+	$$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
@@ -14,7 +16,7 @@ help:
 	@echo "make lint    - ruff check + format check           make bench - benchmarks (bench/)"
 
 $(PY):
-	@test -x "$(PYTHON312)" || { echo "Python 3.12 not found: install it or set PYTHON312=/path/to/python3.12"; exit 1; }
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it or set PYTHON312=/path/to/python3.12"; exit 1; }
 	$(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
