@@ -114,7 +114,7 @@ def _store_outcome(query: Query, state: PipelineState, total_ms: float) -> None:
     query.agents_used = state.agents_used
     query.embedding = state.embedding
     query.embedding_model = state.embedding_model
-    query.usage = state.usage.as_dict()
+    query.usage = {**state.usage.as_dict(), "estimated": state.usage_estimated}
     query.latency = {
         "time_to_first_token_ms": (
             round(state.time_to_first_token_ms, 2) if state.time_to_first_token_ms else None
@@ -154,8 +154,13 @@ async def run_pipeline(query_id: str) -> None:
     if query is None:
         return
     log = event_log()
+    first_event = True
 
     async def emit(event: dict[str, Any]) -> None:
+        nonlocal first_event
+        if first_event:  # a client's first frame tells it which query it is following
+            event = {**event, "query_id": query_id}
+            first_event = False
         await log.aappend(query_id, event)
 
     started = time.perf_counter()
@@ -163,16 +168,18 @@ async def run_pipeline(query_id: str) -> None:
     try:
         images = await sync_to_async(_images)(query)
         state = _state_for(query, images, emit)
-        await _run_agent("CoordinatorAgent", state)
+        state.cancelled = await log.acancel_requested(query_id)  # stopped before it started
+        if not state.cancelled:
+            await _run_agent("CoordinatorAgent", state)
         step = 0
-        while step < len(state.route):  # agents may add steps after themselves
+        while step < len(state.route) and not state.cancelled:  # agents may add steps
             if state.route[step] == "WriterAgent" and state.shopping_question:
                 # The interview's question is the answer of this turn; no model call needed.
                 await emit({"type": "chunk", "content": state.shopping_question})
                 break
             await _run_agent(state.route[step], state)
             step += 1
-        if "MemoryAgent" not in state.agents_used:
+        if "MemoryAgent" not in state.agents_used and not state.cancelled:
             await memory.embed_query(state)  # stored for the memory of later questions
         await sync_to_async(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
         await emit(final_event(query))

@@ -51,6 +51,7 @@ class PipelineState:
     usage: Usage = field(default_factory=lambda: Usage(cost_usd=0.0))
     time_to_first_token_ms: float | None = None
     cancelled: bool = False
+    usage_estimated: bool = False
     agents_used: list[str] = field(default_factory=list)
     agent_timings_ms: dict[str, float] = field(default_factory=dict)
 

@@ -105,3 +105,9 @@ async def run(state: PipelineState) -> None:
         # Closing the generator closes the vendor's HTTP stream: generation (and billing) stops.
         await stream.aclose()
     state.response = "".join(parts)
+    if state.cancelled:
+        # Vendors report usage only at the end of a stream, which a stop cuts off. Count what
+        # was delivered (about one token per streamed chunk) and say it is an estimate.
+        state.usage.output_tokens += len(parts)
+        state.usage.cost_usd = None
+        state.usage_estimated = True

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from llmplatform.core.services import api_key_create
 
 # Fake vendor servers (OpenAI, Anthropic, Gemini, OpenRouter, SerpAPI) on 127.0.0.1.
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.live_services"]
 
 
 @pytest.fixture

@@ -71,3 +71,22 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def api_key_from_scope(scope: dict, *, allow_query_param: bool) -> str | None:
+    """The API key of an ASGI connection: ``Authorization: Bearer`` or ``?api_key=``."""
+    headers = dict(scope.get("headers") or [])
+    raw = api_key_from_header(headers.get(b"authorization", b"").decode("latin-1") or None)
+    if raw is None and allow_query_param:
+        from urllib.parse import parse_qs
+
+        values = parse_qs(scope.get("query_string", b"").decode()).get("api_key")
+        raw = values[-1] if values else None
+    return raw
+
+
+def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
+    """The owner of an SSE/websocket connection by API key, or None. Call in a thread."""
+    raw = api_key_from_scope(scope, allow_query_param=allow_query_param)
+    api_key = api_key_resolve(raw) if raw else None
+    return api_key.owner if api_key else None

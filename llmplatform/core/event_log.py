@@ -47,14 +47,19 @@ class RedisEventLog:
         self._sync = redis.Redis.from_url(url, decode_responses=True)
         self._async_module = redis.asyncio
         # One async client per event loop: a client is bound to the loop that made it.
-        self._async_clients: dict[int, Any] = {}
+        self._async_clients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
 
     def _async(self) -> Any:
         loop = asyncio.get_running_loop()
-        client = self._async_clients.get(id(loop))
-        if client is None:
-            client = self._async_module.Redis.from_url(self._url, decode_responses=True)
-            self._async_clients[id(loop)] = client
+        known = self._async_clients.get(id(loop))
+        if known is not None and known[0] is loop:
+            return known[1]
+        # Celery runs each task in a fresh loop: forget clients of loops that are gone.
+        for key, (old_loop, _) in list(self._async_clients.items()):
+            if old_loop.is_closed():
+                del self._async_clients[key]
+        client = self._async_module.Redis.from_url(self._url, decode_responses=True)
+        self._async_clients[id(loop)] = (loop, client)
         return client
 
     @staticmethod
@@ -89,6 +94,9 @@ class RedisEventLog:
     def exists(self, query_id: str) -> bool:
         return bool(self._sync.exists(_stream_key(query_id)))
 
+    async def aexists(self, query_id: str) -> bool:
+        return bool(await self._async().exists(_stream_key(query_id)))
+
     def request_cancel(self, query_id: str) -> None:
         self._sync.set(_cancel_key(query_id), "1", ex=EVENT_LOG_TTL_S)
 
@@ -104,6 +112,8 @@ class MemoryEventLog:
         self._expires: dict[str, float] = {}
         self._cancelled: set[str] = set()
         self._changed = threading.Condition()
+        # Async readers waiting for a query's next event, woken from any thread.
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
 
     def _expire_old(self) -> None:
         now = time.monotonic()
@@ -120,6 +130,9 @@ class MemoryEventLog:
             entries.append((entry_id, event))
             self._expires[query_id] = time.monotonic() + EVENT_LOG_TTL_S
             self._changed.notify_all()
+            waiters = self._waiters.pop(query_id, [])
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_wake, future)
         return entry_id
 
     async def aappend(self, query_id: str, event: Event) -> str:
@@ -141,18 +154,29 @@ class MemoryEventLog:
                 self._changed.wait(remaining)
 
     async def aread(self, query_id: str, *, after: str | None, block_ms: int = 0) -> list[Entry]:
-        deadline = time.monotonic() + block_ms / 1000
-        while True:
-            with self._changed:
-                found = self._after(query_id, after)
-            if found or time.monotonic() >= deadline:
+        loop = asyncio.get_running_loop()
+        with self._changed:
+            found = self._after(query_id, after)
+            if found or block_ms <= 0:
                 return found
-            # The writer may be on this very loop: poll rather than block it.
-            await asyncio.sleep(0.01)
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(query_id, []).append((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout=block_ms / 1000)
+        except TimeoutError:
+            with self._changed:
+                waiters = self._waiters.get(query_id, [])
+                if (loop, future) in waiters:
+                    waiters.remove((loop, future))
+        with self._changed:
+            return self._after(query_id, after)
 
     def exists(self, query_id: str) -> bool:
         with self._changed:
             return query_id in self._events
+
+    async def aexists(self, query_id: str) -> bool:
+        return self.exists(query_id)
 
     def request_cancel(self, query_id: str) -> None:
         with self._changed:
@@ -160,6 +184,11 @@ class MemoryEventLog:
 
     async def acancel_requested(self, query_id: str) -> bool:
         return query_id in self._cancelled
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _event_log: RedisEventLog | MemoryEventLog | None = None

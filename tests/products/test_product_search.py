@@ -285,7 +285,8 @@ def test_the_key_never_reaches_the_logs(serpapi, caplog):
     # goes through the project's JSON formatter, which must mask it.
     from llmplatform.core.logging import JsonFormatter
 
-    with caplog.at_level(logging.INFO):
+    # settings quiet httpx2 to WARNING; turn it up to prove the formatter masks the key.
+    with caplog.at_level(logging.INFO, logger="httpx2"):
         product_search(query="desk")
         serpapi.fail_next("server_error")
         _search_failure(query="lamp")

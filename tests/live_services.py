@@ -1,15 +1,24 @@
-"""A real Celery worker (subprocess) wired to the fake vendor servers and the test database."""
+"""Live services shared by the integration tests (registered in tests/conftest.py):
+every fake vendor server, settings pointing at them, a real Celery worker, and real daphne
+processes (with Redis and the worker, and in-process), all on the test database.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2
 import pytest
 import redis
 from django.conf import settings as django_settings
@@ -19,7 +28,7 @@ from agents.providers.registry import reset_registry
 from tests.fakes.fixtures import _session_server
 from tests.fakes.server import FakeVendorServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
     "OPENAI_API_KEY": "sk-test-openai-pipeline",
     "ANTHROPIC_API_KEY": "sk-ant-test-pipeline",
@@ -136,3 +145,109 @@ def celery_worker(django_db_setup, django_db_blocker, vendor_env) -> Iterator[su
     except subprocess.TimeoutExpired:
         worker.kill()
     log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+
+
+def _start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
+    port = _free_port()
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "llmplatform.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/v1/health", timeout=5)
+            return LiveServer(url=url, process=process)
+        except (urllib.error.URLError, ConnectionError):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"daphne did not start: see {log_path}")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def live_daphne(
+    celery_worker, django_db_setup, django_db_blocker, vendor_env
+) -> Iterator[LiveServer]:
+    """daphne with REDIS_URL: the production path (Celery worker, Redis Streams)."""
+    with django_db_blocker.unblock():
+        database_name = connection.settings_dict["NAME"]
+    env = {**os.environ, **vendor_env, "MONGO_DB": database_name, "LLMPLATFORM_SKIP_DOTENV": "1"}
+    server = _start_daphne(env, ROOT / "var" / "test-daphne.log")
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_daphne_in_process(django_db_setup, django_db_blocker, vendor_env) -> Iterator[LiveServer]:
+    """daphne without REDIS_URL: the embedded default (pipeline on daphne's loop, events in
+    memory)."""
+    with django_db_blocker.unblock():
+        database_name = connection.settings_dict["NAME"]
+    env = {
+        **os.environ,
+        **vendor_env,
+        "MONGO_DB": database_name,
+        "LLMPLATFORM_SKIP_DOTENV": "1",
+        "REDIS_URL": "",
+    }
+    server = _start_daphne(env, ROOT / "var" / "test-daphne-in-process.log")
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=15)
+
+
+@pytest.fixture(params=["redis", "in-process"])
+def daphne(request) -> LiveServer:
+    """Each streaming test runs against both deployments of the event log and runner."""
+    name = "live_daphne" if request.param == "redis" else "live_daphne_in_process"
+    return request.getfixturevalue(name)
+
+
+@dataclass
+class SseFrame:
+    id: str | None
+    event: dict | None  # None for a comment (heartbeat)
+
+
+def sse_frames(response: httpx2.Response) -> Iterator[SseFrame]:
+    """Parse an SSE body as it arrives: ``id:`` and ``data:`` lines, blank line ends a frame."""
+    frame_id, data = None, None
+    for line in response.iter_lines():
+        if line == "":
+            if data is not None:
+                yield SseFrame(frame_id, json.loads(data))
+            frame_id, data = None, None
+        elif line.startswith(":"):
+            yield SseFrame(None, None)
+        elif line.startswith("id: "):
+            frame_id = line[4:]
+        elif line.startswith("data: "):
+            data = line[6:]

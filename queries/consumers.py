@@ -1,0 +1,292 @@
+"""Streaming answers: SSE (``/api/v1/query/stream``, ``/api/v1/query/{id}/stream``) and the
+chat websocket (``/ws/chat/``). Both follow the query's event log, so a client that
+reconnects with its last event id gets every event it missed, none twice, and closing a
+connection never stops the generation (only an explicit cancel does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from channels.db import database_sync_to_async
+from channels.generic.http import AsyncHttpConsumer
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from rest_framework.exceptions import ValidationError
+
+from agents.pipeline import final_event
+from llmplatform.core.auth import owner_from_scope
+from llmplatform.core.errors import ApplicationError, error_envelope
+from llmplatform.core.event_log import event_log
+from llmplatform.core.exception_handler import application_exception_handler
+from llmplatform.core.middleware import request_id_from
+from queries.models import Query
+from queries.runner import query_dispatch_async
+from queries.selectors import query_get
+from queries.serializers import QueryRequestSerializer
+from queries.services import query_cancel, query_start
+
+HEARTBEAT_S = 15.0
+FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
+
+
+async def follow_query(query_id: str, *, after: str | None) -> AsyncIterator[tuple[str, Any]]:
+    """Events after ``after`` until ``done``; ``(None, None)`` marks 15 s of silence.
+
+    When the log has expired (or never existed in this process), the stored answer is
+    replayed as ``final`` + ``done``.
+    """
+    log = event_log()
+    if not await log.aexists(query_id):
+        query = await database_sync_to_async(Query.objects.get)(pk=query_id)
+        if query.status in FINISHED:
+            yield "stored-1", final_event(query)
+            yield "stored-2", {"type": "done", "message": "Query complete"}
+            return
+    while True:
+        entries = await log.aread(query_id, after=after, block_ms=int(HEARTBEAT_S * 1000))
+        if not entries:
+            yield None, None
+            continue
+        for entry_id, event in entries:
+            after = entry_id
+            yield entry_id, event
+            if event.get("type") == "done":
+                return
+
+
+def _validation_error(exc: ValidationError) -> ApplicationError:
+    response = application_exception_handler(exc, {})
+    error = response.data["error"]
+    return ApplicationError(error["message"], code=error["code"], extra=error["details"])
+
+
+def _parse_request(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise ApplicationError(
+            "The request body could not be parsed: send valid JSON.", code="malformed_request"
+        ) from None
+    serializer = QueryRequestSerializer(data=data)
+    try:
+        serializer.is_valid(raise_exception=True)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    return serializer.validated_data
+
+
+class _SseConsumer(AsyncHttpConsumer):
+    """Shared SSE plumbing: auth, error responses, frames, heartbeats, disconnects."""
+
+    handler: asyncio.Task[None] | None = None
+
+    async def http_request(self, message: dict[str, Any]) -> None:
+        # Unlike AsyncHttpConsumer, stream in a task: the consumer keeps receiving, so a
+        # client that goes away (http.disconnect) stops the stream at once.
+        self.body.append(message.get("body", b""))
+        if not message.get("more_body"):
+            self.handler = asyncio.create_task(self.handle(b"".join(self.body)))
+
+    def _header(self, name: bytes) -> str | None:
+        for key, value in self.scope.get("headers", []):
+            if key == name:
+                return value.decode("latin-1")
+        return None
+
+    async def _owner(self) -> Any:
+        owner = await database_sync_to_async(owner_from_scope)(self.scope)
+        if owner is None:
+            raise ApplicationError(
+                "Send `Authorization: Bearer <key>` with an active API key.",
+                code="not_authenticated",
+                status=401,
+            )
+        return owner
+
+    async def _send_error(self, error: ApplicationError) -> None:
+        await self.send_response(
+            error.status,
+            json.dumps(error.as_envelope()).encode(),
+            headers=[(b"Content-Type", b"application/json"), *self._common_headers()],
+        )
+
+    def _common_headers(self) -> list[tuple[bytes, bytes]]:
+        request_id = request_id_from(self._header(b"x-request-id"))
+        return [(b"X-Request-ID", request_id.encode())]
+
+    async def _start_stream(self, query_id: str, *, after: str | None) -> None:
+        await self.send_headers(
+            status=200,
+            headers=[
+                (b"Content-Type", b"text/event-stream; charset=utf-8"),
+                (b"Cache-Control", b"no-cache"),
+                (b"X-Accel-Buffering", b"no"),
+                *self._common_headers(),
+            ],
+        )
+        async for entry_id, event in follow_query(query_id, after=after):
+            if entry_id is None:
+                await self.send_body(b": keep-alive\n\n", more_body=True)
+                continue
+            frame = f"id: {entry_id}\ndata: {json.dumps(event)}\n\n"
+            await self.send_body(frame.encode(), more_body=True)
+        await self.send_body(b"", more_body=False)
+
+    async def disconnect(self) -> None:
+        # The client left (or the response ended): stop following. Generation goes on.
+        if self.handler is not None:
+            self.handler.cancel()
+
+    async def handle(self, body: bytes) -> None:
+        try:
+            await self.start(body)
+        except ApplicationError as error:
+            await self._send_error(error)
+
+    async def start(self, body: bytes) -> None:
+        raise NotImplementedError
+
+
+class QueryStreamConsumer(_SseConsumer):
+    """``POST /api/v1/query/stream``: the same request as ``/api/v1/query/``, as SSE."""
+
+    async def start(self, body: bytes) -> None:
+        if self.scope["method"] != "POST":
+            raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
+        owner = await self._owner()
+        params = _parse_request(body)
+        query = await database_sync_to_async(query_start)(owner=owner, params=params)
+        query_id = str(query.pk)
+        await query_dispatch_async(query_id=query_id)
+        await self._start_stream(query_id, after=None)
+
+
+class QueryResumeConsumer(_SseConsumer):
+    """``GET /api/v1/query/{id}/stream``: replay after ``Last-Event-ID``, then follow."""
+
+    async def start(self, body: bytes) -> None:
+        if self.scope["method"] != "GET":
+            raise ApplicationError("Use GET.", code="method_not_allowed", status=405)
+        owner = await self._owner()
+        query_id = self.scope["url_route"]["kwargs"]["query_id"]
+        query = await database_sync_to_async(query_get)(owner=owner, query_id=query_id)
+        params = parse_qs(self.scope.get("query_string", b"").decode())
+        after = self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
+        await self._start_stream(str(query.pk), after=after)
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/chat/``: ``query``, ``cancel`` and ``resume`` messages; events as in SSE.
+
+    Authenticated by API key (``Authorization`` header or ``api_key`` query parameter) or by
+    the Django login session. A browser's Origin must be one of ALLOWED_HOSTS or
+    CORS_ORIGINS; a cookie-authenticated connection must come from a browser (Origin set).
+    """
+
+    async def connect(self) -> None:
+        self.followers: dict[str, asyncio.Task[None]] = {}
+        origin = dict(self.scope.get("headers", [])).get(b"origin")
+        owner = await database_sync_to_async(owner_from_scope)(self.scope, allow_query_param=True)
+        if owner is None and origin is not None:
+            user = self.scope.get("user")
+            owner = user if user is not None and user.is_authenticated else None
+        if origin is not None and not _origin_allowed(origin.decode("latin-1")):
+            await self.close(code=4403)
+            return
+        if owner is None:
+            await self.close(code=4401)
+            return
+        self.owner = owner
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        for task in getattr(self, "followers", {}).values():
+            task.cancel()
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        try:
+            if not isinstance(content, dict):
+                raise ApplicationError("Send a JSON object.", code="malformed_request")
+            kind = content.get("type")
+            if kind == "query":
+                await self._query(content)
+            elif kind == "cancel":
+                await self._cancel(content)
+            elif kind == "resume":
+                await self._resume(content)
+            else:
+                raise ApplicationError(
+                    "type must be one of: query, cancel, resume.", code="unknown_message_type"
+                )
+        except ApplicationError as error:
+            await self.send_json({"type": "error", **error.as_envelope()})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            content = json.loads(text_data or "")
+        except ValueError:
+            await self.send_json(
+                {"type": "error", **error_envelope(code="malformed_request", message="Send JSON.")}
+            )
+            return
+        await self.receive_json(content)
+
+    async def _query(self, content: dict[str, Any]) -> None:
+        params = _parse_request(
+            json.dumps({k: v for k, v in content.items() if k != "type"}).encode()
+        )
+        query = await database_sync_to_async(query_start)(owner=self.owner, params=params)
+        query_id = str(query.pk)
+        await query_dispatch_async(query_id=query_id)
+        self._follow(query_id, after=None)
+
+    async def _owned(self, content: dict[str, Any]) -> Query:
+        query_id = content.get("query_id")
+        if not isinstance(query_id, str):
+            raise ApplicationError("query_id is required.", code="validation_error")
+        return await database_sync_to_async(query_get)(owner=self.owner, query_id=query_id)
+
+    async def _cancel(self, content: dict[str, Any]) -> None:
+        query, requested = await database_sync_to_async(query_cancel)(
+            query=await self._owned(content)
+        )
+        await self.send_json(
+            {
+                "type": "cancel",
+                "query_id": str(query.pk),
+                "cancel_requested": requested,
+                "status": query.status,
+            }
+        )
+
+    async def _resume(self, content: dict[str, Any]) -> None:
+        query = await self._owned(content)
+        after = content.get("last_event_id")
+        self._follow(str(query.pk), after=str(after) if after is not None else None)
+
+    def _follow(self, query_id: str, *, after: str | None) -> None:
+        previous = self.followers.pop(query_id, None)
+        if previous is not None:
+            previous.cancel()
+        self.followers[query_id] = asyncio.create_task(self._forward(query_id, after=after))
+
+    async def _forward(self, query_id: str, *, after: str | None) -> None:
+        async for entry_id, event in follow_query(query_id, after=after):
+            if entry_id is not None:
+                await self.send_json({**event, "query_id": query_id, "event_id": entry_id})
+
+
+def _origin_allowed(origin: str) -> bool:
+    parsed = urlparse(origin)
+    if f"{parsed.scheme}://{parsed.netloc}" in settings.CORS_ALLOWED_ORIGINS:
+        return True
+    host = parsed.hostname or ""
+    return any(
+        allowed == "*" or host == allowed or (allowed.startswith(".") and host.endswith(allowed))
+        for allowed in settings.ALLOWED_HOSTS
+    )
