@@ -125,6 +125,7 @@ def _store_outcome(query: Query, state: PipelineState, total_ms: float) -> None:
         **query.metadata,
         "memory": state.memory_items,
         "summary_used": state.summary is not None,
+        "intent_classified_by_model": state.intent_classified_by_model,
         "agent_timings_ms": state.agent_timings_ms,
         "products_note": state.products_note,
         "shopping_needs": state.shopping_needs,

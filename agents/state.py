@@ -31,6 +31,7 @@ class PipelineState:
     emit: Emit
     # Filled in by the agents, in pipeline order.
     intent: str = "chat"
+    intent_classified_by_model: bool = False
     route: list[str] = field(default_factory=list)
     embedding: list[float] | None = None
     embedding_model: str = ""

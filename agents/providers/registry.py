@@ -7,12 +7,9 @@ process can call (a cloud vendor needs its API key; ``local`` needs the model in
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
-import weakref
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from django.conf import settings
@@ -71,8 +68,9 @@ class _Built:
 
 # SDK clients pool connections that belong to the event loop they were opened on; a
 # caller on another loop (asyncio.run per Celery task, per test) must not reuse them.
-# Entries go away with their loop.
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Built] = weakref.WeakKeyDictionary()
+# The clients hold their loop, so a weak mapping would never let go: entries of closed
+# loops are dropped whenever a new loop asks.
+_by_loop: dict[int, tuple[asyncio.AbstractEventLoop, _Built]] = {}
 _no_loop = _Built()
 
 
@@ -81,9 +79,14 @@ def _built() -> _Built:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return _no_loop
-    built = _by_loop.get(loop)
-    if built is None:
-        built = _by_loop[loop] = _Built()
+    known = _by_loop.get(id(loop))
+    if known is not None and known[0] is loop:
+        return known[1]
+    for key, (old_loop, _) in list(_by_loop.items()):
+        if old_loop.is_closed():
+            del _by_loop[key]
+    built = _Built()
+    _by_loop[id(loop)] = (loop, built)
     return built
 
 
@@ -101,22 +104,12 @@ def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
         reset_registry()
 
 
-def _local_module() -> ModuleType | None:
-    try:
-        return importlib.import_module("agents.providers.local")
-    except ImportError as exc:
-        # Only the local module itself being absent is tolerated (it is optional while it
-        # is written); a missing dependency inside it is a real error.
-        if exc.name != "agents.providers.local":
-            raise
-        return None
-
-
 def _local_available() -> bool:
     if not getattr(settings, "LOCAL_MODEL_ENABLED", False):
         return False
-    module = _local_module()
-    return module is not None and bool(module.is_available())
+    from agents.providers import local
+
+    return bool(local.is_available())
 
 
 def available_providers() -> list[str]:
@@ -170,10 +163,9 @@ def _build_openrouter() -> ChatProvider:
 
 
 def _build_local() -> ChatProvider:
-    module = _local_module()
-    assert module is not None  # only called when available_providers() lists "local"
-    provider: ChatProvider = module.LocalProvider()
-    return provider
+    from agents.providers.local import LocalProvider
+
+    return LocalProvider()
 
 
 # Vendor modules are imported on first use: a process that never calls Gemini never pays

@@ -1,0 +1,72 @@
+"""The coordinator's routing: rules first, a model call only when the rules are unsure."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.coordinator import CLASSIFIER_PROMPT, classify_intent
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "images", "expected"),
+    [
+        (
+            "Recommend noise-cancelling headphones under $200",
+            "chat",
+            False,
+            ("product_search", True),
+        ),
+        ("anything", "shopping", False, ("shopping", True)),
+        ("what is this?", "chat", True, ("vision", True)),
+        ("What is the capital of France?", "chat", False, ("chat", True)),
+        ("Is the new Sony camera any good?", "chat", False, ("chat", False)),  # product, no wish
+        ("What is the best deal this week?", "chat", False, ("chat", False)),  # wish, no product
+    ],
+)
+def test_rules(text, mode, images, expected):
+    assert classify_intent(text=text, mode=mode, has_images=images) == expected
+
+
+@pytest.fixture
+def in_process(vendor_settings, fakes, settings):
+    settings.REDIS_URL = None
+    for server in fakes.values():
+        server.reset()
+    return fakes
+
+
+def _system_prompts(server) -> list[str]:
+    return [request.body["messages"][0]["content"] for request in server.chat_requests]
+
+
+@pytest.mark.django_db
+def test_model_classifies_only_when_rules_are_unsure(api, in_process):
+    sure = api.post(
+        "/api/v1/query/",
+        {
+            "user_id": "u",
+            "session_id": "s",
+            "use_memory": False,
+            "query": "What is the capital of France?",
+            "model_provider": "openai",
+        },
+        format="json",
+    ).json()
+    assert sure["metadata"]["intent_classified_by_model"] is False
+    assert len(in_process["openai"].chat_requests) == 1  # the writer only
+    in_process["openai"].reset()
+    unsure = api.post(
+        "/api/v1/query/",
+        {
+            "user_id": "u",
+            "session_id": "s",
+            "use_memory": False,
+            "query": "Is the new Sony camera any good?",
+            "model_provider": "openai",
+        },
+        format="json",
+    ).json()
+    assert unsure["metadata"]["intent_classified_by_model"] is True
+    prompts = _system_prompts(in_process["openai"])
+    assert prompts[0] == CLASSIFIER_PROMPT and len(prompts) == 2
+    assert unsure["intent"] == "chat"  # the fake echoes; no PRODUCTS in the reply
