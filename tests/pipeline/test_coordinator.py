@@ -59,7 +59,7 @@ def test_model_classifies_only_when_rules_are_unsure(api, in_process):
         "/api/v1/query/",
         {
             "user_id": "u",
-            "session_id": "s",
+            "session_id": "s2",
             "use_memory": False,
             "query": "Is the new Sony camera any good?",
             "model_provider": "openai",
