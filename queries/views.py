@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -117,3 +118,61 @@ class QueryCancelView(APIView):
                 "message": message,
             }
         )
+
+
+class _StreamingOnlyUnderAsgi(APIView):
+    """Documents the SSE endpoints (served by queries.consumers under daphne).
+
+    Django only sees these paths when the app runs without the ASGI router (WSGI, the test
+    client); then they say how to reach the stream instead of failing obscurely.
+    """
+
+    def _asgi_only(self) -> Response:
+        return Response(
+            {
+                "error": {
+                    "code": "streaming_needs_asgi",
+                    "message": "Streaming is served by the ASGI application (daphne, "
+                    "`make run`); this server is not running it. Use POST /api/v1/query/ "
+                    "for a JSON answer.",
+                    "details": {},
+                }
+            },
+            status=501,
+        )
+
+
+SSE_DESCRIPTION = (
+    "Server-Sent Events, each frame `id: <event id>` + `data: {json}`: "
+    '`{"type": "node", "node": "WriterAgent"}`, `{"type": "chunk", "content": "..."}`, '
+    '`{"type": "final", "query_id", "response", "options", "product_cards", "citations", '
+    '"metadata", ...}`, `{"type": "error", "error": {...}}`, then `{"type": "done"}`. The '
+    "first frame carries `query_id`. A `: keep-alive` comment is sent after 15 s of "
+    "silence. Disconnecting does not stop the answer; resume with "
+    "GET /api/v1/query/{id}/stream and Last-Event-ID. Also over the websocket /ws/chat/ "
+    "(messages `query`, `cancel`, `resume`)."
+)
+
+
+class QueryStreamView(_StreamingOnlyUnderAsgi):
+    @extend_schema(
+        summary="Ask a question and stream the answer (SSE)",
+        description=SSE_DESCRIPTION,
+        request=QueryRequestSerializer,
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    def post(self, request: Request) -> Response:
+        return self._asgi_only()
+
+
+class QueryResumeStreamView(_StreamingOnlyUnderAsgi):
+    @extend_schema(
+        summary="Resume a query's stream after Last-Event-ID (SSE)",
+        description=SSE_DESCRIPTION,
+        parameters=[
+            OpenApiParameter("last_event_id", str, description="or the Last-Event-ID header"),
+        ],
+        responses={(200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, query_id: str) -> Response:
+        return self._asgi_only()

@@ -61,3 +61,22 @@ def test_access_log_carries_request_id(api, caplog):
     records = [r for r in caplog.records if r.name == "llmplatform.access"]
     assert records and records[-1].status == 200
     assert JsonFormatter().format(records[-1]).count("trace-me-1") == 1
+
+
+def test_openapi_documents_the_real_endpoints(anon):
+    schema = anon.get("/openapi.json?format=json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    for expected in (
+        "/api/v1/health",
+        "/api/v1/status",
+        "/api/v1/query/",
+        "/api/v1/query/stream",
+        "/api/v1/query/{query_id}/stream",
+        "/api/v1/files/upload",
+        "/api/v1/session/start",
+        "/api/v1/products/search",
+    ):
+        assert expected in paths, expected
+    assert anon.get("/docs").status_code == 200
+    assert anon.get("/redoc").status_code == 200
