@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 from asgiref.sync import sync_to_async
 from bson import ObjectId
 from django.db import connection
@@ -18,6 +17,7 @@ from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
 from agents.providers.similarity import cosine_top_k
 from agents.state import PipelineState
+from agents.vector_cache import user_vectors
 from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
 
 logger = logging.getLogger(__name__)
@@ -39,23 +39,18 @@ def _memory_item(query: Query, score: float) -> dict[str, object]:
 
 
 def _exact_top_k(state: PipelineState, vector: list[float]) -> list[dict[str, object]]:
-    candidates = list(
-        Query.objects.filter(
-            owner_id=state.owner_id,
-            user_id=state.user_id,
-            embedding_model=state.embedding_model,
-            status=Query.Status.COMPLETED,
-        )
-        .exclude(pk=ObjectId(state.query_id))
-        .values_list("pk", "embedding")
+    stored = user_vectors(
+        owner_id=state.owner_id,
+        user_id=state.user_id,
+        model=state.embedding_model,
+        dimensions=len(vector),
     )
-    candidates = [(pk, emb) for pk, emb in candidates if emb and len(emb) == len(vector)]
-    if not candidates:
+    if stored.matrix is None:
         return []
-    matrix = np.asarray([emb for _, emb in candidates], dtype=np.float32)
+    # Both embedders return unit vectors, so the dot product is the cosine.
     ranked = [
-        (candidates[i][0], s)
-        for i, s in cosine_top_k(vector, matrix, TOP_K, assume_unit_rows=True)
+        (stored.ids[i], s)
+        for i, s in cosine_top_k(vector, stored.matrix, TOP_K, assume_unit_rows=True)
         if s >= MIN_SCORE
     ]
     by_pk = Query.objects.in_bulk([pk for pk, _ in ranked])

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx2
 import pytest
-import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
@@ -98,7 +97,6 @@ def celery_worker(django_db_setup, django_db_blocker, vendor_env) -> Iterator[su
     """One real worker for the session, on the test database, consuming both queues."""
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # no stale tasks of earlier runs
     env = {
         **os.environ,
         **vendor_env,

@@ -51,6 +51,8 @@ def pytest_load_initial_conftests(
     ):
         os.environ.pop(name, None)
     _require_redis(os.environ["REDIS_URL"])
+    # Concurrent test runs share Redis: each run's workers take only its own tasks.
+    os.environ["CELERY_KEY_PREFIX"] = f"test-{os.getpid()}:"
     if "TEST_MONGODB_URI" in os.environ:
         os.environ["MONGODB_URI"] = os.environ["TEST_MONGODB_URI"]
     else:
