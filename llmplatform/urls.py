@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from llmplatform.chat_ui import ChatLoginView, ChatLogoutView, chat_page
 from llmplatform.core.views import HealthView, StatusView
 
 api_v1 = [
@@ -21,4 +22,7 @@ urlpatterns = [
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
     path("admin/", admin.site.urls),
+    path("", chat_page, name="chat"),
+    path("login/", ChatLoginView.as_view(), name="login"),
+    path("logout/", ChatLogoutView.as_view(), name="logout"),
 ]
