@@ -26,6 +26,7 @@ class Command(BaseCommand):
             f"\n{settings.APP_NAME} {settings.APP_VERSION} [{settings.ENVIRONMENT}]\n"
             f"  database:    {database}\n"
             f"  background:  {background}\n"
+            f"  chat UI:     {base}/  (log in with a Django account)\n"
             f"  API docs:    {base}/docs  (ReDoc {base}/redoc, OpenAPI {base}/openapi.json)\n"
             f"  admin:       {base}/admin/\n"
             f"  health:      {base}/api/v1/health\n"
