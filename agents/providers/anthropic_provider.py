@@ -21,12 +21,8 @@ from agents.providers.base import (
     Usage,
 )
 from agents.providers.provider_errors import (
-    connection_error,
     incomplete_stream_error,
-    malformed_error,
-    parse_retry_after,
-    status_error,
-    timeout_error,
+    map_sdk_error,
 )
 from agents.providers.vendor import (
     VendorChatProvider,
@@ -157,29 +153,8 @@ class AnthropicProvider(VendorChatProvider):
             model=model,
         )
 
-    def map_error(
-        self, exc: anthropic.APIError | httpx2.TransportError | json.JSONDecodeError
-    ) -> ProviderError:
-        if isinstance(exc, json.JSONDecodeError):
-            return malformed_error(provider=self.name)
-        if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-            return timeout_error(provider=self.name)
-        if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-            return connection_error(provider=self.name)
-        if isinstance(exc, anthropic.APIStatusError):
-            # 529 "overloaded" is Anthropic's way of saying "try again shortly".
-            return status_error(
-                provider=self.name,
-                key_setting=self.key_setting,
-                status=exc.status_code,
-                retry_after=parse_retry_after(exc.response.headers),
-                vendor_message=_vendor_message(exc.body),
-            )
-        return ProviderError(
-            f"{self.name} reported an error in the middle of the answer.",
-            provider=self.name,
-            retryable=True,
-        )
+    def map_error(self, exc: BaseException) -> ProviderError:
+        return map_sdk_error(exc, sdk=anthropic, provider=self.name, key_setting=self.key_setting)
 
 
 def _usage(usage: Any) -> Usage:
@@ -221,11 +196,3 @@ def _citation(citation: Any) -> Citation | None:
     if not url:
         return None  # document citations (char/page locations) have no URL to show
     return Citation(url=url, title=getattr(citation, "title", None) or "")
-
-
-def _vendor_message(body: object) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-    return None

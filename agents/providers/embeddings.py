@@ -22,15 +22,11 @@ from django.dispatch import receiver
 from agents.providers.base import EmbeddingProvider, ProviderError
 from agents.providers.packaged_models import packaged_file, verify_sha256
 from agents.providers.provider_errors import (
-    connection_error,
-    parse_retry_after,
-    status_error,
-    timeout_error,
+    map_sdk_error,
     unexpected_response_error,
 )
 
 if TYPE_CHECKING:
-    import httpx2
     import onnxruntime
     import openai
     import tokenizers
@@ -196,23 +192,11 @@ class LocalEmbeddings(EmbeddingProvider):
         return vectors.tolist()
 
 
-def _openai_error(exc: openai.APIError | httpx2.TransportError) -> ProviderError:
+def _openai_error(exc: BaseException) -> ProviderError:
     """Our error for an SDK exception, worded as the chat providers word theirs."""
-    import httpx2
     import openai
 
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return timeout_error(provider=_OPENAI_PROVIDER)
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        return connection_error(provider=_OPENAI_PROVIDER)
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(
-            provider=_OPENAI_PROVIDER,
-            key_setting="OPENAI_API_KEY",
-            status=exc.status_code,
-            retry_after=parse_retry_after(exc.response.headers),
-        )
-    return unexpected_response_error(provider=_OPENAI_PROVIDER, what=type(exc).__name__)
+    return map_sdk_error(exc, sdk=openai, provider=_OPENAI_PROVIDER, key_setting="OPENAI_API_KEY")
 
 
 async def _close_with_loop(client: openai.AsyncOpenAI) -> AsyncIterator[None]:

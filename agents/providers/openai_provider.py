@@ -25,12 +25,8 @@ from agents.providers.base import (
     Usage,
 )
 from agents.providers.provider_errors import (
-    connection_error,
     incomplete_stream_error,
-    malformed_error,
-    parse_retry_after,
-    status_error,
-    timeout_error,
+    map_sdk_error,
     unexpected_response_error,
 )
 from agents.providers.vendor import (
@@ -197,29 +193,8 @@ class OpenAIProvider(VendorChatProvider):
 
     # -- errors ------------------------------------------------------------------------------
 
-    def map_error(
-        self, exc: openai.APIError | httpx2.TransportError | json.JSONDecodeError
-    ) -> ProviderError:
-        if isinstance(exc, json.JSONDecodeError):
-            return malformed_error(provider=self.name)
-        if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-            return timeout_error(provider=self.name)
-        if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-            return connection_error(provider=self.name)
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(
-                provider=self.name,
-                key_setting=self.key_setting,
-                status=exc.status_code,
-                retry_after=parse_retry_after(exc.response.headers),
-                vendor_message=_vendor_message(exc.body),
-            )
-        # An error event inside an otherwise successful (HTTP 200) stream.
-        return ProviderError(
-            f"{self.name} reported an error in the middle of the answer.",
-            provider=self.name,
-            retryable=True,
-        )
+    def map_error(self, exc: BaseException) -> ProviderError:
+        return map_sdk_error(exc, sdk=openai, provider=self.name, key_setting=self.key_setting)
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -227,11 +202,3 @@ def _field(obj: Any, name: str) -> Any:
     if isinstance(obj, dict):
         return obj.get(name)
     return getattr(obj, name, None)
-
-
-def _vendor_message(body: object) -> str | None:
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
-    return None
