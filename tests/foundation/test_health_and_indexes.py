@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from io import StringIO
@@ -16,6 +12,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+
+from tests.live_services import free_port, start_daphne
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,58 +40,24 @@ def test_status_reports_database_redis_and_providers(api):
     assert "available" in body["providers"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_health_is_503_unhealthy_when_database_is_unreachable():
-    dead_port, port = _free_port(), _free_port()
+def test_health_is_503_unhealthy_when_database_is_unreachable(tmp_path):
     env = {
         **os.environ,
-        "MONGODB_URI": f"mongodb://127.0.0.1:{dead_port}/",
+        "MONGODB_URI": f"mongodb://127.0.0.1:{free_port()}/",
         "MONGODB_TIMEOUT_MS": "300",
         "LLMPLATFORM_SKIP_DOTENV": "1",
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "llmplatform.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    server = start_daphne(env, tmp_path / "daphne.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/v1/health", timeout=10
-                ) as response:
-                    status, body = response.status, json.loads(response.read())
-                break
-            except urllib.error.HTTPError as error:
-                status, body = error.code, json.loads(error.read())
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "daphne did not start"
-                time.sleep(0.2)
-        assert status == 503
+        with pytest.raises(urllib.error.HTTPError) as answered:
+            urllib.request.urlopen(f"{server.url}/api/v1/health", timeout=10)
+        assert answered.value.code == 503
+        body = json.loads(answered.value.read())
         assert body["status"] == "unhealthy"
         assert body["database"] == {"connected": False, "collections": 0}
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        server.process.terminate()
+        server.process.wait(timeout=10)
 
 
 @pytest.mark.django_db
