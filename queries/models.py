@@ -66,6 +66,8 @@ class Query(models.Model):
                 fields=["owner", "session_id", "-timestamp"], name="queries_owner_session"
             ),
             models.Index(fields=["owner", "user_id", "-timestamp"], name="queries_owner_user"),
+            # History without a session filter, and per-day analytics.
+            models.Index(fields=["owner", "-timestamp"], name="queries_owner_timestamp"),
             VectorSearchIndex(
                 name=VECTOR_INDEX_NAME,
                 fields=["embedding", "owner", "user_id", "embedding_model"],
