@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import sync_to_async
 from bson import ObjectId
 from django.db import connection
 
@@ -18,6 +17,7 @@ from agents.providers.embeddings import get_embedder
 from agents.providers.similarity import cosine_top_k
 from agents.state import PipelineState
 from agents.vector_cache import user_vectors
+from llmplatform.core.db_threads import db_async
 from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
 
 logger = logging.getLogger(__name__)
@@ -131,4 +131,4 @@ async def embed_query(state: PipelineState) -> bool:
 async def run(state: PipelineState) -> None:
     if state.embedding is None and not await embed_query(state):
         return
-    await sync_to_async(_load_context)(state, state.embedding, len(state.embedding))
+    await db_async(_load_context)(state, state.embedding, len(state.embedding))

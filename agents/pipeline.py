@@ -12,7 +12,6 @@ import logging
 import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from bson import ObjectId
 from django.utils import timezone
 
@@ -21,6 +20,7 @@ from agents.providers.base import ImageInput
 from agents.state import PipelineState
 from files.models import File
 from files.selectors import file_bytes
+from llmplatform.core.db_threads import db_async
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.event_log import event_log
 from queries.models import Query
@@ -38,16 +38,24 @@ AGENTS = {
 FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
-def _load(query_id: str) -> Query | None:
-    query = Query.objects.filter(pk=ObjectId(query_id)).first()
-    if query is None or query.status in FINISHED:
+def _claim(query_id: str, query: Query | None) -> Query | None:
+    """Mark the query running and return it; None when it is already finished."""
+    claimed = (
+        Query.objects.filter(pk=ObjectId(query_id))
+        .exclude(status__in=list(FINISHED))
+        .update(status=Query.Status.RUNNING)
+    )
+    if not claimed:
         return None
+    if query is None:
+        query = Query.objects.get(pk=ObjectId(query_id))
     query.status = Query.Status.RUNNING
-    query.save(update_fields=["status"])
     return query
 
 
 def _images(query: Query) -> list[ImageInput]:
+    if not query.request.get("attachments"):
+        return []
     file_ids = [ObjectId(file_id) for file_id in query.request.get("attachments", [])]
     files = File.objects.filter(owner_id=query.owner_id, pk__in=file_ids)
     images = []
@@ -149,9 +157,12 @@ def _store_failure(query: Query, error: ApplicationError, state: PipelineState |
     query.save()
 
 
-async def run_pipeline(query_id: str) -> None:
-    """Run the agents for ``query_id`` and store the outcome. Raises nothing it can store."""
-    query = await sync_to_async(_load)(query_id)
+async def run_pipeline(query_id: str, *, query: Query | None = None) -> None:
+    """Run the agents for ``query_id`` and store the outcome. Raises nothing it can store.
+
+    ``query`` saves re-reading the document when the caller has just created it.
+    """
+    query = await db_async(_claim)(query_id, query)
     if query is None:
         return
     log = event_log()
@@ -167,7 +178,7 @@ async def run_pipeline(query_id: str) -> None:
     started = time.perf_counter()
     state: PipelineState | None = None
     try:
-        images = await sync_to_async(_images)(query)
+        images = await db_async(_images)(query) if query.request.get("attachments") else []
         state = _state_for(query, images, emit)
         state.cancelled = await log.acancel_requested(query_id)  # stopped before it started
         if not state.cancelled:
@@ -182,11 +193,11 @@ async def run_pipeline(query_id: str) -> None:
             step += 1
         if "MemoryAgent" not in state.agents_used and not state.cancelled:
             await memory.embed_query(state)  # stored for the memory of later questions
-        await sync_to_async(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
+        await db_async(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
         await emit(final_event(query))
     except ApplicationError as exc:  # ProviderError included: stored, then reported
         logger.warning("query %s failed: %s", query_id, exc.message)
-        await sync_to_async(_store_failure)(query, exc, state)
+        await db_async(_store_failure)(query, exc, state)
         await emit({"type": "error", "query_id": query_id, **exc.as_envelope()})
     except Exception:  # the task boundary: a bug must not leave the query "running"
         logger.exception("query %s crashed", query_id)
@@ -196,7 +207,7 @@ async def run_pipeline(query_id: str) -> None:
             code="internal_error",
             status=500,
         )
-        await sync_to_async(_store_failure)(query, crash, state)
+        await db_async(_store_failure)(query, crash, state)
         await emit({"type": "error", "query_id": query_id, **crash.as_envelope()})
     finally:
         message = "Query cancelled" if state is not None and state.cancelled else "Query complete"
@@ -204,7 +215,7 @@ async def run_pipeline(query_id: str) -> None:
     if query.status == Query.Status.COMPLETED:
         from queries.services import query_completed
 
-        await sync_to_async(query_completed)(query=query)
+        await db_async(query_completed)(query=query)
 
 
 async def _run_agent(name: str, state: PipelineState) -> None:

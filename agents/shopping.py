@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
-
 from agents.state import PipelineState
+from llmplatform.core.db_threads import db_async
 from sessions.models import Session
 
 SKIP_OPTION = "Just show me products"
@@ -94,7 +93,7 @@ def product_query_for(interview: dict) -> str:
 
 
 async def run(state: PipelineState) -> None:
-    interview = await sync_to_async(_load_state)(state.owner_id, state.session_id, state.user_id)
+    interview = await db_async(_load_state)(state.owner_id, state.session_id, state.user_id)
     interview = advance_interview(interview, text=state.text, selected_option=state.selected_option)
     if interview["awaiting"]:
         current = ROUNDS[interview["round"]]
@@ -107,4 +106,4 @@ async def run(state: PipelineState) -> None:
         if "ProductAgent" not in state.route:
             state.route.insert(state.route.index("ShoppingAgent") + 1, "ProductAgent")
         interview = {}  # the next shopping question starts a new interview
-    await sync_to_async(_save_state)(state.owner_id, state.session_id, interview)
+    await db_async(_save_state)(state.owner_id, state.session_id, interview)

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from channels.db import database_sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -20,6 +19,7 @@ from rest_framework.exceptions import ValidationError
 
 from agents.pipeline import final_event
 from llmplatform.core.auth import owner_from_scope
+from llmplatform.core.db_threads import db_async
 from llmplatform.core.errors import ApplicationError, error_envelope
 from llmplatform.core.event_log import event_log
 from llmplatform.core.exception_handler import application_exception_handler
@@ -34,15 +34,18 @@ HEARTBEAT_S = 15.0
 FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
-async def follow_query(query_id: str, *, after: str | None) -> AsyncIterator[tuple[str, Any]]:
+async def follow_query(
+    query_id: str, *, after: str | None, just_started: bool = False
+) -> AsyncIterator[tuple[str, Any]]:
     """Events after ``after`` until ``done``; ``(None, None)`` marks 15 s of silence.
 
     When the log has expired (or never existed in this process), the stored answer is
-    replayed as ``final`` + ``done``.
+    replayed as ``final`` + ``done``. A query this connection just started has no log yet
+    and nothing stored: it is simply followed.
     """
     log = event_log()
-    if not await log.aexists(query_id):
-        query = await database_sync_to_async(Query.objects.get)(pk=query_id)
+    if not just_started and not await log.aexists(query_id):
+        query = await db_async(Query.objects.get)(pk=query_id)
         if query.status in FINISHED:
             yield "stored-1", final_event(query)
             yield "stored-2", {"type": "done", "message": "Query complete"}
@@ -99,7 +102,7 @@ class _SseConsumer(AsyncHttpConsumer):
         return None
 
     async def _owner(self) -> Any:
-        owner = await database_sync_to_async(owner_from_scope)(self.scope)
+        owner = await db_async(owner_from_scope)(self.scope)
         if owner is None:
             raise ApplicationError(
                 "Send `Authorization: Bearer <key>` with an active API key.",
@@ -119,7 +122,9 @@ class _SseConsumer(AsyncHttpConsumer):
         request_id = request_id_from(self._header(b"x-request-id"))
         return [(b"X-Request-ID", request_id.encode())]
 
-    async def _start_stream(self, query_id: str, *, after: str | None) -> None:
+    async def _start_stream(
+        self, query_id: str, *, after: str | None, just_started: bool = False
+    ) -> None:
         await self.send_headers(
             status=200,
             headers=[
@@ -129,7 +134,9 @@ class _SseConsumer(AsyncHttpConsumer):
                 *self._common_headers(),
             ],
         )
-        async for entry_id, event in follow_query(query_id, after=after):
+        # daphne sends the headers with the first body bytes: let the client know at once.
+        await self.send_body(b": stream open\n\n", more_body=True)
+        async for entry_id, event in follow_query(query_id, after=after, just_started=just_started):
             if entry_id is None:
                 await self.send_body(b": keep-alive\n\n", more_body=True)
                 continue
@@ -160,10 +167,10 @@ class QueryStreamConsumer(_SseConsumer):
             raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
         owner = await self._owner()
         params = _parse_request(body)
-        query = await database_sync_to_async(query_start)(owner=owner, params=params)
+        query = await db_async(query_start)(owner=owner, params=params)
         query_id = str(query.pk)
-        await query_dispatch_async(query_id=query_id)
-        await self._start_stream(query_id, after=None)
+        await query_dispatch_async(query=query)
+        await self._start_stream(query_id, after=None, just_started=True)
 
 
 class QueryResumeConsumer(_SseConsumer):
@@ -174,7 +181,7 @@ class QueryResumeConsumer(_SseConsumer):
             raise ApplicationError("Use GET.", code="method_not_allowed", status=405)
         owner = await self._owner()
         query_id = self.scope["url_route"]["kwargs"]["query_id"]
-        query = await database_sync_to_async(query_get)(owner=owner, query_id=query_id)
+        query = await db_async(query_get)(owner=owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
         after = self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
         await self._start_stream(str(query.pk), after=after)
@@ -191,7 +198,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.followers: dict[str, asyncio.Task[None]] = {}
         origin = dict(self.scope.get("headers", [])).get(b"origin")
-        owner = await database_sync_to_async(owner_from_scope)(self.scope, allow_query_param=True)
+        owner = await db_async(owner_from_scope)(self.scope, allow_query_param=True)
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None
@@ -240,21 +247,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         params = _parse_request(
             json.dumps({k: v for k, v in content.items() if k != "type"}).encode()
         )
-        query = await database_sync_to_async(query_start)(owner=self.owner, params=params)
+        query = await db_async(query_start)(owner=self.owner, params=params)
         query_id = str(query.pk)
-        await query_dispatch_async(query_id=query_id)
-        self._follow(query_id, after=None)
+        await query_dispatch_async(query=query)
+        self._follow(query_id, after=None, just_started=True)
 
     async def _owned(self, content: dict[str, Any]) -> Query:
         query_id = content.get("query_id")
         if not isinstance(query_id, str):
             raise ApplicationError("query_id is required.", code="validation_error")
-        return await database_sync_to_async(query_get)(owner=self.owner, query_id=query_id)
+        return await db_async(query_get)(owner=self.owner, query_id=query_id)
 
     async def _cancel(self, content: dict[str, Any]) -> None:
-        query, requested = await database_sync_to_async(query_cancel)(
-            query=await self._owned(content)
-        )
+        query, requested = await db_async(query_cancel)(query=await self._owned(content))
         await self.send_json(
             {
                 "type": "cancel",
@@ -269,14 +274,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         after = content.get("last_event_id")
         self._follow(str(query.pk), after=str(after) if after is not None else None)
 
-    def _follow(self, query_id: str, *, after: str | None) -> None:
+    def _follow(self, query_id: str, *, after: str | None, just_started: bool = False) -> None:
         previous = self.followers.pop(query_id, None)
         if previous is not None:
             previous.cancel()
-        self.followers[query_id] = asyncio.create_task(self._forward(query_id, after=after))
+        self.followers[query_id] = asyncio.create_task(
+            self._forward(query_id, after=after, just_started=just_started)
+        )
 
-    async def _forward(self, query_id: str, *, after: str | None) -> None:
-        async for entry_id, event in follow_query(query_id, after=after):
+    async def _forward(self, query_id: str, *, after: str | None, just_started: bool) -> None:
+        async for entry_id, event in follow_query(query_id, after=after, just_started=just_started):
             if entry_id is not None:
                 await self.send_json({**event, "query_id": query_id, "event_id": entry_id})
 

@@ -7,12 +7,15 @@ import asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from queries.models import Query
+
 # Strong references: an un-referenced task may be garbage-collected mid-run.
 _running: set[asyncio.Task[None]] = set()
 
 
-async def query_dispatch_async(*, query_id: str) -> None:
+async def query_dispatch_async(*, query: Query) -> None:
     """A Celery task with REDIS_URL; else a task on this event loop that outlives the client."""
+    query_id = str(query.pk)
     if settings.REDIS_URL:
         from queries.tasks import run_query
 
@@ -22,6 +25,6 @@ async def query_dispatch_async(*, query_id: str) -> None:
         return
     from agents.pipeline import run_pipeline
 
-    task = asyncio.create_task(run_pipeline(query_id), name=f"query-{query_id}")
+    task = asyncio.create_task(run_pipeline(query_id, query=query), name=f"query-{query_id}")
     _running.add(task)
     task.add_done_callback(_running.discard)

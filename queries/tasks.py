@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from celery import shared_task
 
 from agents.providers.base import ProviderError
+
+_thread = threading.local()
+
+
+def run_in_worker_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coroutine`` on this worker thread's own event loop, kept between tasks.
+
+    asyncio.run() would make a loop per task, and with it new SDK clients (an SSL
+    context and a connection pool each): the providers are cached per loop.
+    """
+    loop = getattr(_thread, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coroutine)
 
 
 @shared_task(
@@ -20,7 +37,7 @@ def run_query(query_id: str) -> None:
     """Run the agent pipeline; provider retries happen inside, before any token is sent."""
     from agents.pipeline import run_pipeline
 
-    asyncio.run(run_pipeline(query_id))
+    run_in_worker_loop(run_pipeline(query_id))
 
 
 @shared_task(

@@ -110,6 +110,7 @@ class MemoryEventLog:
     def __init__(self) -> None:
         self._events: dict[str, list[Entry]] = {}
         self._expires: dict[str, float] = {}
+        self._next_expiry_sweep = 0.0
         self._cancelled: set[str] = set()
         self._changed = threading.Condition()
         # Async readers waiting for a query's next event, woken from any thread.
@@ -117,6 +118,9 @@ class MemoryEventLog:
 
     def _expire_old(self) -> None:
         now = time.monotonic()
+        if now < self._next_expiry_sweep:
+            return
+        self._next_expiry_sweep = now + 60  # a sweep looks at every query: once a minute
         for query_id in [q for q, at in self._expires.items() if at < now]:
             self._events.pop(query_id, None)
             self._expires.pop(query_id, None)
