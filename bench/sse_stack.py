@@ -1,0 +1,392 @@
+"""The processes behind the SSE benchmark: fake OpenAI server, throw-away SecantusDB, daphne
+(with or without Redis + a Celery worker) and the LiteLLM proxy in its own virtualenv.
+
+Every child is started in its own session and recorded in a ``Children``; ``stop_all()``
+(called from a ``finally``) ends each one by its process group id. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKDIR = ROOT / "var" / "bench-sse"
+LITELLM_VENV = ROOT / "var" / "bench-litellm-venv"
+# Pinned so runs stay comparable; `--litellm-spec` tries another release.
+LITELLM_SPEC = "litellm[proxy]==1.108.7"
+LITELLM_INSTALL_TIMEOUT_S = 600
+START_TIMEOUT_S = 90
+
+
+def progress(message: str) -> None:
+    print(f"[sse-bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Children:
+    processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+
+    def popen(
+        self, name: str, command: list[str], *, log: Path | None, **kwargs
+    ) -> subprocess.Popen:
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("stdout", log.open("w"))
+            kwargs.setdefault("stderr", subprocess.STDOUT)
+        process = subprocess.Popen(command, start_new_session=True, **kwargs)
+        self.processes.append((name, process))
+        return process
+
+    def stop(self, process: subprocess.Popen) -> None:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def stop_all(self) -> None:
+        for _name, process in reversed(self.processes):
+            self.stop(process)
+        self.processes.clear()
+
+
+def _get_ok(url: str, headers: dict[str, str] | None = None) -> bool:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def wait_http(url: str, process: subprocess.Popen, what: str, log: Path) -> float:
+    """Seconds until ``url`` answers 200; exits with the log tail if it never does."""
+    started = time.monotonic()
+    while time.monotonic() - started < START_TIMEOUT_S:
+        if _get_ok(url):
+            return time.monotonic() - started
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    raise RuntimeError(
+        f"{what} did not answer {url} within {START_TIMEOUT_S} s. Log {log}:\n{tail}"
+    )
+
+
+# -- fake OpenAI server --------------------------------------------------------------------
+
+
+class FakeProcess:
+    """The fake OpenAI server in a child process (bench/sse_fake_server.py)."""
+
+    def __init__(self, children: Children) -> None:
+        self.process = children.popen(
+            "fake-openai",
+            [sys.executable, str(ROOT / "bench" / "sse_fake_server.py")],
+            log=None,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.base_url = self._line()
+        if not self.base_url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"fake server did not start (said {self.base_url!r})")
+
+    def _line(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def _command(self, text: str) -> str:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        return self._line()
+
+    def pace(self, count: int, interval: float) -> None:
+        assert self._command(f"pace {count} {interval}") == "ok"
+
+    def requests_by_path(self) -> dict[str, int]:
+        return json.loads(self._command("stats"))
+
+    def reset(self) -> None:
+        assert self._command("reset") == "ok"
+
+
+# -- our project -----------------------------------------------------------------------------
+
+
+def start_database(children: Children) -> tuple[str, object]:
+    """A throw-away in-memory SecantusDB, as tests/pytest_embedded_mongo.py starts one."""
+    from llmplatform.embedded_mongo import spawn_server
+
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    server = spawn_server(
+        storage_path=":memory:",
+        ready_file=WORKDIR / "secantus.json",
+        log_file=WORKDIR / "secantus.log",
+        exit_with_parent=True,
+    )
+    return server.uri, server
+
+
+def project_env(
+    *, fake_base_url: str, mongodb_uri: str, redis_url: str | None, embedding: str
+) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith("_API_KEY") and key not in ("REDIS_URL", "MONGODB_URI", "MONGO_DB")
+    }
+    env.update(
+        {
+            "LLMPLATFORM_SKIP_DOTENV": "1",
+            "MONGODB_URI": mongodb_uri,
+            "MONGO_DB": "sse_bench",
+            "OPENAI_API_KEY": "sk-bench-not-a-real-key",
+            "OPENAI_BASE_URL": fake_base_url,
+            "DEFAULT_MODEL_PROVIDER": "openai",
+            "LOCAL_MODEL_ENABLED": "false",
+            # auto = OpenAI embeddings (the fake's) since a key is set: what production runs.
+            "EMBEDDING_PROVIDER": embedding,
+            "LOG_FILE": "",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
+    return completed.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the ")" that ends the command name: field 14 (utime) is index 11, 15 (stime) 12.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_daphne(children: Children, env: dict[str, str], name: str) -> tuple[str, int, float, int]:
+    port = free_port()
+    log = WORKDIR / f"{name}.log"
+    process = children.popen(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "llmplatform.asgi:application",
+        ],
+        log=log,
+        cwd=ROOT,
+        env=env,
+    )
+    seconds = wait_http(f"http://127.0.0.1:{port}/api/v1/health", process, "daphne", log)
+    return "127.0.0.1", port, seconds, process.pid
+
+
+def start_celery(children: Children, env: dict[str, str], concurrency: int) -> subprocess.Popen:
+    log = WORKDIR / "celery-worker.log"
+    process = children.popen(
+        "celery-worker",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "llmplatform",
+            "worker",
+            "-Q",
+            "default,agents",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "-n",
+            f"sse-bench-{os.getpid()}@%h",
+        ],
+        log=log,
+        cwd=ROOT,
+        env=env,
+    )
+    started = time.monotonic()
+    while time.monotonic() - started < START_TIMEOUT_S:
+        if "ready." in log.read_text(errors="replace"):
+            return process
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"the Celery worker did not become ready; see {log}")
+
+
+# -- LiteLLM ---------------------------------------------------------------------------------
+
+
+class LiteLLMUnavailable(RuntimeError):
+    """LiteLLM could not be installed or started here; the message says why."""
+
+
+def ensure_litellm_venv(spec: str) -> tuple[Path, str]:
+    """The LiteLLM virtualenv (created on first use, reused after) and its litellm version.
+
+    A separate venv: litellm[proxy] pins many packages that must not touch the project's.
+    """
+    python = LITELLM_VENV / "bin" / "python"
+    marker = LITELLM_VENV / "bench-spec.txt"
+
+    def installed_version() -> str | None:
+        if not python.exists():
+            return None
+        check = subprocess.run(
+            [str(python), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        return check.stdout.strip() if check.returncode == 0 else None
+
+    version = installed_version()
+    if version and marker.exists() and marker.read_text().strip() == spec:
+        return LITELLM_VENV, version
+    progress(
+        f"installing {spec} into {LITELLM_VENV} (once; about a minute, at most "
+        f"{LITELLM_INSTALL_TIMEOUT_S} s) ..."
+    )
+    if not python.exists():
+        base = getattr(sys, "_base_executable", sys.executable)
+        created = subprocess.run(
+            [base, "-m", "venv", str(LITELLM_VENV)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise LiteLLMUnavailable(f"could not create {LITELLM_VENV}: {created.stderr[-1500:]}")
+    log = WORKDIR / "litellm-install.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with log.open("w") as out:
+            install = subprocess.run(
+                [str(python), "-m", "pip", "install", "--disable-pip-version-check", spec],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=LITELLM_INSTALL_TIMEOUT_S,
+                check=False,
+            )
+    except subprocess.TimeoutExpired:
+        raise LiteLLMUnavailable(
+            f"pip install {spec} took over {LITELLM_INSTALL_TIMEOUT_S} s; see {log}"
+        ) from None
+    if install.returncode != 0:
+        tail = log.read_text(errors="replace")[-1500:]
+        raise LiteLLMUnavailable(f"pip install {spec} failed (exit {install.returncode}): {tail}")
+    version = installed_version()
+    if not version:
+        raise LiteLLMUnavailable(f"{spec} installed but `import litellm` fails; see {log}")
+    marker.write_text(spec + "\n")
+    progress(f"litellm {version} installed")
+    return LITELLM_VENV, version
+
+
+# The proxy refuses to start without a master key; this one guards a loopback port for minutes.
+LITELLM_MASTER_KEY = "sk-bench-" + "5e" * 16
+
+
+def start_litellm(
+    children: Children, venv: Path, fake_base_url: str
+) -> tuple[str, int, float, int]:
+    """``litellm --config`` with one model pointed at the fake server; no DB, no telemetry."""
+    config = WORKDIR / "litellm-config.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-4o-mini\n"
+        "    litellm_params:\n"
+        "      model: openai/gpt-4o-mini\n"
+        f"      api_base: {fake_base_url}\n"
+        "      api_key: sk-bench-not-a-real-key\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  set_verbose: false\n"
+        "  callbacks: []\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_MASTER_KEY}\n"
+        "  disable_spend_logs: true\n"
+    )
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DATABASE_URL", "REDIS_URL", "PYTHONPATH") and not key.endswith("_API_KEY")
+    }
+    # No outbound fetch of the model price map at start (there is no network here anyway).
+    env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False"})
+    log = WORKDIR / "litellm.log"
+    executable = venv / "bin" / "litellm"
+    if not executable.exists() or shutil.which(str(executable)) is None:
+        raise LiteLLMUnavailable(f"{executable} is missing")
+    process = children.popen(
+        "litellm",
+        [str(executable), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)],
+        log=log,
+        cwd=WORKDIR,
+        env=env,
+    )
+    try:
+        seconds = wait_http(
+            f"http://127.0.0.1:{port}/health/liveliness", process, "the LiteLLM proxy", log
+        )
+    except RuntimeError as exc:
+        raise LiteLLMUnavailable(str(exc)) from None
+    return "127.0.0.1", port, seconds, process.pid
