@@ -65,8 +65,12 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Each writes its table to bench/results/; bench/README.md summarises them.
 bench: install
-	$(PY) bench/run_all.py
+	$(PY) bench/provider_overhead.py --iterations 1000 --write
+	$(PY) bench/memory_topk.py --write
+	$(PY) bench/session_events.py --batches 10 --batch-size 500
+	$(PY) bench/sse_streams.py --write
 
 clean-db:
 	rm -rf var/mongo
