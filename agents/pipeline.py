@@ -39,17 +39,17 @@ FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
 def _claim(query_id: str, query: Query | None) -> Query | None:
-    """Mark the query running and return it; None when it is already finished."""
-    claimed = (
-        Query.objects.filter(pk=ObjectId(query_id))
-        .exclude(status__in=list(FINISHED))
-        .update(status=Query.Status.RUNNING)
-    )
-    if not claimed:
-        return None
+    """Mark the query running and return it; None when it is already finished.
+
+    A redelivered task finds its query finished and does nothing. By primary key only:
+    the embedded database's planner scans the collection for compound filters.
+    """
     if query is None:
-        query = Query.objects.get(pk=ObjectId(query_id))
+        query = Query.objects.filter(pk=ObjectId(query_id)).first()
+        if query is None or query.status in FINISHED:
+            return None
     query.status = Query.Status.RUNNING
+    query.save(update_fields=["status"])
     return query
 
 

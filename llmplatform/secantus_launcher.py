@@ -95,6 +95,44 @@ def apply_nested_inclusion_project_patch() -> None:
     aggregate._STAGES["$project"] = project
 
 
+def flatten_and_filter(filter_: Any) -> Any:
+    """``{"$and": [{"a": 1}, {"b": {"$in": [...]}}]}`` as ``{"a": 1, "b": {"$in": [...]}}``.
+
+    Equivalent whenever the clauses name different fields (an implicit AND), which is
+    what django-mongodb-backend emits for ``filter(a=..., b=...)``; anything else is left
+    as it is.
+    """
+    if not isinstance(filter_, dict) or set(filter_) != {"$and"}:
+        return filter_
+    clauses = filter_["$and"]
+    if not isinstance(clauses, list) or not all(isinstance(c, dict) for c in clauses):
+        return filter_
+    flat: dict[str, Any] = {}
+    for clause in clauses:
+        for key, value in clause.items():
+            if key.startswith("$") or key in flat:
+                return filter_
+            flat[key] = value
+    return flat
+
+
+def apply_and_filter_index_patch() -> None:
+    """Let the index planner see ``$and`` filters (performance only, same results).
+
+    SecantusDB 0.7.0b3 uses an index for ``{"a": 1, "b": 2}`` but scans the whole
+    collection for the ``{"$and": [{"a": 1}, {"b": 2}]}`` form the ORM sends: 85 ms
+    instead of 1 ms at 3,000 documents, on every filtered read and update.
+    """
+    from secantus.storage import Storage
+
+    original = Storage.find_matching
+
+    def find_matching(self: Any, db: str, coll: str, filter: Any = None, **kwargs: Any) -> Any:
+        return original(self, db, coll, flatten_and_filter(filter), **kwargs)
+
+    Storage.find_matching = find_matching
+
+
 def _stop_when_orphaned(parent_pid: int, stopping: threading.Event) -> None:
     # A killed test run must not leave servers behind: re-parenting means our parent died.
     while not stopping.wait(1.0):
@@ -123,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_patch:
         apply_union_with_documents_patch()
         apply_nested_inclusion_project_patch()
+        apply_and_filter_index_patch()
 
     if args.storage_path != ":memory:":
         Path(args.storage_path).mkdir(parents=True, exist_ok=True)

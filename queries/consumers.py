@@ -30,7 +30,6 @@ from queries.selectors import query_get
 from queries.serializers import QueryRequestSerializer
 from queries.services import query_cancel, query_start
 
-HEARTBEAT_S = 15.0
 FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
@@ -51,7 +50,8 @@ async def follow_query(
             yield "stored-2", {"type": "done", "message": "Query complete"}
             return
     while True:
-        entries = await log.aread(query_id, after=after, block_ms=int(HEARTBEAT_S * 1000))
+        block_ms = int(settings.SSE_HEARTBEAT_SECONDS * 1000)
+        entries = await log.aread(query_id, after=after, block_ms=block_ms)
         if not entries:
             yield None, None
             continue

@@ -61,6 +61,7 @@ def vendor_env(fakes) -> dict[str, str]:
         "PROVIDER_READ_TIMEOUT": "5",
         "PROVIDER_MAX_RETRIES": "2",
         "MEMORY_SUMMARY_INTERVAL": "2",
+        "SSE_HEARTBEAT_SECONDS": "0.5",
         "PRODUCT_SEARCH_MAX_RESULTS": "3",
         "LOCAL_MODEL_ENABLED": "false",
         # Real semantic vectors for memory tests; the fake OpenAI embeddings are arbitrary.

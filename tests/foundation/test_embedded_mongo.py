@@ -7,6 +7,7 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from llmplatform.embedded_mongo import ensure_embedded_server, spawn_server
+from llmplatform.secantus_launcher import flatten_and_filter
 
 UNION_WITH_DOCUMENTS = [{"$unionWith": {"pipeline": [{"$documents": [{"n": 1}]}]}}]
 
@@ -63,3 +64,58 @@ def test_second_process_reuses_server_and_data_survives_restart(tmp_path):
             assert client.LLMPlatform.notes.find_one({}, {"_id": 0}) == {"kept": True}
     finally:
         restarted.stop()
+
+
+@pytest.fixture(scope="module")
+def unpatched_uri(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("unpatched")
+    server = spawn_server(
+        storage_path=":memory:",
+        ready_file=workdir / "server.json",
+        log_file=workdir / "server.log",
+        exit_with_parent=True,
+        extra_args=["--no-patch"],
+    )
+    yield server.uri
+    server.stop()
+
+
+def test_nested_projection_patch_is_still_needed(unpatched_uri, settings):
+    # Django's permission lookup projects {"django_content_type": {"app_label": 1}}.
+    pipeline = [{"$project": {"_id": 0, "ct": {"app_label": 1}}}]
+    with pymongo.MongoClient(unpatched_uri) as client:
+        client.db.p.insert_one({"ct": {"app_label": "queries", "model": "query"}})
+        assert list(client.db.p.aggregate(pipeline)) == [{"ct": {"app_label": 1}}]
+    with pymongo.MongoClient(settings.DATABASES["default"]["HOST"]) as client:
+        client.scratch.p.insert_one({"ct": {"app_label": "queries", "model": "query"}})
+        assert list(client.scratch.p.aggregate(pipeline)) == [{"ct": {"app_label": "queries"}}]
+        client.drop_database("scratch")
+
+
+def test_and_filter_patch_is_still_needed(unpatched_uri):
+    # The ORM sends filter(a=..., b=...) as {"$and": [...]}; upstream scans for that form.
+    with pymongo.MongoClient(unpatched_uri) as client:
+        collection = client.db.f
+        collection.create_index([("a", 1), ("b", 1)])
+        collection.insert_many([{"a": i % 7, "b": i % 5} for i in range(50)])
+        anded = {"$and": [{"a": 1}, {"b": 2}]}
+        assert (
+            collection.find(anded).explain()["queryPlanner"]["winningPlan"]["stage"] == "COLLSCAN"
+        )
+        flat = flatten_and_filter(anded)
+        assert collection.find(flat).explain()["queryPlanner"]["winningPlan"]["stage"] != "COLLSCAN"
+        assert sorted(d["_id"] for d in collection.find(flat)) == sorted(
+            d["_id"] for d in collection.find(anded)
+        )
+
+
+def test_flatten_and_filter_only_merges_distinct_plain_fields():
+    assert flatten_and_filter({"$and": [{"a": 1}, {"b": {"$in": [1, 2]}}]}) == {
+        "a": 1,
+        "b": {"$in": [1, 2]},
+    }
+    repeated = {"$and": [{"a": {"$gt": 1}}, {"a": {"$lt": 5}}]}
+    assert flatten_and_filter(repeated) is repeated
+    operator = {"$and": [{"$or": [{"a": 1}, {"b": 1}]}, {"c": 1}]}
+    assert flatten_and_filter(operator) is operator
+    assert flatten_and_filter({"a": 1}) == {"a": 1}

@@ -243,3 +243,17 @@ def test_websocket_refuses_unauthenticated_and_foreign_origins(daphne, owner):
     for kwargs in ({}, {"additional_headers": auth(owner[1]), "origin": "http://evil.example"}):
         with pytest.raises((ConnectionClosed, InvalidStatus)), connect(ws_url, **kwargs) as ws:
             ws.recv(timeout=10)
+
+
+def test_silence_is_filled_with_heartbeat_comments(daphne, owner, fakes):
+    fakes["openai"].chunk_count = 3
+    fakes["openai"].chunk_interval = 1.2  # longer than SSE_HEARTBEAT_SECONDS (0.5 here)
+    with httpx2.stream(
+        "POST", f"{daphne.url}/api/v1/query/stream", json=body(), headers=auth(owner[1]), timeout=30
+    ) as response:
+        frames = list(sse_frames(response))
+    comments = [f for f in frames if f.event is None]
+    assert len(comments) >= 2  # "stream open" plus at least one keep-alive
+    assert "".join(
+        f.event["content"] for f in frames if f.event and f.event["type"] == "chunk"
+    ) == echo_reply_text(TEXT)
