@@ -198,7 +198,12 @@ def fallback_chains() -> dict[str, list[str]]:
 
 
 def _unknown_provider(name: str, available: list[str]) -> ApplicationError:
-    listed = ", ".join(available) if available else "none (no provider is configured)"
+    listed = (
+        ", ".join(available)
+        if available
+        else "none. Set a provider key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, "
+        "OPENROUTER_API_KEY) or LOCAL_MODEL_ENABLED=true"
+    )
     return ApplicationError(
         f"Unknown or unconfigured provider {name!r}. Available providers: {listed}.",
         code="unknown_provider",

@@ -274,3 +274,13 @@ def test_providers_of_closed_event_loops_are_released(provider_settings: Any) ->
     for _ in range(10):
         asyncio.run(lookup())
     assert len(registry._by_loop) <= 1
+
+
+def test_no_provider_at_all_says_how_to_configure_one(provider_settings: Any) -> None:
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GOOGLE_API_KEY", "OPENROUTER_API_KEY"):
+        setattr(provider_settings, key, "")
+    with pytest.raises(ApplicationError) as caught:
+        get_chat_provider("openai")
+    assert caught.value.extra["available"] == []
+    assert "OPENAI_API_KEY" in caught.value.message
+    assert "LOCAL_MODEL_ENABLED" in caught.value.message
