@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+from tests.processes import celery_worker_command, daphne_command, free_port  # noqa: E402
+
 WORKDIR = ROOT / "var" / "bench-sse"
 LITELLM_VENV = ROOT / "var" / "bench-litellm-venv"
 # Pinned so runs stay comparable; `--litellm-spec` tries another release.
@@ -32,12 +36,6 @@ START_TIMEOUT_S = 90
 
 def progress(message: str) -> None:
     print(f"[sse-bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -215,16 +213,7 @@ def start_daphne(children: Children, env: dict[str, str], name: str) -> tuple[st
     log = WORKDIR / f"{name}.log"
     process = children.popen(
         name,
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "llmplatform.asgi:application",
-        ],
+        daphne_command(port=port),
         log=log,
         cwd=ROOT,
         env=env,
@@ -237,24 +226,7 @@ def start_celery(children: Children, env: dict[str, str], concurrency: int) -> s
     log = WORKDIR / "celery-worker.log"
     process = children.popen(
         "celery-worker",
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "llmplatform",
-            "worker",
-            "-Q",
-            "default,agents",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "-n",
-            f"sse-bench-{os.getpid()}@%h",
-        ],
+        celery_worker_command(name=f"sse-bench-{os.getpid()}", concurrency=concurrency),
         log=log,
         cwd=ROOT,
         env=env,

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -26,6 +24,7 @@ from django.db import connection
 from agents.providers.registry import reset_registry
 from tests.fakes.fixtures import _session_server
 from tests.fakes.server import FakeVendorServer
+from tests.processes import celery_worker_command, daphne_command, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
@@ -106,24 +105,7 @@ def celery_worker(django_db_setup, django_db_blocker, vendor_env) -> Iterator[su
     }
     log = open(ROOT / "var" / "test-celery-worker.log", "w")  # noqa: SIM115 (closed below)
     worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "llmplatform",
-            "worker",
-            "-Q",
-            "default,agents",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--loglevel",
-            "INFO",
-            "-n",
-            "test@%h",
-        ],
+        celery_worker_command(name=f"test-{os.getpid()}", concurrency=4),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -152,27 +134,12 @@ class LiveServer:
     process: subprocess.Popen
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
     """A daphne process serving the project; returns once it answers HTTP (any status)."""
     port = free_port()
     log = log_path.open("w")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "llmplatform.asgi:application",
-        ],
+        daphne_command(port=port),
         cwd=ROOT,
         env=env,
         stdout=log,

@@ -13,7 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from tests.live_services import free_port, start_daphne
+from tests.live_services import start_daphne
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
