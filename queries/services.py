@@ -126,7 +126,8 @@ def query_dispatch(*, query: Query) -> None:
     else:
         from agents.pipeline import run_pipeline
 
-        async_to_sync(run_pipeline)(str(query.pk))
+        # The pipeline stores its outcome on this very instance.
+        async_to_sync(run_pipeline)(str(query.pk), query=query)
 
 
 def query_wait(*, query: Query, timeout_s: float = JSON_WAIT_S) -> Query:
@@ -157,8 +158,6 @@ def query_answer(*, owner, params: dict[str, Any]) -> Query:
     query_dispatch(query=query)
     if settings.REDIS_URL:
         query = query_wait(query=query)
-    else:
-        query.refresh_from_db()
     return query
 
 
