@@ -17,7 +17,7 @@ ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
     "image/jpeg": (b"\xff\xd8\xff",),
     "image/gif": (b"GIF87a", b"GIF89a"),
-    "image/webp": (b"RIFF",),
+    "image/webp": (),  # RIFF....WEBP, checked in _check_content
     "application/pdf": (b"%PDF-",),
     "text/plain": (),
     "text/markdown": (),
@@ -39,6 +39,9 @@ MAX_FILENAME = 255
 
 
 def _check_content(head: bytes, content_type: str) -> bool:
+    if content_type == "image/webp":
+        # RIFF is also WAV and AVI: the format name follows the chunk size.
+        return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
     signatures = ALLOWED_TYPES[content_type]
     if signatures:
         return any(head.startswith(signature) for signature in signatures)
@@ -50,8 +53,11 @@ def _check_content(head: bytes, content_type: str) -> bool:
     return True
 
 
-def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
-    """Validate and store an upload. Raises ApplicationError (413 too large, 415 bad type)."""
+def file_check(*, upload: UploadedFile) -> str:
+    """The upload's content type, once size, type and content are acceptable.
+
+    Raises ApplicationError (413 too large, 415 type not accepted or content mismatch).
+    """
     if upload.size is not None and upload.size > settings.MAX_FILE_SIZE:
         raise ApplicationError(
             f"The file is {upload.size} bytes; the limit is {settings.MAX_FILE_SIZE} bytes "
@@ -75,6 +81,12 @@ def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
             code="file_content_mismatch",
             status=415,
         )
+    return content_type
+
+
+def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
+    """Validate and store an upload. Raises ApplicationError (413 too large, 415 bad type)."""
+    content_type = file_check(upload=upload)
     relative = Path(user_id_safe(user_id)) / (secrets.token_hex(16) + EXTENSIONS[content_type])
     target = Path(settings.UPLOAD_DIR) / str(owner.pk) / relative
     target.parent.mkdir(parents=True, exist_ok=True)

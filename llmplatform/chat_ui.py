@@ -15,34 +15,24 @@ from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 
-from agents.providers.registry import DEFAULT_MODELS, available_providers
+from agents.providers.registry import available_providers, default_model_for, default_provider
 from queries.serializers import MAX_ATTACHMENTS, MAX_QUERY_CHARS
 
 # Shown next to the provider wherever it can be picked: its answers are not real ones.
 DEMO_PROVIDERS = {"local": "demo-quality model: small and fast, answers are often wrong"}
 
 
-def _default_model(provider: str) -> str:
-    if provider == settings.DEFAULT_MODEL_PROVIDER and settings.DEFAULT_MODEL_NAME:
-        return settings.DEFAULT_MODEL_NAME
-    return DEFAULT_MODELS.get(provider, "")
-
-
 @never_cache
 @login_required(login_url=reverse_lazy("login"))
 def chat_page(request: HttpRequest) -> HttpResponse:
     providers = available_providers()
-    default_provider = (
-        settings.DEFAULT_MODEL_PROVIDER
-        if settings.DEFAULT_MODEL_PROVIDER in providers
-        else (providers[0] if providers else "")
-    )
+    selected = default_provider()
     provider_rows = [
         {
             "name": name,
-            "default_model": _default_model(name),
+            "default_model": default_model_for(name),
             "note": DEMO_PROVIDERS.get(name, ""),
-            "selected": name == default_provider,
+            "selected": name == selected,
         }
         for name in providers
     ]
@@ -60,9 +50,9 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "chat/index.html",
         {
             "providers": provider_rows,
-            "default_provider": default_provider,
-            "default_model": _default_model(default_provider) if default_provider else "",
-            "default_note": DEMO_PROVIDERS.get(default_provider, ""),
+            "default_provider": selected or "",
+            "default_model": default_model_for(selected) if selected else "",
+            "default_note": DEMO_PROVIDERS.get(selected or "", ""),
             "chat_config": config,
             "max_query_chars": MAX_QUERY_CHARS,
         },

@@ -16,9 +16,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError
 from django.utils import timezone
 
-from agents.providers.registry import DEFAULT_MODELS, available_providers, get_chat_provider
+from agents.providers.registry import default_model_for, default_provider, get_chat_provider
 from files.selectors import file_get
-from files.services import file_upload
+from files.services import file_check, file_upload
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.event_log import event_log
 from queries.models import Query, Summary
@@ -31,21 +31,18 @@ JSON_WAIT_S = 240
 
 
 def _resolve_model(requested_provider: str | None, requested_model: str | None) -> tuple[str, str]:
-    available = available_providers()
-    provider = requested_provider or settings.DEFAULT_MODEL_PROVIDER
-    if not requested_provider and provider not in available:
-        # No key for the default vendor: the offline model answers instead.
-        provider = "local" if "local" in available else (available[0] if available else provider)
+    provider = requested_provider or default_provider() or settings.DEFAULT_MODEL_PROVIDER
     get_chat_provider(provider)  # raises a 400 listing the available providers
-    if requested_model:
-        return provider, requested_model
-    if provider == settings.DEFAULT_MODEL_PROVIDER:
-        return provider, settings.DEFAULT_MODEL_NAME
-    return provider, DEFAULT_MODELS[provider]
+    return provider, requested_model or default_model_for(provider)
 
 
 def _attachment_ids(*, owner, user_id: str, attachments: list[str]) -> list[str]:
-    """File ids for every attachment; image data URLs are stored as files first."""
+    """File ids for every attachment; image data URLs are stored as files.
+
+    Everything is checked before anything is stored: a rejected query leaves no files.
+    Raises ApplicationError (400, 404 for another owner's or unknown file, 413, 415).
+    """
+    decoded: list[tuple[int, bytes, str]] = []
     ids: list[str] = []
     for index, attachment in enumerate(attachments):
         match = _DATA_URL.match(attachment)
@@ -57,21 +54,29 @@ def _attachment_ids(*, owner, user_id: str, attachments: list[str]) -> list[str]
             )
         if match:
             try:
-                content = base64.b64decode(match.group(2), validate=True)
+                decoded.append(
+                    (index, base64.b64decode(match.group(2), validate=True), match.group(1))
+                )
             except binascii.Error:
                 raise ApplicationError(
                     f"attachments[{index}] has invalid base64 data.", code="invalid_attachment"
                 ) from None
-            stored = file_upload(
-                owner=owner,
-                user_id=user_id,
-                upload=SimpleUploadedFile(
-                    f"attachment-{index}", content, content_type=match.group(1)
-                ),
+            continue
+        stored = file_get(owner=owner, file_id=attachment)
+        if not stored.content_type.startswith("image/"):
+            raise ApplicationError(
+                f"attachments[{index}] is {stored.filename!r} ({stored.content_type}): only "
+                "images can be attached to a query.",
+                code="unsupported_attachment",
             )
-            ids.append(str(stored.pk))
-        else:
-            ids.append(str(file_get(owner=owner, file_id=attachment).pk))
+        ids.append(str(stored.pk))
+    uploads = [
+        SimpleUploadedFile(f"attachment-{index}", content, content_type=content_type)
+        for index, content, content_type in decoded
+    ]
+    for upload in uploads:
+        file_check(upload=upload)
+    ids.extend(str(file_upload(owner=owner, user_id=user_id, upload=u).pk) for u in uploads)
     return ids
 
 

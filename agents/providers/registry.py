@@ -112,6 +112,24 @@ def _local_available() -> bool:
     return bool(local.is_available())
 
 
+def default_provider() -> str | None:
+    """DEFAULT_MODEL_PROVIDER when configured; else ``local``, else the first available one."""
+    available = available_providers()
+    if settings.DEFAULT_MODEL_PROVIDER in available:
+        return settings.DEFAULT_MODEL_PROVIDER
+    # No key for the default vendor: the offline model answers instead.
+    if "local" in available:
+        return "local"
+    return available[0] if available else None
+
+
+def default_model_for(provider: str) -> str:
+    """DEFAULT_MODEL_NAME for the default provider, else that provider's usual model."""
+    if provider == settings.DEFAULT_MODEL_PROVIDER and settings.DEFAULT_MODEL_NAME:
+        return settings.DEFAULT_MODEL_NAME
+    return DEFAULT_MODELS.get(provider, "")
+
+
 def available_providers() -> list[str]:
     """Names of the providers this process can use, cloud vendors first."""
     names = [name for name, (key, _) in CLOUD_PROVIDERS.items() if getattr(settings, key, "")]

@@ -77,3 +77,17 @@ def test_missing_user_id_is_400_naming_the_field(api):
     )
     assert response.status_code == 400
     assert "user_id" in response.json()["error"]["message"]
+
+
+def test_webp_needs_its_format_name_not_just_riff(api):
+    wav = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 32
+    assert upload(api, content=wav, name="a.webp", content_type="image/webp").status_code == 415
+    webp = b"RIFF\x24\x00\x00\x00WEBPVP8 " + b"\x00" * 32
+    assert upload(api, content=webp, name="b.webp", content_type="image/webp").status_code == 201
+
+
+def test_text_upload_accepts_utf8_cut_at_the_sniffed_boundary(api):
+    text = ("é" * 300).encode()  # 600 bytes: the 512-byte head ends mid-character
+    assert upload(api, content=text, name="t.txt", content_type="text/plain").status_code == 201
+    latin1 = "é".encode("latin-1") * 50
+    assert upload(api, content=latin1, name="l.txt", content_type="text/plain").status_code == 415

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from queries.models import Query
@@ -124,3 +126,31 @@ def test_cancelling_a_finished_query_is_a_clear_no_op(api):
     body = api.post(f"/api/v1/query/{query_id}/cancel").json()
     assert body["cancel_requested"] is False
     assert "already completed" in body["message"]
+
+
+def test_non_image_attachment_is_400_naming_it(api, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.UPLOAD_DIR = tmp_path
+    upload = SimpleUploadedFile("notes.txt", b"plain text", content_type="text/plain")
+    file_id = api.post(
+        "/api/v1/files/upload", {"file": upload, "user_id": "u1"}, format="multipart"
+    ).json()["file_id"]
+    response = ask(api, attachments=[file_id])
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_attachment"
+    assert "notes.txt" in error["message"]
+
+
+def test_a_rejected_query_stores_none_of_its_attachments(api, settings, tmp_path):
+    from files.models import File
+
+    settings.UPLOAD_DIR = tmp_path
+    png = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(16)).decode()
+    response = ask(api, attachments=[png, "data:image/png;base64,!!not-base64!!"])
+    assert response.status_code == 400
+    wrong_content = ask(api, attachments=[png, "data:image/png;base64,aGVsbG8="])
+    assert wrong_content.status_code == 415
+    assert not File.objects.exists()
+    assert not any(path.is_file() for path in tmp_path.rglob("*"))
