@@ -621,10 +621,11 @@
 
   function chooseOption(turn, option) {
     if (isGenerating()) return;
+    setMode("shopping");
+    // Only a sent choice is final: if the socket is down, the buttons stay usable.
+    if (!sendQuery({ query: option, selectedOption: option, mode: "shopping" })) return;
     turn.optionChosen = option;
     saveTranscript();
-    setMode("shopping");
-    sendQuery({ query: option, selectedOption: option, mode: "shopping" });
   }
 
   function stop() {
