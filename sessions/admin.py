@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models.fields.json import KeyTransform
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -38,9 +39,8 @@ class ExperimentVariantFilter(admin.SimpleListFilter):
         if not self.value() or "=" not in self.value():
             return queryset
         key, _, variant = self.value().partition("=")
-        if "__" in key:
-            return queryset.none()  # experiment keys cannot hold "__" (ExperimentForm)
-        return queryset.filter(**{f"experiments__{key}": variant})
+        # A key transform, not a lookup string: "?variant=isnull=x" stays a key name.
+        return queryset.alias(assigned=KeyTransform(key, "experiments")).filter(assigned=variant)
 
 
 @admin.register(Session)
@@ -90,7 +90,9 @@ class EventAdmin(ReadOnlyAdmin):
     list_display = ("session_id", "type", "t", "event_id", "owner", "received_at")
     list_filter = ("type", ("received_at", admin.DateFieldListFilter))
     search_fields = ("session_id", "event_id")
-    ordering = ("-received_at",)
+    # Newest first by primary key (ObjectIds grow with time): no sort over all events.
+    ordering = ("-pk",)
+    show_full_result_count = False
 
 
 class ExperimentForm(forms.ModelForm):
@@ -179,7 +181,11 @@ class ExperimentAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">results</a>', url)
 
     def save_model(self, request, obj, form, change):
-        experiment_save(experiment=obj, variants=form.cleaned_data["variants"])
+        try:
+            experiment_save(experiment=obj, variants=form.cleaned_data["variants"])
+        except ApplicationError as exc:
+            # Started by someone else since the form was validated: say so, don't crash.
+            self.message_user(request, f"Not saved: {exc.message}", messages.ERROR)
 
     @admin.action(description="Start selected experiments", permissions=["change"])
     def start_experiments(self, request, queryset):
