@@ -84,48 +84,68 @@ def _typed(name: str, value: str):
 
 
 @pytest.fixture
-def vendor_settings(settings, vendor_env):
+def vendor_settings(settings, vendor_env, fakes):
+    """Settings pointing at the fake vendors, which start each test with no faults or
+    recorded requests."""
     for name, value in vendor_env.items():
         setattr(settings, name, _typed(name, value))
+    for server in fakes.values():
+        server.reset()
     reset_registry()
     yield settings
     reset_registry()
 
 
+@pytest.fixture
+def in_process(vendor_settings, fakes):
+    """The embedded default: no Redis, the pipeline in-process, events in memory."""
+    vendor_settings.REDIS_URL = None
+    return fakes
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, vendor_env) -> Iterator[subprocess.Popen]:
-    """One real worker for the session, on the test database, consuming both queues."""
+def child_env(django_db_setup, django_db_blocker, vendor_env) -> dict[str, str]:
+    """The environment of every process the tests start: the test database, the fakes."""
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
-    env = {
+    return {
         **os.environ,
         **vendor_env,
         "MONGO_DB": database_name,
         "LLMPLATFORM_SKIP_DOTENV": "1",
     }
-    log = open(ROOT / "var" / "test-celery-worker.log", "w")  # noqa: SIM115 (closed below)
-    worker = subprocess.Popen(
-        celery_worker_command(name=f"test-{os.getpid()}", concurrency=4),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(child_env) -> Iterator[subprocess.Popen]:
+    """One real worker for the session, on the test database, consuming both queues."""
+    log_path = ROOT / "var" / "test-celery-worker.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            celery_worker_command(name=f"test-{os.getpid()}", concurrency=4),
+            cwd=ROOT,
+            env=child_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     from llmplatform.celery import app
 
     deadline = time.monotonic() + 60
     while not (app.control.inspect(timeout=0.5).ping() or {}):
         if worker.poll() is not None or time.monotonic() > deadline:
             worker.kill()
-            log.close()
-            pytest.fail("The Celery worker did not start: see var/test-celery-worker.log")
+            pytest.fail(f"The Celery worker did not start: see {log_path}")
     yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-    log.close()
+    stop_process(worker)
 
 
 @dataclass
@@ -134,63 +154,54 @@ class LiveServer:
     process: subprocess.Popen
 
 
+def _answers(url: str) -> bool:
+    """Whether anything answers HTTP at ``url`` (any status counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
 def start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
     """A daphne process serving the project; returns once it answers HTTP (any status)."""
     port = free_port()
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        daphne_command(port=port),
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    with log_path.open("w") as log:  # the child keeps its own copy of the handle
+        process = subprocess.Popen(
+            daphne_command(port=port),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/v1/health", timeout=5)
-            return LiveServer(url=url, process=process)
-        except urllib.error.HTTPError:
-            return LiveServer(url=url, process=process)  # it answered, if unhappily
-        except (urllib.error.URLError, ConnectionError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"daphne did not start: see {log_path}")
-            time.sleep(0.2)
+    while not _answers(f"{url}/api/v1/health"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"daphne did not start: see {log_path}")
+        time.sleep(0.2)
+    return LiveServer(url=url, process=process)
 
 
 @pytest.fixture(scope="session")
-def live_daphne(
-    celery_worker, django_db_setup, django_db_blocker, vendor_env
-) -> Iterator[LiveServer]:
+def live_daphne(celery_worker, child_env) -> Iterator[LiveServer]:
     """daphne with REDIS_URL: the production path (Celery worker, Redis Streams)."""
-    with django_db_blocker.unblock():
-        database_name = connection.settings_dict["NAME"]
-    env = {**os.environ, **vendor_env, "MONGO_DB": database_name, "LLMPLATFORM_SKIP_DOTENV": "1"}
-    server = start_daphne(env, ROOT / "var" / "test-daphne.log")
+    server = start_daphne(child_env, ROOT / "var" / "test-daphne.log")
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=15)
+    stop_process(server.process)
 
 
 @pytest.fixture(scope="session")
-def live_daphne_in_process(django_db_setup, django_db_blocker, vendor_env) -> Iterator[LiveServer]:
+def live_daphne_in_process(child_env) -> Iterator[LiveServer]:
     """daphne without REDIS_URL: the embedded default (pipeline on daphne's loop, events in
     memory)."""
-    with django_db_blocker.unblock():
-        database_name = connection.settings_dict["NAME"]
-    env = {
-        **os.environ,
-        **vendor_env,
-        "MONGO_DB": database_name,
-        "LLMPLATFORM_SKIP_DOTENV": "1",
-        "REDIS_URL": "",
-    }
+    env = {**child_env, "REDIS_URL": ""}
     server = start_daphne(env, ROOT / "var" / "test-daphne-in-process.log")
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=15)
+    stop_process(server.process)
 
 
 @pytest.fixture(params=["redis", "in-process"])

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from tests.live_services import start_daphne
+from tests.live_services import start_daphne, stop_process
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,8 +57,7 @@ def test_health_is_503_unhealthy_when_database_is_unreachable(tmp_path):
         assert body["status"] == "unhealthy"
         assert body["database"] == {"connected": False, "collections": 0}
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
+        stop_process(server.process)
 
 
 @pytest.mark.django_db

@@ -27,14 +27,6 @@ def test_rules(text, mode, images, expected):
     assert classify_intent(text=text, mode=mode, has_images=images) == expected
 
 
-@pytest.fixture
-def in_process(vendor_settings, fakes, settings):
-    settings.REDIS_URL = None
-    for server in fakes.values():
-        server.reset()
-    return fakes
-
-
 def _system_prompts(server) -> list[str]:
     return [request.body["messages"][0]["content"] for request in server.chat_requests]
 

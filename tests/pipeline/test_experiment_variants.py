@@ -13,14 +13,6 @@ from sessions.services import experiment_start, experiment_stop
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def in_process(vendor_settings, fakes, settings):
-    settings.REDIS_URL = None
-    for server in fakes.values():
-        server.reset()
-    return fakes
-
-
 def test_a_running_experiment_changes_and_is_recorded_on_queries(api, in_process):
     experiment = Experiment.objects.create(
         key="prompt-test",

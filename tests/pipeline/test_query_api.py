@@ -9,14 +9,7 @@ import pytest
 from queries.models import Query
 from tests.fakes.server import echo_reply_text
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _in_process(vendor_settings, fakes, settings):
-    settings.REDIS_URL = None  # the embedded default: pipeline in-process, events in memory
-    for server in fakes.values():
-        server.reset()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 
 
 def ask(api, text="Hi there", **extra):

@@ -17,9 +17,8 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
 
 
 @pytest.fixture(autouse=True)
-def _wired(celery_worker, vendor_settings, fakes):
-    for server in fakes.values():
-        server.reset()
+def _wired(celery_worker, vendor_settings):
+    """A real worker, and vendors pointed at the fakes."""
 
 
 def ask(api, text, *, session="s1", user="u1", **extra):
@@ -60,6 +59,11 @@ def test_memory_never_crosses_owners_or_users(api, other_api):
     other_user = ask(api, "I forgot my router's admin password", user="u2").json()
     assert theirs["metadata"]["memory"] == []
     assert other_user["metadata"]["memory"] == []
+    # Positive control: the same owner and user do get the first question back.
+    mine = ask(api, "I forgot my router's admin password", user="u1").json()
+    assert [m["query"] for m in mine["metadata"]["memory"]][:1] == [
+        "How do I reset the admin password of my wifi router?"
+    ]
 
 
 def test_summary_every_n_pairs_exactly_once(api, owner):

@@ -21,13 +21,9 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 @pytest.fixture(autouse=True)
-def _reset_fakes(fakes, vendor_settings):
+def _wired(vendor_settings):
+    """Vendors pointed at the fakes (reset for every test by vendor_settings)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for server in fakes.values():
-        server.reset()
-    yield
-    for server in fakes.values():
-        server.reset()
 
 
 @pytest.fixture
