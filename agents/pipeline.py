@@ -8,11 +8,13 @@ redelivered Celery task does no harm. Every step is appended to the query's even
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from bson import ObjectId
+from django.conf import settings
 from django.utils import timezone
 
 from agents import coordinator, memory, product, shopping, vision, writer
@@ -177,24 +179,37 @@ async def run_pipeline(query_id: str, *, query: Query | None = None) -> None:
 
     started = time.perf_counter()
     state: PipelineState | None = None
+    # Ends before Celery's soft time limit, whose signal would land outside this coroutine
+    # and leave the query "running" with no error and no done event.
+    deadline_s = max(1, settings.CELERY_TASK_SOFT_TIME_LIMIT - 15)
     try:
-        images = await db_async(_images)(query) if query.request.get("attachments") else []
-        state = _state_for(query, images, emit)
-        state.cancelled = await log.acancel_requested(query_id)  # stopped before it started
-        if not state.cancelled:
-            await _run_agent("CoordinatorAgent", state)
-        step = 0
-        while step < len(state.route) and not state.cancelled:  # agents may add steps
-            if state.route[step] == "WriterAgent" and state.shopping_question:
-                # The interview's question is the answer of this turn; no model call needed.
-                await emit({"type": "chunk", "content": state.shopping_question})
-                break
-            await _run_agent(state.route[step], state)
-            step += 1
-        if "MemoryAgent" not in state.agents_used and not state.cancelled:
-            await memory.embed_query(state)  # stored for the memory of later questions
-        await db_async(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
-        await emit(final_event(query))
+        async with asyncio.timeout(deadline_s):
+            images = await db_async(_images)(query) if query.request.get("attachments") else []
+            state = _state_for(query, images, emit)
+            state.cancelled = await log.acancel_requested(query_id)  # stopped before it started
+            if not state.cancelled:
+                await _run_agent("CoordinatorAgent", state)
+            step = 0
+            while step < len(state.route) and not state.cancelled:  # agents may add steps
+                if state.route[step] == "WriterAgent" and state.shopping_question:
+                    # The interview's question is the answer of this turn; no model call needed.
+                    await emit({"type": "chunk", "content": state.shopping_question})
+                    break
+                await _run_agent(state.route[step], state)
+                step += 1
+            if "MemoryAgent" not in state.agents_used and not state.cancelled:
+                await memory.embed_query(state)  # stored for the memory of later questions
+            await db_async(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
+            await emit(final_event(query))
+    except TimeoutError:
+        timeout = ApplicationError(
+            f"The answer took longer than {deadline_s} s and was stopped. Try again, or a "
+            "shorter question.",
+            code="query_timeout",
+            status=504,
+        )
+        await db_async(_store_failure)(query, timeout, state)
+        await emit({"type": "error", "query_id": query_id, **timeout.as_envelope()})
     except ApplicationError as exc:  # ProviderError included: stored, then reported
         logger.warning("query %s failed: %s", query_id, exc.message)
         await db_async(_store_failure)(query, exc, state)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 from bson import ObjectId
@@ -20,6 +20,7 @@ from bson import ObjectId
 from queries.models import Query
 
 MAX_USERS = 64
+REREAD_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
@@ -69,7 +70,9 @@ def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int)
         completed_at__isnull=False,
     )
     if entry.read_until is not None:
-        rows = rows.filter(completed_at__gte=entry.read_until)
+        # completed_at is stamped before the save, so a query can land after a later one
+        # was read (concurrent tabs, workers): re-read a margin; ``seen`` drops repeats.
+        rows = rows.filter(completed_at__gte=entry.read_until - REREAD_MARGIN)
     fetched = list(rows.order_by("completed_at").values_list("pk", "embedding", "completed_at"))
     with _lock:
         entry.extend(fetched)

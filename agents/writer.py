@@ -104,7 +104,8 @@ async def run(state: PipelineState) -> None:
     finally:
         # Closing the generator closes the vendor's HTTP stream: generation (and billing) stops.
         await stream.aclose()
-    state.response = "".join(parts)
+        # Kept even when the stream broke: the client already saw these tokens.
+        state.response = "".join(parts)
     if state.cancelled:
         # Vendors report usage only at the end of a stream, which a stop cuts off. Count what
         # was delivered (about one token per streamed chunk) and say it is an estimate.

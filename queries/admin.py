@@ -43,6 +43,7 @@ class QueryAdmin(ReadOnlyAdmin):
     def get_queryset(self, request):
         # The list and detail pages never show the 1,536-float vector: don't load it.
         return super().get_queryset(request).defer("embedding")
+
     readonly_fields = ("usage_pretty", "latency_pretty")
 
     @admin.display(description="question")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -30,6 +31,8 @@ from queries.selectors import query_get
 from queries.serializers import QueryRequestSerializer
 from queries.services import query_cancel, query_start
 
+# Redis Stream ids ("1732512345678-0"), in-memory ids ("12"), or stored-answer replays.
+_EVENT_ID = re.compile(r"^(\d+(-\d+)?|stored-\d+)$")
 FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
@@ -184,6 +187,14 @@ class QueryResumeConsumer(_SseConsumer):
         query = await db_async(query_get)(owner=owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
         after = self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
+        if after is not None and not _EVENT_ID.match(after):
+            raise ApplicationError(
+                f"Last-Event-ID {after[:40]!r} is not an id from this stream: send the `id:` "
+                "of the last frame you received, or nothing to replay from the start.",
+                code="invalid_last_event_id",
+            )
+        if after is not None and after.startswith("stored-"):
+            after = None  # a replay of the stored answer is replayed whole
         await self._start_stream(str(query.pk), after=after)
 
 

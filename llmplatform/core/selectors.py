@@ -71,13 +71,20 @@ def _redis_status() -> dict[str, object]:
     return {"configured": True, "reachable": True}
 
 
-def _celery_workers() -> list[str] | None:
+def _celery_workers(redis_reachable: bool) -> list[str] | None:
     """Names of the workers that answered a ping within a second; None when in-process."""
     if not settings.REDIS_URL:
         return None
+    if not redis_reachable:
+        return []  # pinging through a dead broker would fail after seconds
+    from kombu.exceptions import OperationalError
+
     from llmplatform.celery import app
 
-    replies = app.control.inspect(timeout=1.0).ping() or {}
+    try:
+        replies = app.control.inspect(timeout=1.0).ping() or {}
+    except OperationalError:
+        return []
     return sorted(replies)
 
 
@@ -90,7 +97,8 @@ def _supports_vector_search() -> bool:
 
 def status_report() -> dict[str, object]:
     database = database_health()
-    workers = _celery_workers()
+    redis_status = _redis_status()
+    workers = _celery_workers(redis_status.get("reachable") is True)
     return {
         "app": {
             "name": settings.APP_NAME,
@@ -114,7 +122,7 @@ def status_report() -> dict[str, object]:
             "name": settings.MONGO_DB,
             "supports_vector_search": database.connected and _supports_vector_search(),
         },
-        "redis": _redis_status(),
+        "redis": redis_status,
         "celery": {
             "mode": "in-process" if workers is None else "workers",
             "workers": workers or [],

@@ -89,3 +89,13 @@ def test_seed_indexes_exist_after_migrate():
         info = connection.database[collection].index_information()
         single_keys = {spec["key"][0][0] for spec in info.values() if len(spec["key"]) == 1}
         assert fields <= single_keys, (collection, single_keys)
+
+
+@pytest.mark.django_db
+def test_status_answers_when_redis_is_down(api, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = api.get("/api/v1/status")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["redis"]["reachable"] is False
+    assert body["celery"]["workers"] == []

@@ -104,3 +104,16 @@ def test_vectors_are_scoped_to_owner_user_model_and_completed():
     store(owner, unit(np.ones(1536)))  # another model's dimensions never mix in
     cached = user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
     assert cached.ids == [mine.pk]
+
+
+def test_a_query_saved_after_a_later_one_was_read_is_still_found():
+    from datetime import timedelta
+
+    owner = get_user_model().objects.create(username="late")
+    v = unit(np.ones(DIMS))
+    first = store(owner, v)
+    user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    late = store(owner, v)
+    Query.objects.filter(pk=late.pk).update(completed_at=first.completed_at - timedelta(seconds=30))
+    cached = user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert set(cached.ids) == {first.pk, late.pk}

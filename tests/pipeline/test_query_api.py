@@ -147,3 +147,24 @@ def test_a_rejected_query_stores_none_of_its_attachments(api, settings, tmp_path
     assert wrong_content.status_code == 415
     assert not File.objects.exists()
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+def test_a_stream_broken_mid_answer_keeps_what_was_streamed(api, fakes):
+    fakes["openai"].chunk_count = 4
+    fakes["openai"].fail_next("cut", after_chunks=2)
+    response = ask(api, "a long answer", model_provider="openai")
+    assert response.status_code == 502
+    stored = Query.objects.get(pk=response.json()["error"]["details"]["query_id"])
+    assert stored.status == Query.Status.FAILED
+    assert stored.response == "".join(fakes["openai"].replies[-1].chunks[:2])
+    assert stored.response
+
+
+def test_a_pipeline_past_its_deadline_fails_clearly(api, fakes, settings):
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 16  # a 1 s deadline
+    fakes["openai"].fail_next("hang", times=3)
+    response = ask(api, "this will hang", model_provider="openai")
+    assert response.status_code == 504
+    error = response.json()["error"]
+    assert error["code"] == "query_timeout"
+    assert Query.objects.get(pk=error["details"]["query_id"]).status == Query.Status.FAILED

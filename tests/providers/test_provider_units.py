@@ -284,3 +284,8 @@ def test_no_provider_at_all_says_how_to_configure_one(provider_settings: Any) ->
     assert caught.value.extra["available"] == []
     assert "OPENAI_API_KEY" in caught.value.message
     assert "LOCAL_MODEL_ENABLED" in caught.value.message
+
+
+def test_unparseable_retry_after_is_ignored_not_a_crash() -> None:
+    assert parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({"retry-after": "2"}) == 2.0

@@ -262,3 +262,18 @@ def test_silence_is_filled_with_heartbeat_comments(daphne, owner, fakes):
     assert "".join(
         f.event["content"] for f in frames if f.event and f.event["type"] == "chunk"
     ) == echo_reply_text(TEXT)
+
+
+def test_resume_with_a_foreign_event_id_is_a_400(daphne, owner):
+    with httpx2.stream(
+        "POST", f"{daphne.url}/api/v1/query/stream", json=body(), headers=auth(owner[1]), timeout=30
+    ) as response:
+        frames = [f for f in sse_frames(response) if f.event is not None]
+    query_id = frames[0].event["query_id"]
+    bad = httpx2.get(
+        f"{daphne.url}/api/v1/query/{query_id}/stream",
+        headers={**auth(owner[1]), "Last-Event-ID": "abc"},
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_last_event_id"
