@@ -70,15 +70,16 @@ def _vector_search(state: PipelineState, vector: list[float]) -> list[dict[str, 
                     "owner_id": state.owner_id,
                     "user_id": state.user_id,
                     "embedding_model": state.embedding_model,
+                    "status": Query.Status.COMPLETED,
                 },
             }
         },
-        {"$project": {"_id": 1, "status": 1, "score": {"$meta": "vectorSearchScore"}}},
+        {"$project": {"_id": 1, "score": {"$meta": "vectorSearchScore"}}},
     ]
     hits = [
         hit
         for hit in connection.database[Query._meta.db_table].aggregate(pipeline)
-        if hit["_id"] != ObjectId(state.query_id) and hit.get("status") == Query.Status.COMPLETED
+        if hit["_id"] != ObjectId(state.query_id)
     ]
     by_pk = Query.objects.in_bulk([hit["_id"] for hit in hits])
     # Atlas maps cosine to (1 + cos) / 2; convert back so one threshold serves both paths.

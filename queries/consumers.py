@@ -90,11 +90,28 @@ class _SseConsumer(AsyncHttpConsumer):
     """Shared SSE plumbing: auth, error responses, frames, heartbeats, disconnects."""
 
     handler: asyncio.Task[None] | None = None
+    rejected = False
 
     async def http_request(self, message: dict[str, Any]) -> None:
         # Unlike AsyncHttpConsumer, stream in a task: the consumer keeps receiving, so a
         # client that goes away (http.disconnect) stops the stream at once.
+        if self.rejected:
+            return  # the rest of a body already refused
         self.body.append(message.get("body", b""))
+        if sum(len(part) for part in self.body) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            self.rejected = True
+            self.body.clear()
+            self.handler = asyncio.create_task(
+                self._send_error(
+                    ApplicationError(
+                        "The request body is larger than MAX_REQUEST_BODY "
+                        f"({settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes).",
+                        code="payload_too_large",
+                        status=413,
+                    )
+                )
+            )
+            return
         if not message.get("more_body"):
             self.handler = asyncio.create_task(self.handle(b"".join(self.body)))
 

@@ -70,7 +70,9 @@ class Query(models.Model):
             models.Index(fields=["owner", "-timestamp"], name="queries_owner_timestamp"),
             VectorSearchIndex(
                 name=VECTOR_INDEX_NAME,
-                fields=["embedding", "owner", "user_id", "embedding_model"],
+                # Filters applied inside the search, so other users' and unfinished queries
+                # never use up the result limit.
+                fields=["embedding", "owner", "user_id", "embedding_model", "status"],
                 similarities="cosine",
             ),
         ]

@@ -277,3 +277,12 @@ def test_resume_with_a_foreign_event_id_is_a_400(daphne, owner):
     )
     assert bad.status_code == 400
     assert bad.json()["error"]["code"] == "invalid_last_event_id"
+
+
+def test_an_oversized_stream_request_is_a_413(daphne, owner):
+    huge = body(query="x" * (11 * 1024 * 1024))  # over MAX_REQUEST_BODY (10 MiB)
+    response = httpx2.post(
+        f"{daphne.url}/api/v1/query/stream", json=huge, headers=auth(owner[1]), timeout=30
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
