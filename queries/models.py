@@ -53,6 +53,9 @@ class Query(models.Model):
     feedback_comment = models.TextField(blank=True, default="")
     feedback_at = models.DateTimeField(null=True, blank=True)
     timestamp = models.DateTimeField(default=timezone.now)
+    # Set by the run while it works (claimed, then every RUN_HEARTBEAT_S): the sweeper fails
+    # a running query whose heartbeat stopped, so a dead worker never leaves it "running".
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -68,6 +71,8 @@ class Query(models.Model):
             models.Index(fields=["owner", "user_id", "-timestamp"], name="queries_owner_user"),
             # History without a session filter, and per-day analytics.
             models.Index(fields=["owner", "-timestamp"], name="queries_owner_timestamp"),
+            # The sweeper's read: unfinished queries by heartbeat.
+            models.Index(fields=["status", "heartbeat_at"], name="queries_status_heartbeat"),
             VectorSearchIndex(
                 name=VECTOR_INDEX_NAME,
                 # Filters applied inside the search, so other users' and unfinished queries

@@ -1,0 +1,87 @@
+"""What the engine needs from storage, as small typed ports.
+
+The engine (``agents``) imports no app: the run owner (``queries.run``) hands it objects
+that implement these Protocols with the apps' models and services. Tests can hand it
+their own. Every method is async; implementations run their database calls through
+``llmplatform.core.bridge``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose data a run may see: one owner's end user and session, never wider."""
+
+    owner_id: str
+    user_id: str
+    session_id: str
+    query_id: str
+
+
+@dataclass(frozen=True)
+class MemoryHit:
+    query_id: str
+    query: str
+    response: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Turn:
+    question: str
+    answer: str
+
+
+class MemoryStore(Protocol):
+    async def similar(
+        self, scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+    ) -> list[MemoryHit]:
+        """The end user's completed queries closest to ``vector``, best first.
+
+        Only vectors of ``embedding_model`` (two models' vectors are not comparable), and
+        never the running query itself. Scores are cosine similarities in [-1, 1].
+        """
+        ...
+
+    async def recent_turns(self, scope: Scope, *, limit: int) -> list[Turn]:
+        """The session's last ``limit`` answered turns, newest first."""
+        ...
+
+    async def latest_summary(self, scope: Scope) -> str | None:
+        """The session's newest conversation summary, if one was made."""
+        ...
+
+
+class InterviewStore(Protocol):
+    async def load(self, scope: Scope) -> dict[str, Any]:
+        """The session's shopping interview (empty when none is under way)."""
+        ...
+
+    async def save(self, scope: Scope, interview: dict[str, Any]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProductResults:
+    cards: list[dict[str, Any]] = field(default_factory=list)
+    available: bool = True
+    message: str | None = None
+
+
+class ProductSearch(Protocol):
+    async def search(self, *, query: str) -> ProductResults:
+        """Product cards for ``query``. Raises ApplicationError when the search failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    memory: MemoryStore
+    interviews: InterviewStore
+    products: ProductSearch
