@@ -112,3 +112,19 @@ def env_list(name: str, default: list[str]) -> list[str]:
             raise EnvError(f"{name} must be a JSON list of strings.")
         return [item.strip() for item in parsed if item.strip()]
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """IP addresses or CIDR networks (``10.0.0.0/8, 127.0.0.1``), comma-separated or JSON."""
+    import ipaddress
+
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise EnvError(
+                f"{name} contains {item!r}, which is not an IP address or network "
+                f"(example: {name}=10.0.0.0/8,127.0.0.1)."
+            ) from None
+    return networks

@@ -14,6 +14,7 @@ from llmplatform.env import (
     env_float,
     env_int,
     env_list,
+    env_networks,
     env_optional_str,
     env_str,
     load_dotenv_file,
@@ -54,6 +55,9 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # API keys are high-entropy random tokens; more than this many failures a minute from
 # one client address is rate limited (429) to slow down guessing.
 API_KEY_FAILURES_PER_MINUTE = env_int("API_KEY_FAILURES_PER_MINUTE", 30, minimum=1)
+# X-Forwarded-For / X-Forwarded-Proto are believed only from these addresses or networks
+# (your load balancer); empty: the socket's peer is the client, whatever it sends.
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 
 if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

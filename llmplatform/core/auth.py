@@ -1,15 +1,23 @@
-"""API key authentication for DRF views and websocket/SSE consumers."""
+"""API key authentication for DRF views and websocket/SSE consumers.
+
+Every transport validates the key first and counts only failures, per client address,
+in one shared counter (``API_KEY_FAILURES_PER_MINUTE``): a valid key is never refused
+by the failure limit, and guessing over REST, SSE or websockets adds up.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import parse_qs
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from llmplatform.core.client_address import client_address_from_request, client_address_from_scope
+from llmplatform.core.errors import ApplicationError
+from llmplatform.core.failure_limiter import FailureLimit
 from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_hash
 
@@ -17,8 +25,27 @@ from llmplatform.core.services import api_key_hash
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+# The window of API_KEY_FAILURES_PER_MINUTE.
+API_KEY_FAILURE_WINDOW_S = 60
+RATE_LIMITED_MESSAGE = "Too many failed API key attempts from this address. Wait a minute."
+
+
 class ApiKeyRateLimited(exceptions.Throttled):
-    default_detail = "Too many failed API key attempts from this address. Wait a minute."
+    default_detail = RATE_LIMITED_MESSAGE
+
+
+def api_key_failure_limit() -> FailureLimit:
+    return FailureLimit(
+        name="api-key",
+        limit=settings.API_KEY_FAILURES_PER_MINUTE,
+        window_s=API_KEY_FAILURE_WINDOW_S,
+    )
+
+
+def api_key_failure_record(*, client: str) -> bool:
+    """Count a wrong key from ``client``; True when that puts it over the limit."""
+    limit = api_key_failure_limit()
+    return limit.record(client) > limit.limit
 
 
 def api_key_from_header(value: str | None) -> str | None:
@@ -44,10 +71,6 @@ def api_key_resolve(raw_key: str) -> ApiKey | None:
     return api_key
 
 
-def _failure_key(client: str) -> str:
-    return f"auth-failures:{client}"
-
-
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <key>``. Missing → 401, unknown or revoked → 401."""
 
@@ -55,14 +78,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = request.META.get("HTTP_AUTHORIZATION")
         if header is None:
             return None
-        client = request.META.get("REMOTE_ADDR", "unknown")
-        failures = cache.get(_failure_key(client), 0)
-        if failures >= settings.API_KEY_FAILURES_PER_MINUTE:
-            raise ApiKeyRateLimited(wait=60)
         raw_key = api_key_from_header(header)
         api_key = api_key_resolve(raw_key) if raw_key else None
         if api_key is None:
-            cache.set(_failure_key(client), failures + 1, timeout=60)
+            if api_key_failure_record(client=client_address_from_request(request)):
+                raise ApiKeyRateLimited(wait=API_KEY_FAILURE_WINDOW_S)
             raise exceptions.AuthenticationFailed(
                 "Invalid or revoked API key. Send `Authorization: Bearer <key>` with an "
                 "active key (create one with `python manage.py create_api_key --name NAME`)."
@@ -73,20 +93,49 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return 'Bearer realm="api"'
 
 
-def api_key_from_scope(scope: dict, *, allow_query_param: bool) -> str | None:
-    """The API key of an ASGI connection: ``Authorization: Bearer`` or ``?api_key=``."""
-    headers = dict(scope.get("headers") or [])
-    raw = api_key_from_header(headers.get(b"authorization", b"").decode("latin-1") or None)
-    if raw is None and allow_query_param:
-        from urllib.parse import parse_qs
+def _scope_credentials(scope: dict, *, allow_query_param: bool) -> tuple[bool, str | None]:
+    """(whether the connection presented a credential, the API key if well-formed)."""
+    header = None
+    for name, value in scope.get("headers") or []:
+        if name.lower() == b"authorization":
+            header = value.decode("latin-1")
+    if header is not None:
+        return True, api_key_from_header(header)
+    if allow_query_param:
+        query = scope.get("query_string", b"").decode("latin-1")
+        values = parse_qs(query, keep_blank_values=True).get("api_key")
+        if values:
+            return True, values[-1].strip() or None
+    return False, None
 
-        values = parse_qs(scope.get("query_string", b"").decode()).get("api_key")
-        raw = values[-1] if values else None
-    return raw
+
+def api_key_from_scope(scope: dict, *, allow_query_param: bool) -> str | None:
+    """The API key of an ASGI connection: ``Authorization: Bearer`` or ``?api_key=``.
+
+    Only the websocket may pass ``allow_query_param=True`` (browsers cannot set headers
+    on a websocket); SSE takes the header only, so keys stay out of URLs and logs.
+    """
+    return _scope_credentials(scope, allow_query_param=allow_query_param)[1]
 
 
 def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
-    """The owner of an SSE/websocket connection by API key, or None. Call in a thread."""
-    raw = api_key_from_scope(scope, allow_query_param=allow_query_param)
+    """The owner of an SSE/websocket connection by API key, or None. Call in a thread.
+
+    A presented but wrong key counts against the client address's failure limit, shared
+    with REST. Raises ApplicationError (429 ``rate_limited``, ``retry_after`` in details)
+    once that limit is exceeded; a valid key is never refused.
+    """
+    presented, raw = _scope_credentials(scope, allow_query_param=allow_query_param)
+    if not presented:
+        return None
     api_key = api_key_resolve(raw) if raw else None
-    return api_key.owner if api_key else None
+    if api_key is not None:
+        return api_key.owner
+    if api_key_failure_record(client=client_address_from_scope(scope)):
+        raise ApplicationError(
+            RATE_LIMITED_MESSAGE,
+            code="rate_limited",
+            status=429,
+            extra={"retry_after": API_KEY_FAILURE_WINDOW_S},
+        )
+    return None

@@ -32,13 +32,14 @@ class Command(BaseCommand):
             f"  health:      {base}/api/v1/health\n"
             "Press Ctrl-C to stop.\n"
         )
+        # No --proxy-headers: daphne would believe any client's X-Forwarded-For. Client
+        # addresses are resolved by llmplatform.core.client_address (TRUSTED_PROXIES).
         CommandLineInterface().run(
             [
                 "--bind",
                 settings.HOST,
                 "--port",
                 str(settings.PORT),
-                "--proxy-headers",
                 "--access-log",
                 "-" if settings.DEBUG else "/dev/null",
                 "llmplatform.asgi:application",
