@@ -182,6 +182,8 @@ MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Fits a full event batch (500 events x 16 KB data).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 10 * 1024 * 1024, minimum=1024)
+# Deepest nesting of arrays/objects accepted in a JSON body (MongoDB stores 100 levels).
+MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64, minimum=2)
 
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
@@ -304,7 +306,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "llmplatform.core.json_body.DepthLimitedJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "llmplatform.core.exception_handler.application_exception_handler",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
 from llmplatform.core.errors import ApplicationError, error_envelope
+from llmplatform.core.json_body import too_large_error
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
@@ -32,6 +33,13 @@ def _drf_code(exc: exceptions.APIException) -> str:
 
 
 def application_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        exc = too_large_error()
+    elif isinstance(exc, SuspiciousOperation):
+        # Too many form fields or files, a malformed multipart body: the client's fault.
+        exc = ApplicationError(
+            f"The request was refused: {exc}", code="malformed_request", status=400
+        )
     if isinstance(exc, ApplicationError):
         return Response(exc.as_envelope(), status=exc.status)
     if isinstance(exc, Http404):
