@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from agents.providers.base import ProviderError
+from llmplatform.core.logging import secrets_redact
 
 # Longest Retry-After we honour: a vendor asking for minutes is better answered with an
 # error the caller sees than with a request that sits silent.
@@ -25,8 +26,12 @@ _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|[A-Z
 
 
 def redact(text: str, *, limit: int = 300) -> str:
-    """``text`` without anything that looks like a credential, cut to ``limit`` characters."""
-    cleaned = _SECRET_LIKE.sub("[redacted]", text).strip()
+    """``text`` without anything that looks like a credential, cut to ``limit`` characters.
+
+    Every configured secret, and any 8+ character piece of one, goes first (whatever its
+    shape), then anything shaped like a key.
+    """
+    cleaned = _SECRET_LIKE.sub("[redacted]", secrets_redact(text)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 

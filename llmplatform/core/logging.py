@@ -8,6 +8,7 @@ import logging
 import logging.handlers
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -26,28 +27,83 @@ _SECRET_PATTERNS = [
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
+# Settings whose values are credentials, and URLs whose password part is one.
+SECRET_SETTINGS = (
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENROUTER_API_KEY",
+    "SERPAPI_KEY",
+    "SECRET_KEY",
+)
+SECRET_URL_SETTINGS = ("MONGODB_URI", "REDIS_URL")
+# A fragment this long of a configured secret is redacted wherever it appears: vendors
+# echo keys back truncated ("key abcd1234****") or without their prefix.
+SECRET_FRAGMENT = 8
+REDACTED = "[REDACTED]"
+
+
 def _configured_secrets() -> list[str]:
+    from urllib.parse import urlsplit
+
     from django.conf import settings
 
-    names = (
-        "OPENAI_API_KEY",
-        "ANTHROPIC_API_KEY",
-        "GOOGLE_API_KEY",
-        "OPENROUTER_API_KEY",
-        "SERPAPI_KEY",
-        "SECRET_KEY",
-    )
     if not settings.configured:
         return []
-    return [value for name in names if len(value := getattr(settings, name, "") or "") >= 6]
+    secrets = [getattr(settings, name, "") or "" for name in SECRET_SETTINGS]
+    if getattr(settings, "SECRET_KEY", "") == getattr(settings, "DEFAULT_SECRET_KEY", None):
+        secrets.remove(settings.SECRET_KEY)  # public, and it contains ordinary words
+    for name in SECRET_URL_SETTINGS:
+        try:
+            secrets.append(urlsplit(getattr(settings, name, "") or "").password or "")
+        except ValueError:
+            continue
+    return [secret for secret in secrets if len(secret) >= 6]
+
+
+@lru_cache(maxsize=4)
+def _fragments(secrets: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(
+        secret[start : start + SECRET_FRAGMENT]
+        for secret in secrets
+        for start in range(len(secret) - SECRET_FRAGMENT + 1)
+    )
+
+
+def secrets_redact(text: str) -> str:
+    """``text`` with every configured secret, and any 8+ character piece of one, replaced."""
+    secrets = tuple(_configured_secrets())
+    for secret in secrets:  # shorter than a fragment: whole occurrences only
+        text = text.replace(secret, REDACTED)
+    fragments = _fragments(secrets)
+    if not fragments or len(text) < SECRET_FRAGMENT:
+        return text
+    # Mark every character covered by a fragment; overlapping fragments make one run, so
+    # a longer piece of a key (any length >= 8) is covered whole.
+    covered = bytearray(len(text))
+    for start in range(len(text) - SECRET_FRAGMENT + 1):
+        if text[start : start + SECRET_FRAGMENT] in fragments:
+            covered[start : start + SECRET_FRAGMENT] = b"\x01" * SECRET_FRAGMENT
+    if not any(covered):
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        if covered[index]:
+            while index < len(text) and covered[index]:
+                index += 1
+            out.append(REDACTED)
+        else:
+            out.append(text[index])
+            index += 1
+    return "".join(out)
 
 
 def mask_secrets(text: str) -> str:
-    for secret in _configured_secrets():
-        text = text.replace(secret, "[REDACTED]")
+    text = secrets_redact(text)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(
-            lambda match: (match.group(1) if match.groups() else "") + "[REDACTED]", text
+            lambda match: (match.group(1) if match.groups() else "") + REDACTED, text
         )
     return text
 
