@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -16,6 +17,23 @@ from django.core.exceptions import ImproperlyConfigured
 
 class EnvError(ImproperlyConfigured):
     """A configuration variable has a value the platform cannot use."""
+
+
+_previous_excepthook = sys.excepthook
+
+
+def _configuration_error_hook(exc_type, exc, tb) -> None:
+    """A bad or missing setting that stops a process is one line, not a traceback."""
+    if issubclass(exc_type, EnvError):
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        return
+    _previous_excepthook(exc_type, exc, tb)
+
+
+# Settings are read when a process starts (manage.py, daphne, celery): an EnvError that
+# reaches the top there is the operator's to fix, and the message says how.
+if sys.excepthook is sys.__excepthook__:
+    sys.excepthook = _configuration_error_hook
 
 
 _TRUE = {"1", "true", "yes", "on"}

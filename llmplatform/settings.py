@@ -107,6 +107,12 @@ MIGRATION_MODULES = {
 # Unset: no Redis is needed; background work runs in-process and the realtime event
 # log lives in memory (single process only). Set it in production.
 REDIS_URL = env_optional_str("REDIS_URL")
+if IS_PRODUCTION and REDIS_URL is None:
+    raise EnvError(
+        "REDIS_URL must be set when ENVIRONMENT=production: Celery, the streaming event log "
+        "and the failure counters must be shared by every process (e.g. "
+        "REDIS_URL=redis://redis:6379/0)."
+    )
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
