@@ -1,4 +1,8 @@
-"""The operator dashboard: queries, latency, cost and sessions per day, as SVG charts."""
+"""The operator dashboard: queries, latency, cost and sessions per day, as SVG charts.
+
+Every chart comes from one read of the day rollups (``analytics.selectors.day_facts``):
+its cost grows with the days shown, not with the queries stored.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from analytics.selectors import (
+    analytics_summary,
+    cost_by_provider,
+    day_facts,
+    latency_percentiles_by_day,
+)
 from llmplatform.charts import bar_chart, line_chart
-from sessions.selectors import analytics_summary, cost_by_provider, latency_percentiles_by_day
 
 DASHBOARD_DAYS = (7, 30, 90)
 
@@ -28,9 +37,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         days = 30
     end = timezone.now().date()
     start = end - timedelta(days=days - 1)
-    summary = analytics_summary(owner=None, start=start, end=end)
-    latency = latency_percentiles_by_day(start=start, end=end)
-    providers = cost_by_provider(start=start, end=end)
+    facts = day_facts(owner=None, start=start, end=end)
+    summary = analytics_summary(owner=None, start=start, end=end, facts=facts)
+    latency = latency_percentiles_by_day(start=start, end=end, facts=facts)
+    providers = cost_by_provider(start=start, end=end, facts=facts)
     labels = [row["date"][5:] for row in summary["days"]]
     charts = [
         (

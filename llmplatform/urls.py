@@ -12,6 +12,7 @@ api_v1 = [
     path("status", StatusView.as_view(), name="status"),
     path("", include("queries.urls")),
     path("", include("sessions.urls")),
+    path("", include("analytics.urls")),
     path("", include("files.urls")),
     path("", include("products.urls")),
 ]

@@ -65,12 +65,23 @@ class Query(models.Model):
             models.Index(fields=["user_id"], name="queries_user_id"),
             models.Index(fields=["session_id"], name="queries_session_id"),
             models.Index(fields=["timestamp"], name="queries_timestamp"),
+            # History pages: the filter's fields, then the page order with its _id
+            # tie-breaker, so a page is read off the index instead of sorting every row.
             models.Index(
-                fields=["owner", "session_id", "-timestamp"], name="queries_owner_session"
+                fields=["owner", "session_id", "-timestamp", "-id"],
+                name="queries_owner_session_page",
             ),
-            models.Index(fields=["owner", "user_id", "-timestamp"], name="queries_owner_user"),
-            # History without a session filter, and per-day analytics.
-            models.Index(fields=["owner", "-timestamp"], name="queries_owner_timestamp"),
+            models.Index(
+                fields=["owner", "user_id", "-timestamp", "-id"], name="queries_owner_user_page"
+            ),
+            models.Index(fields=["owner", "-timestamp", "-id"], name="queries_owner_page"),
+            # The admin list's default order.
+            models.Index(fields=["-timestamp", "-id"], name="queries_page"),
+            # Memory: one end user's completed vectors of one model, read incrementally.
+            models.Index(
+                fields=["owner", "user_id", "embedding_model", "status", "completed_at"],
+                name="queries_owner_user_vectors",
+            ),
             # The sweeper's read: unfinished queries by heartbeat.
             models.Index(fields=["status", "heartbeat_at"], name="queries_status_heartbeat"),
             VectorSearchIndex(

@@ -13,12 +13,23 @@ from queries.models import Query
 def query_get(*, owner, query_id: str) -> Query:
     """The owner's query. Raises NotFound (other owners' queries and bad ids included)."""
     try:
-        return Query.objects.get(owner=owner, pk=ObjectId(query_id))
-    except (InvalidId, TypeError, Query.DoesNotExist):
+        pk = ObjectId(query_id)
+    except (InvalidId, TypeError):
         raise NotFound("Query") from None
+    # By primary key alone, then the owner checked here: a point lookup on any server,
+    # where (owner, _id) made the embedded one scan. The embedding is never returned.
+    query = Query.objects.defer("embedding").filter(pk=pk).first()
+    if query is None or query.owner_id != owner.pk:
+        raise NotFound("Query")
+    return query
 
 
 def query_history(*, owner, session_id: str | None, user_id: str | None) -> QuerySet[Query]:
+    """The owner's queries, for pages ordered (-timestamp, -pk): an index gives that order.
+
+    The indexes (owner, session_id | user_id, -timestamp, -_id) and (owner, -timestamp,
+    -_id) hold exactly these filters followed by the page order.
+    """
     queries = Query.objects.filter(owner=owner).defer("embedding")
     if session_id:
         queries = queries.filter(session_id=session_id)

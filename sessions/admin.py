@@ -6,19 +6,18 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models.fields.json import KeyTransform
-from django.http import Http404, HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
 from sessions.assignment import OVERRIDE_KEYS, variants_clean
 from sessions.models import Event, Experiment, Session
-from sessions.selectors import experiment_results, session_metrics_document
+from sessions.selectors import session_metrics_document
 from sessions.services import experiment_save, experiment_start, experiment_stop
 
 EVENTS_PER_PAGE = 50
@@ -43,8 +42,22 @@ class ExperimentVariantFilter(admin.SimpleListFilter):
         return queryset.alias(assigned=KeyTransform(key, "experiments")).filter(assigned=variant)
 
 
+class DeviceFilter(admin.SimpleListFilter):
+    """Device classes the chat UI and SDKs report; a fixed list, not a distinct scan."""
+
+    title = "device"
+    parameter_name = "device"
+    DEVICES = ("Desktop", "Mobile", "Tablet", "Bot", "Other")
+
+    def lookups(self, request, model_admin):
+        return [(device, device) for device in self.DEVICES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(device=self.value()) if self.value() else queryset
+
+
 @admin.register(Session)
-class SessionAdmin(ReadOnlyAdmin):
+class SessionAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_display = (
         "session_id",
         "user_id",
@@ -55,11 +68,14 @@ class SessionAdmin(ReadOnlyAdmin):
         "event_count",
         "experiments",
     )
-    list_filter = (("start_t", admin.DateFieldListFilter), "device", ExperimentVariantFilter)
+    list_filter = (("start_t", admin.DateFieldListFilter), DeviceFilter, ExperimentVariantFilter)
     search_fields = ("session_id", "user_id")
-    date_hierarchy = "start_t"
-    list_select_related = ("owner",)
-    ordering = ("-start_t",)
+    # Pages read off the sessions_page index (-start_t, -_id); no count, no date
+    # hierarchy (a min/max and distinct over every session), no join per page: the
+    # owner column is filled by one primary-key read per page (prefetch).
+    ordering = ("-start_t", "-pk")
+    show_full_result_count = False
+    list_select_related = ()
     fields = (
         "session_id",
         "user_id",
@@ -71,6 +87,9 @@ class SessionAdmin(ReadOnlyAdmin):
         "end_t",
         "event_count",
     )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("owner")
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         session = self.get_object(request, object_id)
@@ -86,13 +105,17 @@ class SessionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
+class EventAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_display = ("session_id", "type", "t", "event_id", "owner", "received_at")
     list_filter = ("type", ("received_at", admin.DateFieldListFilter))
     search_fields = ("session_id", "event_id")
     # Newest first by primary key (ObjectIds grow with time): no sort over all events.
     ordering = ("-pk",)
     show_full_result_count = False
+    list_select_related = ()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("owner")
 
 
 class ExperimentForm(forms.ModelForm):
@@ -177,7 +200,11 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="results")
     def results_link(self, experiment: Experiment) -> str:
-        url = reverse("admin:chat_sessions_experiment_results", args=[experiment.pk])
+        # The page is added by the analytics app (it reads queries); linked by name only.
+        try:
+            url = reverse("admin:chat_sessions_experiment_results", args=[experiment.pk])
+        except NoReverseMatch:
+            return "-"
         return format_html('<a href="{}">results</a>', url)
 
     def save_model(self, request, obj, form, change):
@@ -202,42 +229,3 @@ class ExperimentAdmin(admin.ModelAdmin):
         for experiment in queryset:
             experiment_stop(experiment=experiment)
         self.message_user(request, f"Stopped {queryset.count()} experiment(s).", messages.SUCCESS)
-
-    def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/results/",
-                self.admin_site.admin_view(self.results_view),
-                name="chat_sessions_experiment_results",
-            ),
-            *super().get_urls(),
-        ]
-
-    def results_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        experiment = self.get_object(request, object_id)
-        if experiment is None:
-            raise Http404("No such experiment.")
-        from llmplatform.charts import bar_chart
-
-        results = experiment_results(experiment=experiment)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Results: {experiment.key}",
-            "experiment": experiment,
-            "opts": self.model._meta,
-            "results": results,
-            "sessions_chart": bar_chart(
-                title="Sessions per variant",
-                points=[(result.name, result.sessions) for result in results],
-            ),
-            "thumbs_chart": bar_chart(
-                title="Thumbs-up rate per variant (%)",
-                points=[
-                    (result.name, round((result.thumbs_up_rate or 0) * 100, 1))
-                    for result in results
-                ],
-            ),
-        }
-        return TemplateResponse(request, "admin/chat_sessions/experiment/results.html", context)

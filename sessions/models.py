@@ -35,6 +35,10 @@ class Session(models.Model):
             models.Index(fields=["start_t"], name="sessions_start_t"),
             # Analytics reads one owner's sessions by day.
             models.Index(fields=["owner", "start_t"], name="sessions_owner_start"),
+            # Rollups fold sessions that ended since their watermark.
+            models.Index(fields=["end_t"], name="sessions_end_t"),
+            # The admin list's default order, with its _id tie-breaker.
+            models.Index(fields=["-start_t", "-id"], name="sessions_page"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["owner", "session_id"], name="sessions_unique_id")
@@ -66,6 +70,8 @@ class Event(models.Model):
             models.Index(fields=["owner", "session_id", "t"], name="events_session_t"),
             # Analytics counts one owner's events by the day they arrived.
             models.Index(fields=["owner", "received_at"], name="events_owner_received"),
+            # Rollups fold events received since their watermark, every owner's.
+            models.Index(fields=["received_at"], name="events_received"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -10,5 +10,4 @@ urlpatterns = [
     path("session/events", views.SessionEventsView.as_view(), name="session-events"),
     path("session/end", views.SessionEndView.as_view(), name="session-end"),
     path("session/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
-    path("analytics/summary", views.AnalyticsSummaryView.as_view(), name="analytics-summary"),
 ]

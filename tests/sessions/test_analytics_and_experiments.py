@@ -6,14 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from analytics.selectors import difference_interval, experiment_results
 from llmplatform.core.errors import ApplicationError
 from queries.models import Query
 from sessions.models import Event, Experiment, Session
-from sessions.selectors import (
-    difference_interval,
-    experiment_overrides_for_session,
-    experiment_results,
-)
+from sessions.selectors import session_variants
 from sessions.services import experiment_save, experiment_start, experiment_stop
 
 pytestmark = pytest.mark.django_db
@@ -176,10 +173,15 @@ def test_overrides_for_session(api, owner):
     Session.objects.filter(session_id="s1").update(
         experiments={"model": "claude", "prompt": "terse", "gone": "x"}
     )
-    assignment = experiment_overrides_for_session(owner=owner[0], session_id="s1")
-    assert assignment.variants == {"model": "claude", "prompt": "terse"}
-    # "model" started first, so its provider wins over "prompt"'s.
-    assert assignment.overrides == {"model_provider": "anthropic", "system_prompt": "Be terse."}
+    session = Session.objects.get(session_id="s1")
+    assigned = session_variants(session=session)
+    # Running experiments only, the first started first (its overrides win on conflicts).
+    assert [(a.experiment_key, a.variant) for a in assigned] == [
+        ("model", "claude"),
+        ("prompt", "terse"),
+    ]
+    assert assigned[0].overrides == {"model_provider": "anthropic"}
+    assert assigned[1].overrides == {"system_prompt": "Be terse.", "model_provider": "google"}
 
 
 def test_stopped_experiment_changes_nothing(api, owner):
@@ -191,18 +193,16 @@ def test_stopped_experiment_changes_nothing(api, owner):
         ],
     )
     api.post("/api/v1/session/start", {"session_id": "s1", "user_id": "u"}, format="json")
-    assert experiment_overrides_for_session(owner=owner[0], session_id="s1").overrides == {
-        "temperature": 0.1
-    }
+    session = Session.objects.get(session_id="s1")
+    assert [a.overrides for a in session_variants(session=session)] == [{"temperature": 0.1}]
     experiment_stop(experiment=experiment)
-    assignment = experiment_overrides_for_session(owner=owner[0], session_id="s1")
-    assert (assignment.variants, assignment.overrides) == ({}, {})
+    assert session_variants(session=session) == []
 
 
 def test_overrides_scoped_to_owner(api, other_api, owner):
     _experiment("model", [{"name": "a", "weight": 1}, {"name": "b", "weight": 1e-9}])
     other_api.post("/api/v1/session/start", {"session_id": "s1", "user_id": "u"}, format="json")
-    assert experiment_overrides_for_session(owner=owner[0], session_id="s1").variants == {}
+    assert not Session.objects.filter(owner=owner[0], session_id="s1").exists()
 
 
 def test_experiment_lifecycle_services():

@@ -1,0 +1,353 @@
+"""Reads that combine queries with sessions: analytics, the dashboard, experiment results.
+
+Here because both apps are read: ``queries`` depends on ``sessions`` and ``sessions``
+never imports ``queries``. API reads take the calling ``owner``; ``owner=None`` is every
+owner, for operators in Django admin only, behind its permission checks.
+
+Day numbers come from the rollups (``analytics.models``: one document per owner, day and
+model, however many rows) plus the rows the rollup task has not folded yet, so they are
+exact at any moment and cost grows with the days asked for, not with rows stored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Avg, Count, Min, Q, Sum
+from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
+
+from analytics.models import ActivityDay, QueryDay, RollupWatermark
+from analytics.services import WATERMARK
+from analytics.sketch import LatencySketch
+from analytics.tallies import (
+    ActivityTally,
+    QueryTally,
+    number,
+    queries_after,
+    queries_by_id,
+    tally_activity,
+    tally_queries,
+)
+from llmplatform.core.errors import ApplicationError
+from queries.models import Query
+from sessions.assignment import control_variant_name
+from sessions.models import Experiment, Session
+
+MAX_ANALYTICS_DAYS = 366
+Z_95 = 1.959963984540054
+
+
+def analytics_range(*, start: str | None, end: str | None) -> tuple[date, date]:
+    """Parse ``from``/``to`` (ISO dates, inclusive, UTC). Raises ApplicationError 400."""
+    today = timezone.now().date()
+
+    def parse(value: str | None, name: str, default: date) -> date:
+        if value in (None, ""):
+            return default
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ApplicationError(
+                f'"{name}" must be an ISO date like 2026-01-31, not "{value[:40]}".',
+                code="invalid_date",
+                status=400,
+            ) from None
+
+    end_day = parse(end, "to", today)
+    start_day = parse(start, "from", end_day - timedelta(days=6))
+    if start_day > end_day:
+        raise ApplicationError('"from" is after "to".', code="invalid_date_range", status=400)
+    if (end_day - start_day).days + 1 > MAX_ANALYTICS_DAYS:
+        raise ApplicationError(
+            f"The range is {(end_day - start_day).days + 1} days; the limit is "
+            f"{MAX_ANALYTICS_DAYS}.",
+            code="date_range_too_large",
+            status=400,
+        )
+    return start_day, end_day
+
+
+# ----- day facts: rollups plus what they have not folded yet -----
+
+
+@dataclass
+class DayFacts:
+    queries: dict[tuple[date, str, str], QueryTally]
+    activity: dict[date, ActivityTally]
+
+
+def _owner_matches(owner, owner_id) -> bool:
+    return owner is None or owner_id == owner.pk
+
+
+def day_facts(*, owner, start: date, end: date) -> DayFacts:
+    """Per day (and provider/model for queries) over [start, end], one owner or all."""
+    queries: dict[tuple[date, str, str], QueryTally] = defaultdict(QueryTally)
+    activity: dict[date, ActivityTally] = defaultdict(ActivityTally)
+    watermark = RollupWatermark.objects.filter(name=WATERMARK).first()
+    in_range = {"day__gte": start, "day__lte": end}
+    owner_filter = {} if owner is None else {"owner": owner}
+    if watermark is not None:
+        for rollup in QueryDay.objects.filter(**in_range, **owner_filter):
+            queries[(rollup.day, rollup.model_provider, rollup.model_name)].merge(
+                QueryTally(
+                    queries=rollup.queries,
+                    input_tokens=rollup.input_tokens,
+                    output_tokens=rollup.output_tokens,
+                    total_tokens=rollup.total_tokens,
+                    cost_usd=rollup.cost_usd,
+                    latency=LatencySketch.from_document(rollup.latency),
+                )
+            )
+        for rollup in ActivityDay.objects.filter(**in_range, **owner_filter):
+            activity[rollup.day].merge(
+                ActivityTally(
+                    sessions=rollup.sessions,
+                    ended_sessions=rollup.ended_sessions,
+                    duration_seconds=rollup.duration_seconds,
+                    events=rollup.events,
+                )
+            )
+    folded_until = watermark.folded_until if watermark else None
+    unfolded = [
+        *queries_after(folded_until),
+        *queries_by_id(watermark.unfinished_query_ids if watermark else []),
+    ]
+    for (owner_id, day, provider, model), tally in tally_queries(unfolded).items():
+        if start <= day <= end and _owner_matches(owner, owner_id):
+            queries[(day, provider, model)].merge(tally)
+    live_activity = tally_activity(
+        started_after=folded_until, ended_after=folded_until, received_after=folded_until
+    )
+    for (owner_id, day), tally in live_activity.items():
+        if start <= day <= end and _owner_matches(owner, owner_id):
+            activity[day].merge(tally)
+    return DayFacts(queries=queries, activity=activity)
+
+
+def _days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
+
+
+def analytics_summary(
+    *, owner, start: date, end: date, facts: DayFacts | None = None
+) -> dict[str, Any]:
+    """Per day (UTC): sessions, queries, events, average duration, tokens and cost by model.
+
+    ``owner=None`` is every owner (operators only).
+    """
+    facts = facts or day_facts(owner=owner, start=start, end=end)
+    days: dict[date, dict[str, Any]] = {}
+    for day in _days(start, end):
+        activity = facts.activity.get(day, ActivityTally())
+        days[day] = {
+            "date": day.isoformat(),
+            "sessions": activity.sessions,
+            "ended_sessions": activity.ended_sessions,
+            "queries": 0,
+            "events": activity.events,
+            "average_duration_seconds": (
+                round(activity.duration_seconds / activity.ended_sessions, 3)
+                if activity.ended_sessions
+                else None
+            ),
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "total_tokens": 0,
+            "cost_usd": 0.0,
+            "by_model": [],
+        }
+    for (day, provider, model), tally in sorted(facts.queries.items()):
+        bucket = days[day]
+        cost = round(tally.cost_usd, 6)
+        tokens = {
+            "input_tokens": tally.input_tokens,
+            "output_tokens": tally.output_tokens,
+            "total_tokens": tally.total_tokens,
+        }
+        bucket["queries"] += tally.queries
+        for key, value in tokens.items():
+            bucket[key] += value
+        bucket["cost_usd"] = round(bucket["cost_usd"] + cost, 6)
+        bucket["by_model"].append(
+            {
+                "provider": provider,
+                "model": model,
+                "queries": tally.queries,
+                **tokens,
+                "cost_usd": cost,
+            }
+        )
+    rows = list(days.values())
+    totals = {
+        key: sum(row[key] for row in rows)
+        for key in (
+            "sessions",
+            "queries",
+            "events",
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+        )
+    }
+    totals["cost_usd"] = round(sum(row["cost_usd"] for row in rows), 6)
+    return {"from": start.isoformat(), "to": end.isoformat(), "totals": totals, "days": rows}
+
+
+def latency_percentiles_by_day(
+    *, start: date, end: date, facts: DayFacts | None = None
+) -> list[dict[str, Any]]:
+    """p50/p95 of total latency (ms) of completed queries per day, every owner (operators).
+
+    Within 1% of the exact nearest-rank percentile (analytics.sketch).
+    """
+    facts = facts or day_facts(owner=None, start=start, end=end)
+    sketches: dict[date, LatencySketch] = defaultdict(LatencySketch)
+    for (day, _provider, _model), tally in facts.queries.items():
+        sketches[day].merge(tally.latency)
+    return [
+        {
+            "date": day.isoformat(),
+            "p50": sketches[day].percentile(0.50),
+            "p95": sketches[day].percentile(0.95),
+            "n": sketches[day].count,
+        }
+        for day in _days(start, end)
+    ]
+
+
+def cost_by_provider(
+    *, start: date, end: date, facts: DayFacts | None = None
+) -> list[dict[str, Any]]:
+    """Queries, tokens and cost per provider over the range, every owner (operators)."""
+    facts = facts or day_facts(owner=None, start=start, end=end)
+    by_provider: dict[str, QueryTally] = defaultdict(QueryTally)
+    for (_day, provider, _model), tally in facts.queries.items():
+        by_provider[provider].merge(tally)
+    return [
+        {
+            "provider": provider or "(none)",
+            "queries": tally.queries,
+            "total_tokens": tally.total_tokens,
+            "cost_usd": round(tally.cost_usd, 6),
+        }
+        for provider, tally in sorted(by_provider.items())
+    ]
+
+
+# ----- sessions: the per-session query numbers session metrics need -----
+
+
+def session_query_stats(*, owner_id, session_id: str) -> tuple[int, datetime | None]:
+    """How many queries the owner's session has, and when the first was asked."""
+    stats = Query.objects.filter(owner_id=owner_id, session_id=session_id).aggregate(
+        n=Count("id"), first=Min("timestamp")
+    )
+    return stats["n"] or 0, stats["first"]
+
+
+# ----- experiment results -----
+
+
+@dataclass
+class VariantResult:
+    name: str
+    weight: float
+    is_control: bool
+    sessions: int = 0
+    queries: int = 0
+    rated: int = 0
+    thumbs_up: int = 0
+    average_latency_ms: float | None = None
+    total_tokens: int = 0
+    cost_usd: float = 0.0
+    # Thumbs-up rate minus control's, with its 95% confidence interval.
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @property
+    def thumbs_up_rate(self) -> float | None:
+        return self.thumbs_up / self.rated if self.rated else None
+
+    @property
+    def significant(self) -> bool:
+        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+
+
+def difference_interval(
+    *, up_a: int, n_a: int, up_b: int, n_b: int, z: float = Z_95
+) -> tuple[float, float, float] | None:
+    """p_a - p_b with its normal-approximation (Wald) interval; None without data."""
+    if not n_a or not n_b:
+        return None
+    p_a, p_b = up_a / n_a, up_b / n_b
+    standard_error = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
+    difference = p_a - p_b
+    return difference, difference - z * standard_error, difference + z * standard_error
+
+
+def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
+    """Per variant: exposure, queries, thumbs-up, latency, tokens, cost; CI vs control."""
+    variants = experiment.variants or []
+    if not variants:
+        return []
+    control = control_variant_name(variants)
+    results = {
+        variant["name"]: VariantResult(
+            name=variant["name"],
+            weight=float(variant["weight"]),
+            is_control=variant["name"] == control,
+        )
+        for variant in variants
+    }
+    # An explicit KeyTransform: a key holding "__" would be split by a kwargs lookup.
+    for row in (
+        Session.objects.filter(experiments__has_key=experiment.key)
+        .annotate(variant=KeyTransform(experiment.key, "experiments"))
+        .values("variant")
+        .annotate(n=Count("id"))
+        .order_by("variant")
+    ):
+        if row["variant"] in results:
+            results[row["variant"]].sessions = row["n"]
+    for row in (
+        Query.objects.filter(experiments__has_key=experiment.key)
+        .annotate(variant=KeyTransform(experiment.key, "experiments"))
+        .values("variant")
+        .annotate(
+            n=Count("id"),
+            rated=Count("id", filter=Q(feedback_rating__in=[1, -1])),
+            up=Count("id", filter=Q(feedback_rating=1)),
+            latency=Avg("latency__total_ms"),
+            tokens=Sum("usage__total_tokens"),
+            cost=Sum("usage__cost_usd"),
+        )
+        .order_by("variant")
+    ):
+        result = results.get(row["variant"])
+        if result is None:
+            continue
+        result.queries = row["n"]
+        result.rated = row["rated"]
+        result.thumbs_up = row["up"]
+        result.average_latency_ms = round(row["latency"], 1) if row["latency"] is not None else None
+        result.total_tokens = int(number(row["tokens"]))
+        result.cost_usd = round(number(row["cost"]), 6)
+    baseline = results[control]
+    for result in results.values():
+        if result.is_control:
+            continue
+        interval = difference_interval(
+            up_a=result.thumbs_up, n_a=result.rated, up_b=baseline.thumbs_up, n_b=baseline.rated
+        )
+        if interval is not None:
+            result.difference, result.ci_low, result.ci_high = (
+                round(value, 4) for value in interval
+            )
+    return list(results.values())

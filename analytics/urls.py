@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from analytics import views
+
+urlpatterns = [
+    path("analytics/summary", views.AnalyticsSummaryView.as_view(), name="analytics-summary"),
+]

@@ -1,0 +1,27 @@
+"""``GET /api/v1/analytics/summary``."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.selectors import analytics_range, analytics_summary
+
+
+class AnalyticsSummaryView(APIView):
+    @extend_schema(
+        summary="Per-day sessions, queries, events, average duration, tokens and cost by model",
+        parameters=[
+            OpenApiParameter("from", str, description="ISO date, inclusive; default to - 6 days"),
+            OpenApiParameter("to", str, description="ISO date, inclusive (UTC); default today"),
+        ],
+        responses={200: inline_serializer("AnalyticsSummary", {"days": serializers.ListField()})},
+    )
+    def get(self, request: Request) -> Response:
+        start, end = analytics_range(
+            start=request.query_params.get("from"), end=request.query_params.get("to")
+        )
+        return Response(analytics_summary(owner=request.user, start=start, end=end))

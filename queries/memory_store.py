@@ -1,0 +1,186 @@
+"""The engine's MemoryStore port, implemented with Query and Summary.
+
+Every read is scoped to one owner's end user (similar queries) or session (turns and
+summary): two owners may use the same user_id and session_id and never see each other.
+
+Similar queries come from ``$vectorSearch`` where the server has it and the vector index
+was built for this model's dimensions; otherwise from exact cosine top-k over the user's
+cached matrix (``queries.vector_cache``). Candidates are returned best first with no
+threshold: the engine decides what counts as relevant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from django.db import connection
+
+from agents.ports import MemoryHit, Scope, Turn
+from agents.providers.similarity import cosine_top_k
+from llmplatform.core.bridge import to_thread
+from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
+from queries.vector_cache import user_vectors
+
+# $vectorSearch's approximate search looks at this many candidates per result wanted.
+CANDIDATES_PER_RESULT = 20
+
+
+def uses_vector_search(dimensions: int) -> bool:
+    return dimensions == VECTOR_INDEX_DIMENSIONS and bool(connection.features.supports_search)
+
+
+def vector_search_pipeline(
+    scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+) -> list[dict[str, Any]]:
+    """The ``$vectorSearch`` aggregation for one end user's completed queries.
+
+    The scope is filtered inside the search (the index declares these fields), so other
+    owners' and unfinished queries never use up the result limit. One extra result is
+    asked for because the running query may be among them and is dropped afterwards.
+    """
+    return [
+        {
+            "$vectorSearch": {
+                "index": VECTOR_INDEX_NAME,
+                "path": "embedding",
+                "queryVector": vector,
+                "numCandidates": (limit + 1) * CANDIDATES_PER_RESULT,
+                "limit": limit + 1,
+                "filter": {
+                    "owner_id": ObjectId(scope.owner_id),
+                    "user_id": scope.user_id,
+                    "embedding_model": embedding_model,
+                    "status": Query.Status.COMPLETED,
+                },
+            }
+        },
+        {"$project": {"_id": 1, "score": {"$meta": "vectorSearchScore"}}},
+    ]
+
+
+def _running_query_id(scope: Scope) -> ObjectId | None:
+    return ObjectId(scope.query_id) if ObjectId.is_valid(scope.query_id) else None
+
+
+def _hits_in_scope(scope: Scope, ranked: list[tuple[ObjectId, float]]) -> dict[ObjectId, Query]:
+    """The ranked queries that still exist and belong to the scope, by primary key.
+
+    Fetched by primary key alone (the database's cheapest read) and checked here: the
+    ranking already came from the scope, this guards against a delete since then.
+    """
+    rows = Query.objects.filter(pk__in=[pk for pk, _ in ranked]).only(
+        "owner_id", "user_id", "status", "query", "response"
+    )
+    return {
+        row.pk: row
+        for row in rows
+        if str(row.owner_id) == scope.owner_id
+        and row.user_id == scope.user_id
+        and row.status == Query.Status.COMPLETED
+    }
+
+
+def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(connection.database[Query._meta.db_table].aggregate(pipeline))
+
+
+def _vector_search(
+    scope: Scope, vector: list[float], embedding_model: str, limit: int
+) -> list[MemoryHit]:
+    pipeline = vector_search_pipeline(
+        scope, vector=vector, embedding_model=embedding_model, limit=limit
+    )
+    running = _running_query_id(scope)
+    # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
+    ranked = [
+        (hit["_id"], 2 * hit["score"] - 1)
+        for hit in _run_vector_search(pipeline)
+        if hit["_id"] != running
+    ][:limit]
+    found = _hits_in_scope(scope, ranked)
+    return [_hit(found[pk], score) for pk, score in ranked if pk in found]
+
+
+def _exact_top_k(
+    scope: Scope, vector: list[float], embedding_model: str, limit: int
+) -> list[MemoryHit]:
+    stored = user_vectors(
+        owner_id=ObjectId(scope.owner_id),
+        user_id=scope.user_id,
+        model=embedding_model,
+        dimensions=len(vector),
+    )
+    running = _running_query_id(scope)
+    while True:
+        matrix = stored.matrix
+        if matrix is None:
+            return []
+        # One more than asked: the running query may already be stored as completed.
+        # Both embedders return unit vectors, so the dot product is the cosine.
+        ranked = [
+            (stored.ids[row], score)
+            for row, score in cosine_top_k(vector, matrix, limit + 1, assume_unit_rows=True)
+            if stored.ids[row] != running
+        ][:limit]
+        found = _hits_in_scope(scope, ranked)
+        gone = [pk for pk, _ in ranked if pk not in found]
+        if not gone:
+            return [_hit(found[pk], score) for pk, score in ranked]
+        # Deleted (or no longer completed) since the matrix was read: prune, rank again.
+        stored.drop(gone)
+
+
+def _hit(query: Query, score: float) -> MemoryHit:
+    return MemoryHit(
+        query_id=str(query.pk), query=query.query, response=query.response, score=float(score)
+    )
+
+
+def similar_queries(
+    scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+) -> list[MemoryHit]:
+    if limit <= 0 or not vector or not embedding_model:
+        return []
+    search = _vector_search if uses_vector_search(len(vector)) else _exact_top_k
+    return search(scope, vector, embedding_model, limit)
+
+
+def recent_turns(scope: Scope, *, limit: int) -> list[Turn]:
+    rows = Query.objects.filter(
+        owner_id=ObjectId(scope.owner_id),
+        session_id=scope.session_id,
+        status=Query.Status.COMPLETED,
+    )
+    running = _running_query_id(scope)
+    if running is not None:
+        rows = rows.exclude(pk=running)
+    newest_first = rows.order_by("-timestamp", "-pk").values_list("query", "response")[:limit]
+    return [Turn(question=question, answer=answer) for question, answer in newest_first]
+
+
+def latest_summary(scope: Scope) -> str | None:
+    summary = (
+        Summary.objects.filter(owner_id=ObjectId(scope.owner_id), session_id=scope.session_id)
+        .order_by("-pair_count")
+        .values_list("summary", flat=True)
+        .first()
+    )
+    return summary
+
+
+class QueryMemoryStore:
+    """``agents.ports.MemoryStore`` over the Query and Summary collections."""
+
+    async def similar(
+        self, scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+    ) -> list[MemoryHit]:
+        return await to_thread(similar_queries)(
+            scope, vector=vector, embedding_model=embedding_model, limit=limit
+        )
+
+    async def recent_turns(self, scope: Scope, *, limit: int) -> list[Turn]:
+        return await to_thread(recent_turns)(scope, limit=limit)
+
+    async def latest_summary(self, scope: Scope) -> str | None:
+        return await to_thread(latest_summary)(scope)

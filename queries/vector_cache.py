@@ -1,0 +1,179 @@
+"""Each end user's stored vectors as one float32 matrix, kept between questions.
+
+Exact cosine top-k over a matrix is cheap (a few ms at 10k vectors); building the matrix
+from the documents' float lists is not, and neither is a read that scans the collection.
+So the matrix is kept per (owner, end user, embedding model, dimensions) and brought up
+to date on every question by reading only what changed:
+
+1. the ids and completion times of the user's completed queries since the last read
+   (minus a margin), through the ``queries_owner_user_vectors`` index, no embeddings;
+2. the embeddings of the ids not yet in the matrix, by primary key.
+
+Rows are appended into spare capacity (amortised, no copy of the whole matrix per
+question). A deleted query leaves the matrix through ``vector_cache_forget`` (admin
+deletes call it) or, for any other delete path, when the store finds a hit that no
+longer exists and prunes it (``UserVectors.drop``). Matrices are evicted least recently
+used beyond ``MAX_CACHED_BYTES``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from bson import ObjectId
+
+from queries.models import Query
+
+# About 170k vectors of 384 floats, or 43k of 1,536: enough for the busiest users of one
+# process without letting the web worker grow without bound.
+MAX_CACHED_BYTES = 256 * 1024 * 1024
+# completed_at is stamped before the save, so a query can land after a later one was
+# read (concurrent tabs, workers): every read re-lists this margin by id (cheap, no
+# embeddings) and fetches only the ids not already held.
+REREAD_MARGIN = timedelta(minutes=5)
+# A range bound rather than "is not null", so the first read rides the same index.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INITIAL_CAPACITY = 64
+
+
+@dataclass
+class UserVectors:
+    dimensions: int
+    ids: list[ObjectId] = field(default_factory=list)
+    # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
+    buffer: np.ndarray | None = None
+    positions: dict[ObjectId, int] = field(default_factory=dict)
+    # Newest completed_at read so far; the next read starts a margin before it.
+    read_until: datetime | None = None
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The live rows (a view, no copy); None while the user has no vectors."""
+        if not self.ids or self.buffer is None:
+            return None
+        return self.buffer[: len(self.ids)]
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.buffer is None else self.buffer.nbytes
+
+    def append(self, rows: Iterable[tuple[ObjectId, list[float]]]) -> None:
+        fresh = [
+            (pk, embedding)
+            for pk, embedding in rows
+            if pk not in self.positions and embedding and len(embedding) == self.dimensions
+        ]
+        if not fresh:
+            return
+        needed = len(self.ids) + len(fresh)
+        if self.buffer is None or needed > self.buffer.shape[0]:
+            capacity = max(
+                INITIAL_CAPACITY, needed, 2 * (0 if self.buffer is None else len(self.buffer))
+            )
+            grown = np.empty((capacity, self.dimensions), dtype=np.float32)
+            if self.ids:
+                grown[: len(self.ids)] = self.buffer[: len(self.ids)]
+            self.buffer = grown
+        start = len(self.ids)
+        self.buffer[start:needed] = np.asarray([e for _, e in fresh], dtype=np.float32)
+        for offset, (pk, _) in enumerate(fresh):
+            self.positions[pk] = start + offset
+            self.ids.append(pk)
+
+    def drop(self, pks: Iterable[ObjectId]) -> None:
+        """Remove deleted queries' rows (moving the last row into each hole)."""
+        for pk in pks:
+            position = self.positions.pop(pk, None)
+            if position is None:
+                continue
+            last = len(self.ids) - 1
+            if position != last:
+                moved = self.ids[last]
+                self.buffer[position] = self.buffer[last]
+                self.ids[position] = moved
+                self.positions[moved] = position
+            self.ids.pop()
+
+
+CacheKey = tuple[str, str, str, int]
+_cache: OrderedDict[CacheKey, UserVectors] = OrderedDict()
+_lock = threading.Lock()
+# One refresh at a time per key: two concurrent questions of one user would otherwise
+# both fetch the same new rows.
+_key_locks: dict[CacheKey, threading.Lock] = {}
+
+
+def _key(owner_id: object, user_id: str, model: str, dimensions: int) -> CacheKey:
+    return (str(owner_id), user_id, model, dimensions)
+
+
+def _evict_over_budget() -> None:
+    total = sum(entry.nbytes for entry in _cache.values())
+    while total > MAX_CACHED_BYTES and len(_cache) > 1:
+        key, entry = _cache.popitem(last=False)
+        _key_locks.pop(key, None)
+        total -= entry.nbytes
+
+
+def _owned_rows(owner_id: object, user_id: str, model: str):
+    # The filter is exactly the queries_owner_user_vectors index: equality on its first
+    # four fields, a range on the fifth.
+    return Query.objects.filter(
+        owner_id=owner_id,
+        user_id=user_id,
+        embedding_model=model,
+        status=Query.Status.COMPLETED,
+    )
+
+
+def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int) -> UserVectors:
+    """The end user's completed queries' vectors of ``model``, brought up to date."""
+    key = _key(owner_id, user_id, model, dimensions)
+    with _lock:
+        entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
+        _cache[key] = entry
+        key_lock = _key_locks.setdefault(key, threading.Lock())
+    with key_lock:
+        since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
+        listed = list(
+            _owned_rows(owner_id, user_id, model)
+            .filter(completed_at__gte=since)
+            .values_list("pk", "completed_at")
+        )
+        new_ids = [pk for pk, _ in listed if pk not in entry.positions]
+        if new_ids:
+            embeddings = dict(Query.objects.filter(pk__in=new_ids).values_list("pk", "embedding"))
+            # In list order (completed_at is not guaranteed; ids order is irrelevant to
+            # the ranking), only rows still present.
+            entry.append((pk, embeddings[pk]) for pk in new_ids if pk in embeddings)
+        newest = max((completed_at for _, completed_at in listed), default=None)
+        if newest is not None and (entry.read_until is None or newest > entry.read_until):
+            entry.read_until = newest
+    with _lock:
+        _evict_over_budget()
+    return entry
+
+
+def vector_cache_forget(*, owner_id: object, user_id: str, query_ids: Iterable[ObjectId]) -> None:
+    """Drop deleted queries from every cached matrix of that end user."""
+    pks = list(query_ids)
+    with _lock:
+        entries = [
+            (entry, _key_locks.setdefault(key, threading.Lock()))
+            for key, entry in _cache.items()
+            if key[0] == str(owner_id) and key[1] == user_id
+        ]
+    for entry, key_lock in entries:
+        with key_lock:
+            entry.drop(pks)
+
+
+def clear_vector_cache() -> None:
+    with _lock:
+        _cache.clear()
+        _key_locks.clear()

@@ -1,0 +1,201 @@
+"""QueryMemoryStore: the engine's memory port over Query and Summary, scoped and incremental."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from bson import ObjectId
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from agents.ports import Scope
+from queries import vector_cache
+from queries.admin import QueryAdmin
+from queries.memory_store import QueryMemoryStore, vector_search_pipeline
+from queries.models import Query, Summary
+from queries.vector_cache import clear_vector_cache, user_vectors
+
+pytestmark = pytest.mark.django_db(transaction=True)
+DIMS = 384
+MODEL = "all-MiniLM-L6-v2"
+
+
+def unit(vector) -> list[float]:
+    vector = np.asarray(vector, dtype=float)
+    return (vector / np.linalg.norm(vector)).tolist()
+
+
+def store(owner, vector, *, user_id="u1", session_id="s1", text="q", **fields) -> Query:
+    return Query.objects.create(
+        owner=owner,
+        user_id=user_id,
+        session_id=session_id,
+        query=text,
+        response=f"answer to {text}",
+        model_provider="openai",
+        model_name="m",
+        status=fields.pop("status", Query.Status.COMPLETED),
+        embedding=vector,
+        embedding_model=fields.pop("embedding_model", MODEL),
+        completed_at=timezone.now(),
+        **fields,
+    )
+
+
+def scope_of(owner, *, user_id="u1", session_id="s1", query_id=None) -> Scope:
+    return Scope(
+        owner_id=str(owner.pk),
+        user_id=user_id,
+        session_id=session_id,
+        query_id=query_id or str(ObjectId()),
+    )
+
+
+def similar(scope, vector, limit=3, model=MODEL):
+    return asyncio.run(
+        QueryMemoryStore().similar(scope, vector=vector, embedding_model=model, limit=limit)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    clear_vector_cache()
+    yield
+    clear_vector_cache()
+
+
+@pytest.fixture
+def owners():
+    users = get_user_model().objects
+    return users.create(username="acme"), users.create(username="globex")
+
+
+def test_two_owners_with_the_same_ids_never_share_memory(owners):
+    acme, globex = owners
+    v = unit(np.ones(DIMS))
+    mine = store(acme, v, text="acme question")
+    store(globex, v, text="globex question")
+    Summary.objects.create(owner=acme, user_id="u1", session_id="s1", summary="acme", pair_count=4)
+    Summary.objects.create(
+        owner=globex, user_id="u1", session_id="s1", summary="globex", pair_count=8
+    )
+    hits = similar(scope_of(acme), v)
+    assert [hit.query_id for hit in hits] == [str(mine.pk)]
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    store_ = QueryMemoryStore()
+    assert asyncio.run(store_.latest_summary(scope_of(acme))) == "acme"
+    turns = asyncio.run(store_.recent_turns(scope_of(acme), limit=5))
+    assert [turn.question for turn in turns] == ["acme question"]
+
+
+def test_candidates_best_first_without_threshold_and_running_query_excluded(owners):
+    acme, _ = owners
+    rng = np.random.default_rng(3)
+    target = rng.normal(size=DIMS)
+    running = store(acme, unit(target), text="running")
+    near = store(acme, unit(target + rng.normal(size=DIMS) * 0.05), text="near")
+    # Nearly orthogonal: a score the engine would drop, but the store still returns it.
+    far = store(acme, unit(rng.normal(size=DIMS)), text="far")
+    store(acme, unit(target), text="other user", user_id="u2")
+    store(acme, unit(target), text="failed", status=Query.Status.FAILED)
+    store(acme, unit(np.ones(1536)), text="other model", embedding_model="text-embedding-3-small")
+    hits = similar(scope_of(acme, query_id=str(running.pk)), unit(target), limit=5)
+    assert [hit.query_id for hit in hits] == [str(near.pk), str(far.pk)]
+    assert hits[0].score > 0.9 and abs(hits[1].score) < 0.35
+
+
+def test_recent_turns_newest_first_and_only_completed(owners):
+    acme, _ = owners
+    base = timezone.now()
+    for i in range(4):
+        store(acme, None, text=f"q{i}", timestamp=base + timezone.timedelta(seconds=i))
+    store(acme, None, text="pending", status=Query.Status.PENDING)
+    turns = asyncio.run(QueryMemoryStore().recent_turns(scope_of(acme), limit=3))
+    assert [turn.question for turn in turns] == ["q3", "q2", "q1"]
+
+
+def test_matrix_reads_only_new_rows(owners):
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    first = [store(acme, v, text=str(i)) for i in range(5)]
+    cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert set(cached.ids) == {q.pk for q in first}
+    newer = store(acme, v, text="newer")
+    with CaptureQueriesContext(connection) as captured:
+        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert newer.pk in cached.ids and len(cached.ids) == 6
+    # The listing reads ids only; embeddings are fetched for the one new row alone.
+    embedding_reads = [q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
+    assert len(embedding_reads) == 1
+    assert str(newer.pk) in embedding_reads[0]
+    assert not any(str(q.pk) in embedding_reads[0] for q in first)
+
+
+def test_deleted_queries_leave_the_matrix(owners, rf):
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    kept, deleted_in_admin, deleted_elsewhere = (store(acme, v, text=t) for t in "abc")
+    assert len(similar(scope_of(acme), v)) == 3
+    admin = QueryAdmin(Query, None)
+    admin.delete_model(rf.post("/"), deleted_in_admin)
+    cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert deleted_in_admin.pk not in cached.ids
+    # Any other delete path: the store notices the missing hit and prunes it.
+    Query.objects.filter(pk=deleted_elsewhere.pk).delete()
+    assert [hit.query_id for hit in similar(scope_of(acme), v)] == [str(kept.pk)]
+    assert cached.ids == [kept.pk]
+
+
+def test_cache_is_bounded_by_bytes(owners, monkeypatch):
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    for user in ("u1", "u2"):
+        store(acme, v, user_id=user)
+    monkeypatch.setattr(vector_cache, "MAX_CACHED_BYTES", 1)
+    user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    user_vectors(owner_id=acme.pk, user_id="u2", model=MODEL, dimensions=DIMS)
+    assert [key[1] for key in vector_cache._cache] == ["u2"]
+
+
+def test_vector_search_pipeline_filters_by_owner_inside_the_search(owners):
+    acme, _ = owners
+    scope = scope_of(acme)
+    [search, project] = vector_search_pipeline(
+        scope, vector=[0.1] * 1536, embedding_model="text-embedding-3-small", limit=3
+    )
+    spec = search["$vectorSearch"]
+    assert spec["filter"] == {
+        "owner_id": acme.pk,
+        "user_id": "u1",
+        "embedding_model": "text-embedding-3-small",
+        "status": "completed",
+    }
+    assert spec["limit"] == 4 and spec["numCandidates"] >= spec["limit"]
+    assert project["$project"]["score"] == {"$meta": "vectorSearchScore"}
+
+
+def test_vector_search_scores_are_converted_back_to_cosine(owners, monkeypatch):
+    from queries import memory_store
+
+    acme, _ = owners
+    hit = store(acme, None, text="hit")
+    running = store(acme, None, text="running")
+
+    sent = []
+
+    def atlas(pipeline):
+        # What Atlas answers: the running query itself, then (1 + cos) / 2 scores.
+        sent.append(pipeline)
+        return [{"_id": running.pk, "score": 1.0}, {"_id": hit.pk, "score": 0.9}]
+
+    monkeypatch.setattr(memory_store, "uses_vector_search", lambda dimensions: True)
+    monkeypatch.setattr(memory_store, "_run_vector_search", atlas)
+    hits = memory_store.similar_queries(
+        scope_of(acme, query_id=str(running.pk)), vector=[1.0], embedding_model=MODEL, limit=3
+    )
+    assert [(h.query_id, h.score) for h in hits] == [(str(hit.pk), pytest.approx(0.8))]
+    assert sent[0][0]["$vectorSearch"]["filter"]["owner_id"] == acme.pk
