@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import re
 
+from agents.ports import Ports
 from agents.providers.base import ChatMessage, ChatRequest, ProviderError
 from agents.providers.registry import get_chat_provider
-from agents.state import PipelineState
+from agents.state import RunState
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def classify_intent(*, text: str, mode: str, has_images: bool) -> tuple[str, boo
     return "chat", not (buying or product)
 
 
-async def _classify_with_model(state: PipelineState) -> str:
+async def _classify_with_model(state: RunState) -> str:
     try:
         result = await get_chat_provider(state.provider).complete(
             ChatRequest(
@@ -65,7 +66,7 @@ async def _classify_with_model(state: PipelineState) -> str:
     return "product_search" if "PRODUCT" in result.text.upper() else "chat"
 
 
-async def run(state: PipelineState) -> None:
+async def run(state: RunState, ports: Ports) -> None:
     intent, sure = classify_intent(text=state.text, mode=state.mode, has_images=bool(state.images))
     state.intent = intent if sure else await _classify_with_model(state)
     route = ["MemoryAgent"] if state.use_memory else []

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from agents.state import PipelineState
+from agents.ports import Ports
+from agents.state import RunState
 from llmplatform.core.errors import ApplicationError
-from products.services import MAX_QUERY_LENGTH, product_search_async
 
 logger = logging.getLogger(__name__)
 
 
-async def run(state: PipelineState) -> None:
-    query = (state.product_query or state.text)[:MAX_QUERY_LENGTH]
+async def run(state: RunState, ports: Ports) -> None:
     try:
-        result = await product_search_async(query=query)
+        result = await ports.products.search(query=state.product_query or state.text)
     except ApplicationError as exc:
         # A broken shop search must not cost the user their answer.
         logger.warning("product search failed: %s", exc.message)

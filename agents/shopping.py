@@ -1,7 +1,7 @@
 """ShoppingAgent: a three-round interview (use, budget, must-haves) before product search.
 
-The interview state lives with the session (``Session.shopping_state``) so any web or
-worker process can continue it. ``selected_option`` answers the pending question; the
+The interview state is kept by the run's interview store (with the session), so any
+web or worker process can continue it. ``selected_option`` answers the pending question; the
 "just show me" option (or saying so) skips ahead to the products.
 """
 
@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agents.state import PipelineState
-from llmplatform.core.db_threads import db_async
-from sessions.models import Session
+from agents.ports import Ports
+from agents.state import RunState
 
 SKIP_OPTION = "Just show me products"
 _SKIP_WORDS = re.compile(r"\b(just show me|skip|show (me )?(the )?products)\b", re.IGNORECASE)
@@ -47,19 +46,6 @@ ROUNDS = (
 )
 
 
-def _load_state(owner_id: object, session_id: str, user_id: str) -> dict:
-    session, _ = Session.objects.get_or_create(
-        owner_id=owner_id, session_id=session_id, defaults={"user_id": user_id}
-    )
-    return dict(session.shopping_state or {})
-
-
-def _save_state(owner_id: object, session_id: str, shopping_state: dict) -> None:
-    Session.objects.filter(owner_id=owner_id, session_id=session_id).update(
-        shopping_state=shopping_state
-    )
-
-
 def advance_interview(interview: dict, *, text: str, selected_option: str | None) -> dict:
     """The interview after this turn; ``awaiting`` is False once it is time for products."""
     if not interview.get("awaiting"):
@@ -92,8 +78,8 @@ def product_query_for(interview: dict) -> str:
     return " ".join(part for part in parts if part)[:200]
 
 
-async def run(state: PipelineState) -> None:
-    interview = await db_async(_load_state)(state.owner_id, state.session_id, state.user_id)
+async def run(state: RunState, ports: Ports) -> None:
+    interview = await ports.interviews.load(state.scope)
     interview = advance_interview(interview, text=state.text, selected_option=state.selected_option)
     if interview["awaiting"]:
         current = ROUNDS[interview["round"]]
@@ -106,4 +92,4 @@ async def run(state: PipelineState) -> None:
         if "ProductAgent" not in state.route:
             state.route.insert(state.route.index("ShoppingAgent") + 1, "ProductAgent")
         interview = {}  # the next shopping question starts a new interview
-    await db_async(_save_state)(state.owner_id, state.session_id, interview)
+    await ports.interviews.save(state.scope, interview)

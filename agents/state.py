@@ -1,22 +1,17 @@
-"""What the agents of one query share while the pipeline runs."""
+"""What the agents of one query share while the engine runs."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.ports import Emit, Scope
 from agents.providers.base import Citation, ImageInput, Usage
-
-Emit = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass
-class PipelineState:
-    query_id: str
-    owner_id: Any
-    user_id: str
-    session_id: str
+class RunState:
+    scope: Scope
     text: str
     mode: str
     provider: str
@@ -51,6 +46,8 @@ class PipelineState:
     # No model call costs nothing; an unpriced one makes the cost unknown (None).
     usage: Usage = field(default_factory=lambda: Usage(cost_usd=0.0))
     time_to_first_token_ms: float | None = None
+    # Chunks the writer streamed: what a stopped answer's usage is estimated from.
+    streamed_chunks: int = 0
     cancelled: bool = False
     usage_estimated: bool = False
     agents_used: list[str] = field(default_factory=list)

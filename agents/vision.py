@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from agents.ports import Ports
 from agents.providers.base import ChatMessage, ChatRequest
 from agents.providers.registry import get_chat_provider
-from agents.state import PipelineState
+from agents.state import RunState
 
 VISION_PROMPT = (
     "Describe these images in detail for someone who cannot see them: objects, text, "
@@ -12,7 +13,7 @@ VISION_PROMPT = (
 )
 
 
-async def run(state: PipelineState) -> None:
+async def run(state: RunState, ports: Ports) -> None:
     provider = get_chat_provider(state.provider)
     result = await provider.complete(
         ChatRequest(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
+from agents.ports import Ports
 from agents.providers.base import ChatMessage, ChatRequest
 from agents.providers.collect import merge_citations
 from agents.providers.registry import get_chat_provider
-from agents.state import PipelineState
-from llmplatform.core.event_log import event_log
+from agents.state import RunState
 
 BASE_PROMPT = (
     "You are a helpful assistant on a chat platform. Answer the user's question accurately "
@@ -24,10 +25,9 @@ PROVIDER_STYLE = {
     "google": "Be direct. Use Markdown headings only for long answers.",
     "local": "Answer in two or three short sentences.",
 }
-CANCEL_POLL_S = 0.1
 
 
-def _context_block(state: PipelineState) -> str:
+def _context_block(state: RunState) -> str:
     sections: list[tuple[str, str]] = []
     if state.summary:
         sections.append(("conversation_summary", state.summary))
@@ -59,7 +59,7 @@ def _context_block(state: PipelineState) -> str:
     return "\n\n".join(f"## {name.replace('_', ' ').title()}\n{body}" for name, body in sections)
 
 
-def build_request(state: PipelineState) -> ChatRequest:
+def build_request(state: RunState) -> ChatRequest:
     system = state.system_prompt_override or BASE_PROMPT
     style = PROVIDER_STYLE.get(state.provider, "")
     context = _context_block(state)
@@ -79,11 +79,10 @@ def build_request(state: PipelineState) -> ChatRequest:
     )
 
 
-async def run(state: PipelineState) -> None:
+async def run(state: RunState, ports: Ports) -> None:
+    """Stream the answer. A cancel arrives as the task's cancellation, at any await."""
     provider = get_chat_provider(state.provider)
-    log = event_log()
     started = time.perf_counter()
-    next_cancel_check = started + CANCEL_POLL_S
     parts: list[str] = []
     stream = provider.stream(build_request(state))
     try:
@@ -92,23 +91,14 @@ async def run(state: PipelineState) -> None:
                 if state.time_to_first_token_ms is None:
                     state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
                 parts.append(chunk.text)
+                state.streamed_chunks += 1
                 await state.emit({"type": "chunk", "content": chunk.text})
             merge_citations(state.citations, chunk.citations)
             if chunk.usage is not None:
                 state.add_usage(chunk.usage)
-            if time.perf_counter() >= next_cancel_check:
-                next_cancel_check = time.perf_counter() + CANCEL_POLL_S
-                if await log.acancel_requested(state.query_id):
-                    state.cancelled = True
-                    break
     finally:
-        # Closing the generator closes the vendor's HTTP stream: generation (and billing) stops.
-        await stream.aclose()
-        # Kept even when the stream broke: the client already saw these tokens.
+        # Kept even when the stream broke or was stopped: the client already saw these.
         state.response = "".join(parts)
-    if state.cancelled:
-        # Vendors report usage only at the end of a stream, which a stop cuts off. Count what
-        # was delivered (about one token per streamed chunk) and say it is an estimate.
-        state.usage.output_tokens += len(parts)
-        state.usage.cost_usd = None
-        state.usage_estimated = True
+        # Closing the generator closes the vendor's HTTP stream: generation (and billing)
+        # stops. Shielded: a cancelled run must still close it.
+        await asyncio.shield(stream.aclose())

@@ -1,7 +1,8 @@
 """Product search through SerpAPI Google Shopping, cached in ProductSearch.
 
 One implementation (``product_search``, synchronous: httpx2 + the ORM) serves the API
-view and, through ``product_search_async``, the agent pipeline.
+view and, through the engine's product-search port (``queries.engine_ports``), the
+agent pipeline.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -76,16 +76,6 @@ def product_search(*, query: str, max_results: int | None = None) -> ProductSear
     return ProductSearchResult(
         query=normalised, available=True, cards=cards, cached=cached, message=message
     )
-
-
-async def product_search_async(
-    *, query: str, max_results: int | None = None
-) -> ProductSearchResult:
-    """``product_search`` off the event loop, for the agent pipeline. Raises what it raises."""
-    # Not thread-sensitive: a slow SerpAPI call must not hold the one shared sync thread
-    # that every other thread-sensitive call (ORM work of other requests) waits for.
-    search = sync_to_async(product_search, thread_sensitive=False)
-    return await search(query=query, max_results=max_results)
 
 
 def _result_limit(max_results: int | None) -> int:

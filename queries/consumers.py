@@ -18,42 +18,38 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
-from agents.pipeline import final_event
 from llmplatform.core.auth import owner_from_scope
-from llmplatform.core.db_threads import db_async
+from llmplatform.core.bridge import to_thread
+from llmplatform.core.config import run_config
 from llmplatform.core.errors import ApplicationError, error_envelope
 from llmplatform.core.event_log import event_log
 from llmplatform.core.exception_handler import application_exception_handler
 from llmplatform.core.middleware import request_id_from
-from queries.models import Query
-from queries.runner import query_dispatch_async
+from queries.run import FINISHED, final_event, query_cancel, query_start
 from queries.selectors import query_get
 from queries.serializers import QueryRequestSerializer
-from queries.services import query_cancel, query_start
 
 # Redis Stream ids ("1732512345678-0"), in-memory ids ("12"), or stored-answer replays.
 _EVENT_ID = re.compile(r"^(\d+(-\d+)?|stored-\d+)$")
-FINISHED = {Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED}
 
 
 async def follow_query(
-    query_id: str, *, after: str | None, just_started: bool = False
+    query_id: str, *, after: str | None, stored: Any = None
 ) -> AsyncIterator[tuple[str, Any]]:
-    """Events after ``after`` until ``done``; ``(None, None)`` marks 15 s of silence.
+    """Events after ``after`` until ``done``; ``(None, None)`` marks a heartbeat's silence.
 
-    When the log has expired (or never existed in this process), the stored answer is
-    replayed as ``final`` + ``done``. A query this connection just started has no log yet
-    and nothing stored: it is simply followed.
+    ``stored`` is the Query as the caller read it (None for a query this connection just
+    started: no log yet and nothing stored, so it is simply followed). When its log has
+    expired (or never existed in this process) and it is finished, the stored answer is
+    replayed as ``final`` + ``done``.
     """
     log = event_log()
-    if not just_started and not await log.aexists(query_id):
-        query = await db_async(Query.objects.get)(pk=query_id)
-        if query.status in FINISHED:
-            yield "stored-1", final_event(query)
-            yield "stored-2", {"type": "done", "message": "Query complete"}
-            return
+    if stored is not None and stored.status in FINISHED and not await log.aexists(query_id):
+        yield "stored-1", final_event(stored)
+        yield "stored-2", {"type": "done", "message": "Query complete"}
+        return
     while True:
-        block_ms = int(settings.SSE_HEARTBEAT_SECONDS * 1000)
+        block_ms = int(run_config().sse_heartbeat_s * 1000)
         entries = await log.aread(query_id, after=after, block_ms=block_ms)
         if not entries:
             yield None, None
@@ -122,7 +118,7 @@ class _SseConsumer(AsyncHttpConsumer):
         return None
 
     async def _owner(self) -> Any:
-        owner = await db_async(owner_from_scope)(self.scope)
+        owner = await to_thread(owner_from_scope)(self.scope)
         if owner is None:
             raise ApplicationError(
                 "Send `Authorization: Bearer <key>` with an active API key.",
@@ -142,9 +138,7 @@ class _SseConsumer(AsyncHttpConsumer):
         request_id = request_id_from(self._header(b"x-request-id"))
         return [(b"X-Request-ID", request_id.encode())]
 
-    async def _start_stream(
-        self, query_id: str, *, after: str | None, just_started: bool = False
-    ) -> None:
+    async def _start_stream(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
         await self.send_headers(
             status=200,
             headers=[
@@ -156,7 +150,7 @@ class _SseConsumer(AsyncHttpConsumer):
         )
         # daphne sends the headers with the first body bytes: let the client know at once.
         await self.send_body(b": stream open\n\n", more_body=True)
-        async for entry_id, event in follow_query(query_id, after=after, just_started=just_started):
+        async for entry_id, event in follow_query(query_id, after=after, stored=stored):
             if entry_id is None:
                 await self.send_body(b": keep-alive\n\n", more_body=True)
                 continue
@@ -187,10 +181,8 @@ class QueryStreamConsumer(_SseConsumer):
             raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
         owner = await self._owner()
         params = _parse_request(body)
-        query = await db_async(query_start)(owner=owner, params=params)
-        query_id = str(query.pk)
-        await query_dispatch_async(query=query)
-        await self._start_stream(query_id, after=None, just_started=True)
+        query = await to_thread(query_start)(owner=owner, params=params)
+        await self._start_stream(str(query.pk), after=None)
 
 
 class QueryResumeConsumer(_SseConsumer):
@@ -201,7 +193,7 @@ class QueryResumeConsumer(_SseConsumer):
             raise ApplicationError("Use GET.", code="method_not_allowed", status=405)
         owner = await self._owner()
         query_id = self.scope["url_route"]["kwargs"]["query_id"]
-        query = await db_async(query_get)(owner=owner, query_id=query_id)
+        query = await to_thread(query_get)(owner=owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
         after = self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
         if after is not None and not _EVENT_ID.match(after):
@@ -212,7 +204,7 @@ class QueryResumeConsumer(_SseConsumer):
             )
         if after is not None and after.startswith("stored-"):
             after = None  # a replay of the stored answer is replayed whole
-        await self._start_stream(str(query.pk), after=after)
+        await self._start_stream(str(query.pk), after=after, stored=query)
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -226,7 +218,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.followers: dict[str, asyncio.Task[None]] = {}
         origin = dict(self.scope.get("headers", [])).get(b"origin")
-        owner = await db_async(owner_from_scope)(self.scope, allow_query_param=True)
+        owner = await to_thread(owner_from_scope)(self.scope, allow_query_param=True)
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None
@@ -275,19 +267,17 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         params = _parse_request(
             json.dumps({k: v for k, v in content.items() if k != "type"}).encode()
         )
-        query = await db_async(query_start)(owner=self.owner, params=params)
-        query_id = str(query.pk)
-        await query_dispatch_async(query=query)
-        self._follow(query_id, after=None, just_started=True)
+        query = await to_thread(query_start)(owner=self.owner, params=params)
+        self._follow(str(query.pk), after=None)
 
-    async def _owned(self, content: dict[str, Any]) -> Query:
+    async def _owned(self, content: dict[str, Any]) -> Any:
         query_id = content.get("query_id")
         if not isinstance(query_id, str):
             raise ApplicationError("query_id is required.", code="validation_error")
-        return await db_async(query_get)(owner=self.owner, query_id=query_id)
+        return await to_thread(query_get)(owner=self.owner, query_id=query_id)
 
     async def _cancel(self, content: dict[str, Any]) -> None:
-        query, requested = await db_async(query_cancel)(query=await self._owned(content))
+        query, requested = await to_thread(query_cancel)(query=await self._owned(content))
         await self.send_json(
             {
                 "type": "cancel",
@@ -300,18 +290,18 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _resume(self, content: dict[str, Any]) -> None:
         query = await self._owned(content)
         after = content.get("last_event_id")
-        self._follow(str(query.pk), after=str(after) if after is not None else None)
+        self._follow(str(query.pk), after=str(after) if after is not None else None, stored=query)
 
-    def _follow(self, query_id: str, *, after: str | None, just_started: bool = False) -> None:
+    def _follow(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
         previous = self.followers.pop(query_id, None)
         if previous is not None:
             previous.cancel()
         self.followers[query_id] = asyncio.create_task(
-            self._forward(query_id, after=after, just_started=just_started)
+            self._forward(query_id, after=after, stored=stored)
         )
 
-    async def _forward(self, query_id: str, *, after: str | None, just_started: bool) -> None:
-        async for entry_id, event in follow_query(query_id, after=after, just_started=just_started):
+    async def _forward(self, query_id: str, *, after: str | None, stored: Any) -> None:
+        async for entry_id, event in follow_query(query_id, after=after, stored=stored):
             if entry_id is not None:
                 await self.send_json({**event, "query_id": query_id, "event_id": entry_id})
 

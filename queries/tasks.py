@@ -1,62 +1,47 @@
-"""Celery tasks: ids in, idempotent, time-limited, acknowledged late."""
+"""Celery tasks: ids in, idempotent, time-limited (from QUERY_TIMEOUT_S), acknowledged late.
+
+The run's soft and hard time limits are the global CELERY_TASK_SOFT_TIME_LIMIT and
+CELERY_TASK_TIME_LIMIT, derived in settings from the one run budget.
+"""
 
 from __future__ import annotations
-
-import asyncio
-import threading
-from collections.abc import Coroutine
-from typing import Any
 
 from celery import shared_task
 
 from agents.providers.base import ProviderError
+from llmplatform.core.bridge import run_sync
+from queries.run import queries_sweep, query_execute
+from queries.services import query_completed
 
-_thread = threading.local()
-
-
-def run_in_worker_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coroutine`` on this worker thread's own event loop, kept between tasks.
-
-    asyncio.run() would make a loop per task, and with it new SDK clients (an SSL
-    context and a connection pool each): the providers are cached per loop.
-    """
-    loop = getattr(_thread, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coroutine)
+SUMMARY_SOFT_LIMIT_S = 120
 
 
-@shared_task(
-    name="queries.run_query",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    soft_time_limit=240,
-    time_limit=300,
-)
+@shared_task(name="queries.run_query", acks_late=True, reject_on_worker_lost=True)
 def run_query(query_id: str) -> None:
-    """Run the agent pipeline; provider retries happen inside, before any token is sent."""
-    from agents.pipeline import run_pipeline
-
-    run_in_worker_loop(run_pipeline(query_id))
+    """Run a query; provider retries happen inside, before any token is sent."""
+    run_sync(query_execute(query_id))
 
 
 @shared_task(
-    name="queries.summarise_session",
+    name="queries.after_completion",
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=120,
-    time_limit=150,
+    soft_time_limit=SUMMARY_SOFT_LIMIT_S,
+    time_limit=SUMMARY_SOFT_LIMIT_S + 30,
     max_retries=3,
 )
-def summarise_session(self, owner_id: str, session_id: str, pair_count: int) -> str:
-    from queries.services import summary_create
-
+def after_completion(self, query_id: str) -> str | None:
+    """What follows an answer (a summary every MEMORY_SUMMARY_INTERVAL pairs)."""
     try:
-        return str(
-            summary_create(owner_id=owner_id, session_id=session_id, pair_count=pair_count).pk
-        )
+        return query_completed(query_id=query_id)
     except ProviderError as exc:
         if not exc.retryable:
             raise
         raise self.retry(exc=exc, countdown=30 * (self.request.retries + 1)) from exc
+
+
+@shared_task(name="queries.sweep_runs", acks_late=True, ignore_result=True)
+def sweep_runs() -> int:
+    """Fail runs whose worker died (Celery beat, or the in-process scheduler)."""
+    return queries_sweep()

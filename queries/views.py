@@ -11,9 +11,10 @@ from rest_framework.views import APIView
 
 from llmplatform.core.pagination import NewestFirstCursorPagination
 from queries.models import Query
+from queries.run import query_cancel, query_start, query_wait
 from queries.selectors import query_get, query_history
 from queries.serializers import FeedbackSerializer, QueryRequestSerializer, QueryResultSerializer
-from queries.services import query_answer, query_cancel, query_feedback
+from queries.services import query_feedback
 
 
 class QueryView(APIView):
@@ -31,7 +32,7 @@ class QueryView(APIView):
     def post(self, request: Request) -> Response:
         serializer = QueryRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        query = query_answer(owner=request.user, params=serializer.validated_data)
+        query = query_wait(query=query_start(owner=request.user, params=serializer.validated_data))
         if query.status == Query.Status.FAILED:
             error = dict(query.error or {})
             status = error.pop("status", 502)

@@ -146,6 +146,8 @@ class ChatProvider(abc.ABC):
     name: str
     #: What the API and the UI say about this provider (e.g. "demo-quality local model").
     description: str = ""
+    #: Whether ``ChatRequest.web_search`` works (the vendor searches the web itself).
+    supports_web_search: bool = False
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:

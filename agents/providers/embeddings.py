@@ -13,11 +13,9 @@ import threading
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from agents.providers.base import EmbeddingProvider, ProviderError
 from agents.providers.packaged_models import packaged_file, verify_sha256
@@ -25,6 +23,7 @@ from agents.providers.provider_errors import (
     map_sdk_error,
     unexpected_response_error,
 )
+from llmplatform.core.config import on_config_change, provider_config
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -308,11 +307,13 @@ _embedder_lock = threading.Lock()
 
 
 def _build_embedder() -> EmbeddingProvider:
-    from django.conf import settings
+    from agents.providers.registry import retry_policy
+    from agents.providers.reliability import ReliableEmbedder
 
-    api_key = getattr(settings, "OPENAI_API_KEY", "") or ""
-    choice = getattr(settings, "EMBEDDING_PROVIDER", "auto")
-    if choice == "openai" and not api_key:
+    config = provider_config()
+    openai = config.vendors["openai"]
+    choice = config.embedding_provider
+    if choice == "openai" and not openai.api_key:
         raise ProviderError(
             "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY; set the key, or use "
             "EMBEDDING_PROVIDER=auto or local for the offline model.",
@@ -321,14 +322,17 @@ def _build_embedder() -> EmbeddingProvider:
             code="provider_unavailable",
             status=503,
         )
-    if choice == "openai" or (choice == "auto" and api_key):
-        return OpenAIEmbeddings(
-            api_key=api_key,
-            base_url=getattr(settings, "OPENAI_BASE_URL", None) or None,
-            connect_timeout=float(settings.PROVIDER_CONNECT_TIMEOUT),
-            read_timeout=float(settings.PROVIDER_READ_TIMEOUT),
+    inner: EmbeddingProvider
+    if choice == "openai" or (choice == "auto" and openai.api_key):
+        inner = OpenAIEmbeddings(
+            api_key=openai.api_key,
+            base_url=openai.base_url,
+            connect_timeout=config.connect_timeout_s,
+            read_timeout=config.read_timeout_s,
         )
-    return LocalEmbeddings()
+    else:
+        inner = LocalEmbeddings()
+    return ReliableEmbedder(inner, policy=retry_policy())
 
 
 def get_embedder() -> EmbeddingProvider:
@@ -348,18 +352,4 @@ def reset_embedder() -> None:
         _embedder = None
 
 
-_EMBEDDER_SETTINGS = frozenset(
-    {
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "PROVIDER_CONNECT_TIMEOUT",
-        "PROVIDER_READ_TIMEOUT",
-        "EMBEDDING_PROVIDER",
-    }
-)
-
-
-@receiver(setting_changed)
-def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in _EMBEDDER_SETTINGS:
-        reset_embedder()
+on_config_change(reset_embedder)

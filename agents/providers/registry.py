@@ -10,15 +10,11 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
-
-from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from agents.providers.base import ChatProvider
 from agents.providers.reliability import FallbackProvider, ReliableProvider, RetryPolicy
 from agents.providers.vendor import VendorConfig
+from llmplatform.core.config import on_config_change, provider_config
 from llmplatform.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -31,29 +27,10 @@ DEFAULT_MODELS: dict[str, str] = {
     "local": "smollm2-135m-instruct",
 }
 
-# Cloud vendors in the order status pages list them: name -> (key setting, base URL setting).
-CLOUD_PROVIDERS: dict[str, tuple[str, str]] = {
-    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL"),
-    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
-    "google": ("GOOGLE_API_KEY", "GOOGLE_BASE_URL"),
-    "openrouter": ("OPENROUTER_API_KEY", "OPENROUTER_BASE_URL"),
-}
-
-# Settings whose change must rebuild the providers (tests override them per test).
-_WATCHED_SETTINGS = frozenset(
-    {key for pair in CLOUD_PROVIDERS.values() for key in pair}
-    | {
-        "OPENAI_SEARCH_MODEL",
-        "OPENROUTER_APP_URL",
-        "OPENROUTER_APP_TITLE",
-        "PROVIDER_CONNECT_TIMEOUT",
-        "PROVIDER_READ_TIMEOUT",
-        "PROVIDER_MAX_RETRIES",
-        "PROVIDER_RETRY_BASE_DELAY",
-        "PROVIDER_FALLBACKS",
-        "LOCAL_MODEL_ENABLED",
-    }
-)
+# Cloud vendors, in the order status pages list them.
+CLOUD_PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "google", "openrouter")
+# The settings that enable each, for error messages.
+_KEY_SETTINGS = "OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, OPENROUTER_API_KEY"
 
 _lock = threading.Lock()
 
@@ -98,14 +75,11 @@ def reset_registry() -> None:
         _no_loop = _Built()
 
 
-@receiver(setting_changed)
-def _reset_on_setting_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in _WATCHED_SETTINGS:
-        reset_registry()
+on_config_change(reset_registry)
 
 
 def _local_available() -> bool:
-    if not getattr(settings, "LOCAL_MODEL_ENABLED", False):
+    if not provider_config().local_enabled:
         return False
     from agents.providers import local
 
@@ -115,8 +89,8 @@ def _local_available() -> bool:
 def default_provider() -> str | None:
     """DEFAULT_MODEL_PROVIDER when configured; else ``local``, else the first available one."""
     available = available_providers()
-    if settings.DEFAULT_MODEL_PROVIDER in available:
-        return settings.DEFAULT_MODEL_PROVIDER
+    if provider_config().default_provider in available:
+        return provider_config().default_provider
     # No key for the default vendor: the offline model answers instead.
     if "local" in available:
         return "local"
@@ -125,26 +99,29 @@ def default_provider() -> str | None:
 
 def default_model_for(provider: str) -> str:
     """DEFAULT_MODEL_NAME for the default provider, else that provider's usual model."""
-    if provider == settings.DEFAULT_MODEL_PROVIDER and settings.DEFAULT_MODEL_NAME:
-        return settings.DEFAULT_MODEL_NAME
+    config = provider_config()
+    if provider == config.default_provider and config.default_model:
+        return config.default_model
     return DEFAULT_MODELS.get(provider, "")
 
 
 def available_providers() -> list[str]:
     """Names of the providers this process can use, cloud vendors first."""
-    names = [name for name, (key, _) in CLOUD_PROVIDERS.items() if getattr(settings, key, "")]
+    config = provider_config()
+    names = [name for name in CLOUD_PROVIDERS if config.has_key(name)]
     if _local_available():
         names.append("local")
     return names
 
 
 def _vendor_config(name: str) -> VendorConfig:
-    key_setting, url_setting = CLOUD_PROVIDERS[name]
+    config = provider_config()
+    vendor = config.vendors[name]
     return VendorConfig(
-        api_key=getattr(settings, key_setting),
-        base_url=getattr(settings, url_setting, None) or None,
-        connect_timeout=float(getattr(settings, "PROVIDER_CONNECT_TIMEOUT", 5.0)),
-        read_timeout=float(getattr(settings, "PROVIDER_READ_TIMEOUT", 60.0)),
+        api_key=vendor.api_key,
+        base_url=vendor.base_url,
+        connect_timeout=config.connect_timeout_s,
+        read_timeout=config.read_timeout_s,
         default_model=DEFAULT_MODELS[name],
     )
 
@@ -154,7 +131,7 @@ def _build_openai() -> ChatProvider:
 
     return OpenAIProvider(
         _vendor_config("openai"),
-        search_model=getattr(settings, "OPENAI_SEARCH_MODEL", "") or "gpt-4o-mini-search-preview",
+        search_model=provider_config().openai_search_model,
     )
 
 
@@ -175,8 +152,8 @@ def _build_openrouter() -> ChatProvider:
 
     return OpenRouterProvider(
         _vendor_config("openrouter"),
-        app_url=getattr(settings, "OPENROUTER_APP_URL", ""),
-        app_title=getattr(settings, "OPENROUTER_APP_TITLE", ""),
+        app_url=provider_config().openrouter_app_url,
+        app_title=provider_config().openrouter_app_title,
     )
 
 
@@ -197,30 +174,21 @@ _BUILDERS: dict[str, Callable[[], ChatProvider]] = {
 }
 
 
-def _retry_policy() -> RetryPolicy:
-    return RetryPolicy(
-        max_retries=int(getattr(settings, "PROVIDER_MAX_RETRIES", 2)),
-        base_delay=float(getattr(settings, "PROVIDER_RETRY_BASE_DELAY", 0.5)),
-    )
+def retry_policy() -> RetryPolicy:
+    config = provider_config()
+    return RetryPolicy(max_retries=config.max_retries, base_delay=config.retry_base_delay_s)
 
 
 def fallback_chains() -> dict[str, list[str]]:
     """PROVIDER_FALLBACKS (``"openai->anthropic->google, openrouter->openai"``) by head."""
-    chains: dict[str, list[str]] = {}
-    raw = getattr(settings, "PROVIDER_FALLBACKS", "") or ""
-    for spec in raw.split(","):
-        names = [part.strip() for part in spec.split("->") if part.strip()]
-        if len(names) > 1:
-            chains[names[0]] = names
-    return chains
+    return provider_config().fallbacks
 
 
 def _unknown_provider(name: str, available: list[str]) -> ApplicationError:
     listed = (
         ", ".join(available)
         if available
-        else "none. Set a provider key (OPENAI_API_KEY, ANTHROPIC_API_KEY, GOOGLE_API_KEY, "
-        "OPENROUTER_API_KEY) or LOCAL_MODEL_ENABLED=true"
+        else f"none. Set a provider key ({_KEY_SETTINGS}) or LOCAL_MODEL_ENABLED=true"
     )
     return ApplicationError(
         f"Unknown or unconfigured provider {name!r}. Available providers: {listed}.",
@@ -234,7 +202,7 @@ def _vendor(name: str) -> ReliableProvider:
     """The retrying provider for ``name`` (caller holds the lock)."""
     vendors = _built().vendors
     if name not in vendors:
-        vendors[name] = ReliableProvider(_BUILDERS[name](), policy=_retry_policy())
+        vendors[name] = ReliableProvider(_BUILDERS[name](), policy=retry_policy())
     return vendors[name]
 
 

@@ -20,7 +20,14 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from agents.providers.base import ChatChunk, ChatProvider, ChatRequest, ChatResult, ProviderError
+from agents.providers.base import (
+    ChatChunk,
+    ChatProvider,
+    ChatRequest,
+    ChatResult,
+    EmbeddingProvider,
+    ProviderError,
+)
 from agents.providers.pricing import priced
 from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS, incomplete_stream_error
 
@@ -31,9 +38,44 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 2  # retries after the first attempt
-    base_delay: float = 0.5  # seconds
+    max_retries: int  # retries after the first attempt (PROVIDER_MAX_RETRIES)
+    base_delay: float  # seconds (PROVIDER_RETRY_BASE_DELAY)
     max_delay: float = MAX_RETRY_AFTER_SECONDS
+
+    async def call[R](
+        self,
+        attempt: Callable[[], Awaitable[R]],
+        *,
+        name: str,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> R:
+        """``attempt()``, retried while it raises a retryable ProviderError."""
+        rng = rng or random.Random()
+        retry = 0
+        while True:
+            try:
+                return await attempt()
+            except ProviderError as error:
+                if not error.retryable or retry >= self.max_retries:
+                    raise
+                retry += 1
+                await sleep(self.wait_before_retry(name=name, retry=retry, error=error, rng=rng))
+
+    def wait_before_retry(
+        self, *, name: str, retry: int, error: ProviderError, rng: random.Random
+    ) -> float:
+        """Log the retry and return how long to wait before it."""
+        delay = self.delay_before_retry(retry=retry, error=error, rng=rng)
+        logger.warning(
+            "provider %s failed (%s); retry %d/%d in %.2f s",
+            name,
+            error.code,
+            retry,
+            self.max_retries,
+            delay,
+        )
+        return delay
 
     def delay_before_retry(self, *, retry: int, error: ProviderError, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1-based)."""
@@ -58,6 +100,7 @@ class ReliableProvider(ChatProvider):
         self.inner = inner
         self.name = inner.name
         self.description = inner.description
+        self.supports_web_search = inner.supports_web_search
         self.default_model: str = getattr(inner, "default_model", "")
         self.policy = policy
         # Public so tests can record the waits instead of sleeping through them.
@@ -65,29 +108,15 @@ class ReliableProvider(ChatProvider):
         self._rng = rng or random.Random()
 
     async def _wait_before_retry(self, retry: int, error: ProviderError) -> None:
-        delay = self.policy.delay_before_retry(retry=retry, error=error, rng=self._rng)
-        logger.warning(
-            "provider %s failed (%s); retry %d/%d in %.2f s",
-            self.name,
-            error.code,
-            retry,
-            self.policy.max_retries,
-            delay,
+        await self.sleep(
+            self.policy.wait_before_retry(name=self.name, retry=retry, error=error, rng=self._rng)
         )
-        await self.sleep(delay)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The whole answer, retried as a unit. Raises ProviderError."""
-        retry = 0
-        while True:
-            try:
-                result = await self.inner.complete(request)
-                break
-            except ProviderError as error:
-                if not error.retryable or retry >= self.policy.max_retries:
-                    raise
-                retry += 1
-                await self._wait_before_retry(retry, error)
+        result = await self.policy.call(
+            lambda: self.inner.complete(request), name=self.name, sleep=self.sleep, rng=self._rng
+        )
         result.usage = priced(result.usage, provider=self.name, model=result.model or request.model)
         return result
 
@@ -120,6 +149,19 @@ class ReliableProvider(ChatProvider):
                 await _aclose(chunks)
 
 
+class ReliableEmbedder(EmbeddingProvider):
+    """``inner`` with the same retries as chat calls (a 429 or a dropped connection)."""
+
+    def __init__(self, inner: EmbeddingProvider, *, policy: RetryPolicy) -> None:
+        self.inner = inner
+        self.model = inner.model
+        self.dimensions = inner.dimensions
+        self.policy = policy
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await self.policy.call(lambda: self.inner.embed(texts), name=self.model)
+
+
 class FallbackProvider(ChatProvider):
     """Try each provider in turn until one answers; switch only before the first chunk.
 
@@ -135,6 +177,7 @@ class FallbackProvider(ChatProvider):
         self.chain = list(chain)
         self.name = chain[0].name
         self.description = chain[0].description
+        self.supports_web_search = chain[0].supports_web_search
         self.default_model: str = getattr(chain[0], "default_model", "")
 
     def _request_for(self, index: int, request: ChatRequest) -> ChatRequest:

@@ -23,6 +23,8 @@ class VendorChatProvider(ChatProvider):
 
     #: The setting an operator must fix when the vendor rejects the key.
     key_setting: ClassVar[str]
+    # Every cloud vendor here searches the web (a search model, a tool or grounding).
+    supports_web_search = True
 
     def __init__(self, config: VendorConfig) -> None:
         self.config = config

@@ -190,6 +190,14 @@ class MemoryEventLog:
         return query_id in self._cancelled
 
 
+async def wait_for_cancel(
+    log: RedisEventLog | MemoryEventLog, query_id: str, *, poll_s: float
+) -> None:
+    """Return once a stop was requested for ``query_id`` (checked every ``poll_s``)."""
+    while not await log.acancel_requested(query_id):
+        await asyncio.sleep(poll_s)
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)

@@ -1,6 +1,10 @@
-"""Exact-cosine memory retrieval: same top-k as brute force, scoped, kept up to date."""
+"""The MemoryAgent's policy over the real memory store: which past queries count as memory
+(top k, minimum score), and the session's history (its newest turns, oldest first)."""
 
 from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -8,10 +12,12 @@ from bson import ObjectId
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from agents.memory import TOP_K, _exact_top_k
-from agents.state import PipelineState
-from agents.vector_cache import clear_vector_cache, user_vectors
-from queries.models import Query
+from agents import memory
+from agents.ports import Scope
+from agents.state import RunState
+from queries.engine_ports import ENGINE_PORTS
+from queries.models import Query, Summary
+from queries.vector_cache import clear_vector_cache
 
 pytestmark = pytest.mark.django_db
 DIMS = 384
@@ -22,31 +28,32 @@ def unit(vector: np.ndarray) -> list[float]:
     return (vector / np.linalg.norm(vector)).astype(float).tolist()
 
 
-def store(owner, vector, *, user_id="u1", model=MODEL, status=Query.Status.COMPLETED) -> Query:
+def store(owner, vector, *, text="q", session_id="s", at=None) -> Query:
+    completed = at or timezone.now()
     return Query.objects.create(
         owner=owner,
-        user_id=user_id,
-        session_id="s",
-        query="q",
-        response="r",
+        user_id="u1",
+        session_id=session_id,
+        query=text,
+        response=f"answer to {text}",
         model_provider="openai",
         model_name="m",
-        status=status,
+        status=Query.Status.COMPLETED,
         embedding=vector,
-        embedding_model=model,
-        completed_at=timezone.now(),
+        embedding_model=MODEL,
+        timestamp=completed,
+        completed_at=completed,
     )
 
 
-def state_for(owner, vector) -> PipelineState:
-    async def emit(event):  # pragma: no cover - not used by retrieval
-        return None
+def recall(owner, vector, *, session_id="s") -> RunState:
+    async def emit(event):  # the memory agent emits nothing
+        raise AssertionError(event)
 
-    return PipelineState(
-        query_id=str(ObjectId()),
-        owner_id=owner.pk,
-        user_id="u1",
-        session_id="s",
+    state = RunState(
+        scope=Scope(
+            owner_id=str(owner.pk), user_id="u1", session_id=session_id, query_id=str(ObjectId())
+        ),
         text="q",
         mode="chat",
         provider="openai",
@@ -62,6 +69,8 @@ def state_for(owner, vector) -> PipelineState:
         embedding=vector,
         embedding_model=MODEL,
     )
+    asyncio.run(memory.run(state, ENGINE_PORTS))
+    return state
 
 
 @pytest.fixture(autouse=True)
@@ -71,49 +80,65 @@ def _fresh_cache():
     clear_vector_cache()
 
 
-def test_exact_top_k_matches_brute_force_and_stays_current():
+def test_memory_is_the_top_k_matching_brute_force_above_the_minimum_score():
     rng = np.random.default_rng(7)
     owner = get_user_model().objects.create(username="vec")
     query = rng.normal(size=DIMS)
-    # Vectors near the query (cosine well above the memory threshold) at varying distances.
-    stored = [
-        store(owner, unit(query + rng.normal(size=DIMS) * scale))
-        for scale in rng.uniform(0.02, 0.06, size=40)
+    near = [
+        store(owner, unit(query + rng.normal(size=DIMS) * scale), session_id="other")
+        for scale in rng.uniform(0.02, 0.06, size=20)
     ]
+    for _ in range(20):  # unrelated vectors: cosine near 0, below MIN_SCORE
+        store(owner, unit(rng.normal(size=DIMS)), session_id="other")
     q = np.asarray(unit(query))
-    matrix = np.asarray([s.embedding for s in stored])
-    brute = [str(stored[i].pk) for i in np.argsort(-(matrix @ q))[:TOP_K]]
-    found = _exact_top_k(state_for(owner, unit(query)), unit(query))
-    assert [item["query_id"] for item in found] == brute
-
-    closest = store(owner, unit(query))  # completed after the matrix was cached
-    again = _exact_top_k(state_for(owner, unit(query)), unit(query))
-    assert again[0]["query_id"] == str(closest.pk)
-    assert again[0]["score"] == pytest.approx(1.0, abs=1e-5)
+    matrix = np.asarray([s.embedding for s in near])
+    brute = [str(near[i].pk) for i in np.argsort(-(matrix @ q))[: memory.TOP_K]]
+    items = recall(owner, unit(query)).memory_items
+    assert [item["query_id"] for item in items] == brute
+    assert len(items) == memory.TOP_K
 
 
-def test_vectors_are_scoped_to_owner_user_model_and_completed():
+def test_past_queries_below_the_minimum_score_are_not_memory():
+    rng = np.random.default_rng(3)
+    owner = get_user_model().objects.create(username="noise")
+    query = unit(rng.normal(size=DIMS))
+    base = np.asarray(query)
+    orthogonal = rng.normal(size=DIMS)
+    orthogonal -= orthogonal.dot(base) * base
+    orthogonal /= np.linalg.norm(orthogonal)
+    # Cosine exactly 0.3 with the question: related words, not memory.
+    weak = store(owner, unit(0.3 * base + np.sqrt(1 - 0.09) * orthogonal), session_id="x")
+    strong = store(owner, unit(0.9 * base + np.sqrt(1 - 0.81) * orthogonal), session_id="x")
+    items = recall(owner, query).memory_items
+    assert [item["query_id"] for item in items] == [str(strong.pk)]
+    assert str(weak.pk) not in {item["query_id"] for item in items}
+    assert 0.3 < memory.MIN_SCORE < 0.9
+
+
+def test_history_is_the_newest_turns_in_conversation_order():
+    owner = get_user_model().objects.create(username="history")
+    start = timezone.now() - timedelta(minutes=10)
+    for turn in range(5):
+        store(owner, unit(np.ones(DIMS)), text=f"turn {turn}", at=start + timedelta(minutes=turn))
+    state = recall(owner, unit(np.ones(DIMS)))
+    assert memory.HISTORY_TURNS == 3
+    assert [question for question, _ in state.history] == ["turn 2", "turn 3", "turn 4"]
+    assert state.history[-1][1] == "answer to turn 4"
+
+
+def test_two_owners_with_the_same_user_and_session_never_share_memory():
     users = get_user_model().objects
     owner, other = users.create(username="a"), users.create(username="b")
     v = unit(np.ones(DIMS))
-    mine = store(owner, v)
-    store(other, v)
-    store(owner, v, user_id="u2")
-    store(owner, v, model="text-embedding-3-small")
-    store(owner, v, status=Query.Status.FAILED)
-    store(owner, unit(np.ones(1536)))  # another model's dimensions never mix in
-    cached = user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
-    assert cached.ids == [mine.pk]
-
-
-def test_a_query_saved_after_a_later_one_was_read_is_still_found():
-    from datetime import timedelta
-
-    owner = get_user_model().objects.create(username="late")
-    v = unit(np.ones(DIMS))
-    first = store(owner, v)
-    user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
-    late = store(owner, v)
-    Query.objects.filter(pk=late.pk).update(completed_at=first.completed_at - timedelta(seconds=30))
-    cached = user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS)
-    assert set(cached.ids) == {first.pk, late.pk}
+    store(other, v, text="the other owner's secret")
+    Summary.objects.create(
+        owner=other, user_id="u1", session_id="s", summary="other summary", pair_count=4
+    )
+    state = recall(owner, v)
+    assert (state.memory_items, state.history, state.summary) == ([], [], None)
+    mine = store(owner, v, text="mine")
+    Summary.objects.create(owner=owner, user_id="u1", session_id="s", summary="mine", pair_count=4)
+    state = recall(owner, v)
+    assert [item["query_id"] for item in state.memory_items] == [str(mine.pk)]
+    assert state.history == [("mine", "answer to mine")]
+    assert state.summary == "mine"

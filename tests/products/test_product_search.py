@@ -17,8 +17,8 @@ from products.services import (
     CACHE_TTL,
     UNAVAILABLE_MESSAGE,
     product_search,
-    product_search_async,
 )
+from queries.engine_ports import CachedProductSearch
 from tests.fakes.server import RecordedRequest
 from tests.fakes.wire import SerpAPIWire
 from tests.products.conftest import SERPAPI_TEST_KEY
@@ -295,23 +295,25 @@ def test_the_key_never_reaches_the_logs(serpapi, caplog):
     assert all(SERPAPI_TEST_KEY not in line for line in lines)
 
 
-# ----- the async entry point the agent pipeline awaits -----
+# ----- the engine's product-search port -----
 
 
 @pytest.mark.django_db(transaction=True)
-def test_async_wrapper_searches_and_caches(serpapi):
-    first = asyncio.run(product_search_async(query="Desk Lamp", max_results=2))
-    again = asyncio.run(product_search_async(query="desk lamp", max_results=2))
+def test_the_engine_port_searches_through_the_cache(serpapi, settings):
+    settings.PRODUCT_SEARCH_MAX_RESULTS = 2
+    port = CachedProductSearch()
+    first = asyncio.run(port.search(query="Desk Lamp"))
+    again = asyncio.run(port.search(query="desk lamp"))
 
-    assert first.available is True and first.cached is False
+    assert first.available is True
     assert [card["title"] for card in first.cards] == ["Desk Lamp model 1", "Desk Lamp model 2"]
-    assert again.cached is True
+    assert again.cards == first.cards
     assert len(serpapi.requests) == 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_async_wrapper_raises_the_same_error(serpapi):
+def test_the_engine_port_raises_the_same_error(serpapi):
     serpapi.fail_next("server_error")
     with pytest.raises(ApplicationError) as caught:
-        asyncio.run(product_search_async(query="desk"))
+        asyncio.run(CachedProductSearch().search(query="desk"))
     assert caught.value.code == "product_search_failed"

@@ -22,6 +22,7 @@ from agents.providers.embeddings import (
     reset_embedder,
 )
 from agents.providers.packaged_models import ModelIntegrityError
+from agents.providers.reliability import ReliableEmbedder
 from agents.providers.similarity import cosine_top_k
 from tests.fakes.server import FakeVendorServer
 from tests.fakes.wire import bag_of_words_vector
@@ -253,7 +254,8 @@ def test_without_an_openai_key_the_local_model_embeds(settings: SettingsWrapper)
     settings.EMBEDDING_PROVIDER = "auto"
     settings.OPENAI_API_KEY = ""
     embedder = get_embedder()
-    assert isinstance(embedder, LocalEmbeddings)
+    assert isinstance(embedder, ReliableEmbedder)  # retried like chat calls
+    assert isinstance(embedder.inner, LocalEmbeddings)
     assert embedder.model == "all-MiniLM-L6-v2"
     assert get_embedder() is embedder  # one per process
 
@@ -262,7 +264,7 @@ def test_without_an_openai_key_the_local_model_embeds(settings: SettingsWrapper)
 def test_embedding_provider_local_wins_over_an_openai_key(settings: SettingsWrapper) -> None:
     settings.OPENAI_API_KEY = "sk-test-secret"
     settings.EMBEDDING_PROVIDER = "local"
-    assert isinstance(get_embedder(), LocalEmbeddings)
+    assert isinstance(get_embedder().inner, LocalEmbeddings)
 
 
 @pytest.mark.usefixtures("fresh_embedder")
@@ -279,9 +281,9 @@ def test_embedding_provider_openai_without_a_key_is_a_clear_error(
 def test_changing_the_openai_key_switches_the_embedder(settings: SettingsWrapper) -> None:
     settings.EMBEDDING_PROVIDER = "auto"
     settings.OPENAI_API_KEY = ""
-    assert isinstance(get_embedder(), LocalEmbeddings)
+    assert isinstance(get_embedder().inner, LocalEmbeddings)
     settings.OPENAI_API_KEY = "sk-test-secret"
-    assert isinstance(get_embedder(), OpenAIEmbeddings)
+    assert isinstance(get_embedder().inner, OpenAIEmbeddings)
 
 
 @pytest.mark.usefixtures("fresh_embedder")
@@ -292,7 +294,7 @@ def test_with_an_openai_key_openai_embeds_at_the_configured_base_url(
     settings.OPENAI_API_KEY = "sk-test-secret"
     settings.OPENAI_BASE_URL = fake_openai.base_url
     embedder = get_embedder()
-    assert isinstance(embedder, OpenAIEmbeddings)
+    assert isinstance(embedder.inner, OpenAIEmbeddings)
     assert embedder.model == "text-embedding-3-small"
     (vector,) = asyncio.run(embedder.embed([FLOUR]))
     assert len(vector) == 1536
@@ -382,3 +384,23 @@ def test_one_loop_reuses_one_client(fake_openai: FakeVendorServer) -> None:
         return client is await embedder._client()
 
     assert asyncio.run(twice())
+
+
+@pytest.mark.usefixtures("fresh_embedder")
+def test_embeddings_are_retried_like_chat_calls(
+    settings: SettingsWrapper, fake_openai: FakeVendorServer
+) -> None:
+    settings.EMBEDDING_PROVIDER = "openai"
+    settings.OPENAI_API_KEY = "sk-test-secret"
+    settings.OPENAI_BASE_URL = fake_openai.base_url
+    settings.PROVIDER_MAX_RETRIES = 2
+    settings.PROVIDER_RETRY_BASE_DELAY = 0.01
+    fake_openai.fail_next("rate_limit", retry_after=0.01)
+    fake_openai.fail_next("server_error")
+    (vector,) = asyncio.run(get_embedder().embed([FLOUR]))
+    assert len(vector) == 1536
+    assert len(fake_openai.requests) == 3  # two failures, then the answer
+    fake_openai.fail_next("server_error", times=3)
+    with pytest.raises(ProviderError):  # retries are bounded by PROVIDER_MAX_RETRIES
+        asyncio.run(get_embedder().embed([FLOUR]))
+    assert len(fake_openai.requests) == 6
