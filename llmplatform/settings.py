@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from llmplatform.core.config import RunBudget
 from llmplatform.env import (
     EnvError,
     env_bool,
@@ -123,14 +124,37 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=1)
+# One time budget for a query run; every other limit of the run is derived from it in
+# llmplatform.core.config.RunBudget, in order: engine deadline < Celery soft limit <
+# Celery hard limit < the JSON endpoint's wait; the sweeper fails runs whose worker died.
+QUERY_TIMEOUT_S = env_float("QUERY_TIMEOUT_S", 240.0, minimum=1.0)
+# How often a running query looks for a cancel request, whatever stage it is in.
+QUERY_CANCEL_POLL_S = env_float("QUERY_CANCEL_POLL_S", 0.1, minimum=0.01)
+_RUN_BUDGET = RunBudget.for_timeout(QUERY_TIMEOUT_S)
+CELERY_TASK_SOFT_TIME_LIMIT = _RUN_BUDGET.celery_soft_limit_s
+CELERY_TASK_TIME_LIMIT = _RUN_BUDGET.celery_hard_limit_s
+# Celery's Redis transport redelivers an unacknowledged task after this long: only once
+# the first delivery's hard limit has certainly passed.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _RUN_BUDGET.visibility_timeout_s}
+CELERY_BEAT_SCHEDULE = {
+    # Day rollups for analytics and the dashboard; reads add what is not folded yet.
+    "fold-analytics-rollups": {
+        "task": "analytics.fold_rollups",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
+    "fail-runs-whose-worker-died": {
+        "task": "queries.sweep_runs",
+        "schedule": _RUN_BUDGET.sweep_every_s,
+        "options": {"queue": "default", "expires": _RUN_BUDGET.sweep_every_s},
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONCURRENCY = WORKERS
 # Several deployments (or test runs) can share one Redis: each sees only its own tasks.
 CELERY_KEY_PREFIX = env_str("CELERY_KEY_PREFIX", "")
 if CELERY_KEY_PREFIX:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": CELERY_KEY_PREFIX}
+    CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = CELERY_KEY_PREFIX
     CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": CELERY_KEY_PREFIX}
 
 if REDIS_URL:
@@ -253,6 +277,7 @@ INSTALLED_APPS = [
     "agents",
     "queries",
     "sessions.apps.ChatSessionsConfig",
+    "analytics",
     "files",
     "products",
 ]
