@@ -13,7 +13,7 @@ help:
 	@echo "make run     - install, migrate and serve on embedded defaults (no keys, no services)"
 	@echo "make test    - install and run the whole test suite"
 	@echo "make worker  - a Celery worker (needs REDIS_URL)   make beat - the Celery scheduler"
-	@echo "make lint    - ruff check + format check           make bench - benchmarks (bench/)"
+	@echo "make lint    - ruff + import contracts (layers)    make bench - benchmarks (bench/)"
 
 $(PY):
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found: install it or set PYTHON312=/path/to/python3.12"; exit 1; }
@@ -60,6 +60,7 @@ api-key: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from analytics.selectors import experiment_results
+from llmplatform.dashboard import dashboard_view
 from llmplatform.charts import bar_chart
 from sessions.admin import ExperimentAdmin
 from sessions.models import Experiment
@@ -60,3 +61,6 @@ class ExperimentWithResultsAdmin(ExperimentAdmin):
 
 admin.site.unregister(Experiment)
 admin.site.register(Experiment, ExperimentWithResultsAdmin)
+
+
+admin.site.register_page("dashboard/", dashboard_view, name="dashboard")

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin import AdminSite
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
+
+from llmplatform.core.login_guard import LockoutAdminAuthenticationForm
 
 
 class OperatorAdminSite(AdminSite):
     site_header = f"{settings.APP_NAME} operator console"
     site_title = settings.APP_NAME
     index_title = "Operations"
+    # Wrong passwords lock a user name or address out; see llmplatform.core.login_guard.
+    login_form = LockoutAdminAuthenticationForm
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._pages: list[tuple[str, Callable[..., HttpResponse], str]] = []
+
+    def register_page(self, route: str, view: Callable[..., HttpResponse], *, name: str) -> None:
+        """Add an operator page (an app's admin module adds its own, e.g. the dashboard)."""
+        self._pages.append((route, view, name))
 
     def get_urls(self):
-        from llmplatform.dashboard import dashboard_view
-
         return [
-            path("dashboard/", self.admin_view(dashboard_view), name="dashboard"),
+            *(path(route, self.admin_view(view), name=name) for route, view, name in self._pages),
             *super().get_urls(),
         ]
 

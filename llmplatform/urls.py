@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from llmplatform.chat_ui import ChatLoginView, ChatLogoutView, chat_page
-from llmplatform.core.views import HealthView, StatusView
+from llmplatform.status_views import HealthView, StatusView
 
 api_v1 = [
     path("health", HealthView.as_view(), name="health"),

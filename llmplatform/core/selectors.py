@@ -34,16 +34,9 @@ def database_health() -> DatabaseHealth:
     return DatabaseHealth(connected=True, collections=collections, server_version=server_version)
 
 
-def _available_providers() -> list[str]:
-    from agents.providers.registry import available_providers
-
-    return available_providers()
-
-
-def health_report() -> tuple[dict[str, object], bool]:
+def health_report(*, providers: list[str]) -> tuple[dict[str, object], bool]:
     """The seed's health shape, and whether the platform is healthy."""
     database = database_health()
-    providers = _available_providers()
     healthy = database.connected
     return (
         {
@@ -95,7 +88,7 @@ def _supports_vector_search() -> bool:
         return False
 
 
-def status_report() -> dict[str, object]:
+def status_report(*, providers: list[str]) -> dict[str, object]:
     database = database_health()
     redis_status = _redis_status()
     workers = _celery_workers(redis_status.get("reachable") is True)
@@ -127,5 +120,5 @@ def status_report() -> dict[str, object]:
             "mode": "in-process" if workers is None else "workers",
             "workers": workers or [],
         },
-        "providers": {"available": _available_providers()},
+        "providers": {"available": providers},
     }

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agents.providers.registry import available_providers
 from llmplatform.core.selectors import health_report, status_report
 
 HealthSerializer = inline_serializer(
@@ -33,7 +34,7 @@ class HealthView(APIView):
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        report, healthy = health_report()
+        report, healthy = health_report(providers=available_providers())
         return Response(report, status=200 if healthy else 503)
 
 
@@ -43,4 +44,4 @@ class StatusView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        return Response(status_report())
+        return Response(status_report(providers=available_providers()))
