@@ -151,7 +151,15 @@ def ordered_window(pipeline: Any) -> tuple[list[tuple[str, int]], int] | None:
     if stages and isinstance(stages[0], dict) and set(stages[0]) == {"$match"}:
         stages = stages[1:]
     projections = []
-    while stages and isinstance(stages[0], dict) and set(stages[0]) == {"$project"}:
+    while stages and isinstance(stages[0], dict) and set(stages[0]) & {"$project", "$addFields"}:
+        if set(stages[0]) == {"$addFields"}:
+            # The ORM copies the sort fields onto themselves ({"t": "$t"}): a no-op.
+            added = stages.pop(0)["$addFields"]
+            if not isinstance(added, dict) or any(v != f"${k}" for k, v in added.items()):
+                return None
+            continue
+        if set(stages[0]) != {"$project"}:
+            return None
         projections.append(stages.pop(0)["$project"])
     if not stages or not isinstance(stages[0], dict) or set(stages[0]) != {"$sort"}:
         return None

@@ -18,7 +18,7 @@ from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
 from sessions.assignment import OVERRIDE_KEYS, variants_clean
 from sessions.models import Event, Experiment, Session
 from sessions.selectors import session_metrics_document
-from sessions.services import experiment_save, experiment_start, experiment_stop
+from sessions.services import EVENT_TYPES, experiment_save, experiment_start, experiment_stop
 
 EVENTS_PER_PAGE = 50
 
@@ -104,10 +104,23 @@ class SessionAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types the API accepts; a fixed list, not a distinct over every event."""
+
+    title = "type"
+    parameter_name = "type"
+
+    def lookups(self, request, model_admin):
+        return [(event_type, event_type) for event_type in EVENT_TYPES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(type=self.value()) if self.value() else queryset
+
+
 @admin.register(Event)
 class EventAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_display = ("session_id", "type", "t", "event_id", "owner", "received_at")
-    list_filter = ("type", ("received_at", admin.DateFieldListFilter))
+    list_filter = (EventTypeFilter, ("received_at", admin.DateFieldListFilter))
     search_fields = ("session_id", "event_id")
     # Newest first by primary key (ObjectIds grow with time): no sort over all events.
     ordering = ("-pk",)

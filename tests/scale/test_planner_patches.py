@@ -125,6 +125,10 @@ def test_ordered_window_recognises_only_page_shapes():
         41,
     )
     assert ordered_window([sort, {"$limit": 5}]) == ([("t", -1), ("_id", -1)], 5)
+    # What the ORM sends for an admin list without a projection.
+    identity = {"$addFields": {"t": "$t", "_id": "$_id"}}
+    assert ordered_window([identity, sort, {"$limit": 5}]) == ([("t", -1), ("_id", -1)], 5)
+    assert ordered_window([{"$addFields": {"t": "$u"}}, sort, {"$limit": 5}]) is None
     # A projection that drops the sort field would change the order: not served.
     assert ordered_window([match, {"$project": {"x": 1}}, sort, {"$limit": 5}]) is None
     assert ordered_window([match, sort]) is None
