@@ -15,6 +15,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from queries.consumers import ChatConsumer, QueryResumeConsumer, QueryStreamConsumer  # noqa: E402
+from queries.dispatch import start_background_work  # noqa: E402
+
+# Without Celery (the embedded default) this process also runs the periodic work that
+# beat runs otherwise: the sweeper of runs whose worker died, the analytics rollups.
+start_background_work()
 
 application = ProtocolTypeRouter(
     {

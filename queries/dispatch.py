@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.conf import settings
+from django.utils.module_loading import autodiscover_modules
 
 if TYPE_CHECKING:
     from queries.models import Query
@@ -43,8 +44,10 @@ class Dispatcher(Protocol):
 
 def _task(name: str) -> Any:
     from llmplatform.celery import app
-    from queries import tasks  # noqa: F401  (registers the tasks)
 
+    if name not in app.tasks:
+        # Outside a worker nothing has imported the apps' tasks modules yet.
+        autodiscover_modules("tasks")
     return app.tasks[name]
 
 
