@@ -1,0 +1,130 @@
+"""What query_start decides before a run: its session, its model, its experiments, search.
+
+Each test is a bug found by reading the old code: a shopping question made its session
+around session_start (so it never entered experiments), a variant was recorded on queries
+it did not shape, a provider-only request took another vendor's model name, and web
+search on a provider without it was silently ignored.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from queries.models import Query
+from sessions.models import Experiment, Session
+from sessions.services import experiment_start
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
+
+
+def ask(api, text="Hello", **extra):
+    body = {"user_id": "u1", "session_id": "s1", "query": text, "use_memory": False, **extra}
+    return api.post("/api/v1/query/", body, format="json")
+
+
+def running_experiment(key: str, overrides: dict) -> Experiment:
+    experiment = Experiment.objects.create(
+        key=key,
+        name=key,
+        # One variant takes everyone, so the assignment is known.
+        variants=[
+            {"name": "control", "weight": 0.0001, "overrides": {}},
+            {"name": "treatment", "weight": 100, "overrides": overrides},
+        ],
+    )
+    return experiment_start(experiment=experiment)
+
+
+def test_a_shopping_question_before_session_start_makes_a_real_session(api, owner):
+    running_experiment("shop-model", {"temperature": 0.3})
+    first = ask(api, "I need new headphones", mode="shopping").json()
+    assert "question 1 of 3" in first["response"]
+    session = Session.objects.get(owner=owner[0], session_id="s1")
+    # Started through session_start: exposed to the running experiment, and counted.
+    assert session.experiments == {"shop-model": "treatment"}
+    assert session.user_id == "u1"
+    assert first["experiments"] == {"shop-model": "treatment"}
+
+
+def test_any_first_query_starts_its_session_with_experiments(api, owner):
+    running_experiment("prompt", {"system_prompt": "Be brief."})
+    answer = ask(api).json()
+    session = Session.objects.get(owner=owner[0], session_id="s1")
+    assert session.experiments == {"prompt": "treatment"}
+    assert answer["experiments"] == {"prompt": "treatment"}
+
+
+def test_a_session_of_another_end_user_is_a_409(api):
+    assert ask(api).status_code == 200
+    response = api.post(
+        "/api/v1/query/",
+        {"user_id": "someone-else", "session_id": "s1", "query": "Hi", "use_memory": False},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "session_conflict"
+
+
+def test_a_variant_is_recorded_only_when_it_shaped_the_query(api, in_process):
+    running_experiment(
+        "model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"}
+    )
+    shaped = ask(api).json()
+    assert (shaped["model_provider"], shaped["model_name"]) == ("anthropic", "claude-haiku-4-5")
+    assert shaped["experiments"] == {"model": "treatment"}
+    # The request names its own provider and model: the variant changed nothing.
+    own = ask(api, model_provider="openai", model_name="gpt-4o-mini").json()
+    assert (own["model_provider"], own["model_name"]) == ("openai", "gpt-4o-mini")
+    assert own["experiments"] == {}
+    assert Query.objects.get(pk=own["query_id"]).experiments == {}
+
+
+def test_a_provider_only_request_never_takes_another_vendors_model(api, in_process):
+    running_experiment(
+        "model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"}
+    )
+    answer = ask(api, model_provider="openai").json()
+    assert answer["model_provider"] == "openai"
+    assert answer["model_name"] == "gpt-4o-mini"  # openai's default, not the Claude model
+    assert answer["experiments"] == {}
+    sent = in_process["openai"].chat_requests[-1].body
+    assert sent["model"] == "gpt-4o-mini"
+
+
+def test_a_provider_only_request_takes_the_variants_model_of_that_same_provider(api):
+    running_experiment("model", {"model_provider": "openai", "model_name": "gpt-4o"})
+    answer = ask(api, model_provider="openai").json()
+    assert answer["model_name"] == "gpt-4o"
+    assert answer["experiments"] == {"model": "treatment"}
+
+
+def test_the_request_temperature_wins_and_then_the_variant_is_not_recorded(api, in_process):
+    running_experiment("temp", {"temperature": 0.1})
+    own = ask(api, model_provider="openai", temperature=0.9).json()
+    assert in_process["openai"].chat_requests[-1].body["temperature"] == 0.9
+    assert own["experiments"] == {}
+    shaped = ask(api, model_provider="openai").json()
+    assert in_process["openai"].chat_requests[-1].body["temperature"] == 0.1
+    assert shaped["experiments"] == {"temp": "treatment"}
+
+
+def test_web_search_on_a_provider_without_it_is_a_400_naming_those_with_it(
+    api, in_process, settings
+):
+    settings.LOCAL_MODEL_ENABLED = True
+    from agents.providers import local
+
+    if not local.is_available():
+        pytest.fail("the local model files are not installed: run `make install`")
+    response = ask(api, model_provider="local", web_search=True)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "web_search_unsupported"
+    assert "openai" in error["message"] and "local" in error["message"]
+    assert set(error["details"]["providers_with_web_search"]) == {
+        "openai",
+        "anthropic",
+        "google",
+        "openrouter",
+    }
+    assert not Query.objects.exists()  # refused before anything was stored
