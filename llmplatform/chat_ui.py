@@ -16,6 +16,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.cache import never_cache
 
 from agents.providers.registry import available_providers, default_model_for, default_provider
+from llmplatform.core.login_guard import LockoutAuthenticationForm
 from queries.serializers import MAX_ATTACHMENTS, MAX_QUERY_CHARS
 
 # Shown next to the provider wherever it can be picked: its answers are not real ones.
@@ -61,6 +62,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
 
 class ChatLoginView(LoginView):
     template_name = "chat/login.html"
+    authentication_form = LockoutAuthenticationForm
     redirect_authenticated_user = True
     next_page = reverse_lazy("chat")
 

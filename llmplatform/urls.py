@@ -2,9 +2,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from django.views.decorators.csp import csp_override
+from drf_spectacular.views import (
+    SpectacularJSONAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from llmplatform.chat_ui import ChatLoginView, ChatLogoutView, chat_page
+from llmplatform.core.admin_lockouts import lockouts_view
+from llmplatform.core.security_headers import docs_csp
 from llmplatform.status_views import HealthView, StatusView
 
 api_v1 = [
@@ -19,9 +26,25 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("openapi.json", SpectacularAPIView.as_view(), name="openapi"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
-    path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    # JSON, as the name says (the plain view answers YAML unless asked otherwise).
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    # The split view loads Swagger UI's start-up script from a URL: no inline script.
+    path(
+        "docs",
+        csp_override(docs_csp())(SpectacularSwaggerSplitView.as_view(url_name="openapi")),
+        name="docs",
+    ),
+    path(
+        "redoc",
+        csp_override(docs_csp())(SpectacularRedocView.as_view(url_name="openapi")),
+        name="redoc",
+    ),
+    # Superusers unlock sign-in lock-outs here (llmplatform.core.login_guard).
+    path(
+        "admin/security/lockouts/",
+        admin.site.admin_view(lockouts_view),
+        name="admin-lockouts",
+    ),
     path("admin/", admin.site.urls),
     path("", chat_page, name="chat"),
     path("login/", ChatLoginView.as_view(), name="login"),
