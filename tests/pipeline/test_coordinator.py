@@ -62,3 +62,54 @@ def test_model_classifies_only_when_rules_are_unsure(api, in_process):
     prompts = _system_prompts(in_process["openai"])
     assert prompts[0] == CLASSIFIER_PROMPT and len(prompts) == 2
     assert unsure["intent"] == "chat"  # the fake echoes; no PRODUCTS in the reply
+
+
+def _ask(api, text: str, session: str):
+    return api.post(
+        "/api/v1/query/",
+        {
+            "user_id": "u",
+            "session_id": session,
+            "use_memory": False,
+            "query": text,
+            "model_provider": "openai",
+        },
+        format="json",
+    ).json()
+
+
+@pytest.mark.django_db
+def test_a_chat_mode_product_request_goes_to_the_product_agent(api, in_process):
+    answer = _ask(api, "Recommend headphones under $200", "shop-chat")
+    assert answer["intent"] == "product_search"
+    assert answer["agents_used"] == ["CoordinatorAgent", "ProductAgent", "WriterAgent"]
+    assert answer["product_cards"]
+
+
+@pytest.mark.django_db
+def test_the_classifiers_answer_routes_the_query(api, in_process):
+    # The rules are unsure (a product, no wish to buy); the fake echoes the question, so
+    # its answer contains PRODUCT and the classifier says products.
+    answer = _ask(api, "Is the new Sony camera a good product?", "classified")
+    assert answer["metadata"]["intent_classified_by_model"] is True
+    assert answer["intent"] == "product_search"
+    assert "ProductAgent" in answer["agents_used"]
+
+
+@pytest.mark.django_db
+def test_a_failing_classifier_falls_back_to_chat(api, in_process):
+    in_process["openai"].fail_next("auth")  # not retried: the classifier's one call fails
+    answer = _ask(api, "Is the new Sony camera a good product?", "broken-classifier")
+    assert answer["intent"] == "chat"
+    assert answer["agents_used"] == ["CoordinatorAgent", "WriterAgent"]
+    assert answer["response"].startswith("Echo:")
+
+
+@pytest.mark.django_db
+def test_the_classifier_call_is_billed(api, in_process):
+    answer = _ask(api, "Is the new Sony camera any good?", "billed")
+    replies = in_process["openai"].replies
+    assert len(replies) == 2  # classifier, then writer
+    assert answer["usage"]["input_tokens"] == sum(r.input_tokens for r in replies)
+    assert answer["usage"]["output_tokens"] == sum(r.output_tokens for r in replies)
+    assert answer["usage"]["input_tokens"] > replies[-1].input_tokens

@@ -5,6 +5,7 @@ cost, and every fault case."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -563,3 +564,35 @@ def test_fallback_chain_all_failing_lists_every_error(
     assert "openai:" in caught.value.message
     assert "anthropic:" in caught.value.message
     assert caught.value.provider == "openai->anthropic"
+
+
+def test_with_fallbacks_the_primary_still_answers_with_the_requested_model(
+    fakes: FakeVendors, provider_settings: Any
+) -> None:
+    provider_settings.PROVIDER_FALLBACKS = "openai->anthropic"
+    request = dataclasses.replace(ask("which model"), model="gpt-4.1")
+    run(collect_chunks(get_chat_provider("openai"), request))
+    assert fakes["openai"].chat_requests[-1].body["model"] == "gpt-4.1"
+    assert fakes["anthropic"].chat_requests == []
+
+
+def test_a_chain_that_failed_is_retryable_if_any_member_failed_retryably(
+    fakes: FakeVendors, provider_settings: Any
+) -> None:
+    provider_settings.PROVIDER_FALLBACKS = "openai->anthropic"
+    provider_settings.PROVIDER_MAX_RETRIES = 0
+
+    async def ask_the_chain() -> None:
+        # Looked up inside the loop: SDK clients belong to the loop that opened them.
+        await get_chat_provider("openai").complete(ask("hi"))
+
+    fakes["openai"].fail_next("server_error")  # retryable: the vendor may recover
+    fakes["anthropic"].fail_next("auth")  # not retryable
+    with pytest.raises(ProviderError) as caught:
+        run(ask_the_chain())
+    assert caught.value.retryable is True
+    fakes["openai"].fail_next("auth")
+    fakes["anthropic"].fail_next("auth")
+    with pytest.raises(ProviderError) as caught:
+        run(ask_the_chain())
+    assert caught.value.retryable is False

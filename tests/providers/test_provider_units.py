@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -144,7 +146,9 @@ def _reliable(inner: ChatProvider, retries: int = 2) -> tuple[ReliableProvider, 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    return ReliableProvider(inner, policy=RetryPolicy(max_retries=retries), sleep=sleep), waits
+    return ReliableProvider(
+        inner, policy=RetryPolicy(max_retries=retries, base_delay=0.5), sleep=sleep
+    ), waits
 
 
 def test_non_retryable_errors_are_not_retried() -> None:
@@ -289,3 +293,78 @@ def test_no_provider_at_all_says_how_to_configure_one(provider_settings: Any) ->
 def test_unparseable_retry_after_is_ignored_not_a_crash() -> None:
     assert parse_retry_after({"retry-after": "soon"}) is None
     assert parse_retry_after({"retry-after": "2"}) == 2.0
+
+
+class ClosingProvider(ChatProvider):
+    """A vendor whose stream records whether it was closed (its HTTP response released)."""
+
+    name = "closing"
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.started = asyncio.Event()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
+        try:
+            yield ChatChunk(text="first")
+            self.started.set()
+            await asyncio.sleep(3600)  # a vendor that stalls after one token
+            yield ChatChunk(text="never")
+        finally:
+            self.closed = True
+
+
+def test_a_stream_left_early_closes_the_vendor_stream() -> None:
+    inner = ClosingProvider()
+    provider, _ = _reliable(inner)
+
+    async def take_one() -> None:
+        stream = provider.stream(REQUEST)
+        async for _chunk in stream:
+            break
+        await stream.aclose()
+
+    run(take_one())
+    assert inner.closed
+
+
+def test_a_cancelled_writer_closes_the_vendor_stream(monkeypatch) -> None:
+    from agents import writer
+    from agents.ports import Scope
+    from agents.state import RunState
+
+    inner = ClosingProvider()
+    provider, _ = _reliable(inner)
+    monkeypatch.setattr(writer, "get_chat_provider", lambda name: provider)
+    emitted: list[dict] = []
+
+    async def emit(event: dict) -> None:
+        emitted.append(event)
+
+    state = RunState(
+        scope=Scope(owner_id="o", user_id="u", session_id="s", query_id="q"),
+        text="hi",
+        mode="chat",
+        provider="closing",
+        model="m",
+        temperature=0.0,
+        max_tokens=10,
+        web_search=False,
+        use_memory=False,
+        selected_option=None,
+        images=[],
+        system_prompt_override=None,
+        emit=emit,
+    )
+
+    async def cancel_mid_answer() -> None:
+        task = asyncio.create_task(writer.run(state, None))
+        await inner.started.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    run(cancel_mid_answer())
+    assert inner.closed
+    assert state.response == "first"  # what the client already saw is kept
+    assert emitted == [{"type": "chunk", "content": "first"}]

@@ -66,9 +66,7 @@ def test_a_session_of_another_end_user_is_a_409(api):
 
 
 def test_a_variant_is_recorded_only_when_it_shaped_the_query(api, in_process):
-    running_experiment(
-        "model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"}
-    )
+    running_experiment("model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"})
     shaped = ask(api).json()
     assert (shaped["model_provider"], shaped["model_name"]) == ("anthropic", "claude-haiku-4-5")
     assert shaped["experiments"] == {"model": "treatment"}
@@ -80,9 +78,7 @@ def test_a_variant_is_recorded_only_when_it_shaped_the_query(api, in_process):
 
 
 def test_a_provider_only_request_never_takes_another_vendors_model(api, in_process):
-    running_experiment(
-        "model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"}
-    )
+    running_experiment("model", {"model_provider": "anthropic", "model_name": "claude-haiku-4-5"})
     answer = ask(api, model_provider="openai").json()
     assert answer["model_provider"] == "openai"
     assert answer["model_name"] == "gpt-4o-mini"  # openai's default, not the Claude model

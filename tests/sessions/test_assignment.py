@@ -146,6 +146,31 @@ def test_variants_clean_accepts_overrides():
             "type",
         ),
         ([{"name": "a", "weight": 1, "colour": 1}, {"name": "b", "weight": 1}], "colour"),
+        (
+            [
+                {"name": "a", "weight": 1, "overrides": {"temperature": -0.1}},
+                {"name": "b", "weight": 1},
+            ],
+            "temperature",
+        ),
+        (
+            [
+                {"name": "a", "weight": 1, "overrides": {"temperature": True}},
+                {"name": "b", "weight": 1},
+            ],
+            "type",
+        ),
+        (
+            [
+                {"name": "a", "weight": 1, "overrides": {"system_prompt": "x" * 20_001}},
+                {"name": "b", "weight": 1},
+            ],
+            "longer than 20000",
+        ),
+        ([{"name": f"v{i}", "weight": 1} for i in range(11)], "2 to 10"),
+        ([{"name": "a", "weight": float("nan")}, {"name": "b", "weight": 1}], "weight"),
+        ([{"name": "a", "weight": float("inf")}, {"name": "b", "weight": 1}], "weight"),
+        ([{"name": "a", "weight": -1}, {"name": "b", "weight": 1}], "weight"),
     ],
 )
 def test_variants_clean_rejects(variants, fragment):
@@ -153,3 +178,13 @@ def test_variants_clean_rejects(variants, fragment):
         variants_clean(variants)
     assert caught.value.code == "invalid_variants"
     assert fragment in caught.value.message
+
+
+def test_variants_clean_accepts_the_limits_themselves():
+    variants = [{"name": f"v{i}", "weight": 1} for i in range(10)]
+    variants[0]["overrides"] = {"temperature": 0, "system_prompt": "x" * 20_000}
+    variants[1]["overrides"] = {"temperature": 2.0}
+    cleaned = variants_clean(variants)
+    assert len(cleaned) == 10
+    assert cleaned[0]["overrides"]["temperature"] == 0
+    assert cleaned[1]["overrides"]["temperature"] == 2.0
