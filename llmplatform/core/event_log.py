@@ -24,6 +24,10 @@ from typing import Any
 from django.conf import settings
 
 EVENT_LOG_TTL_S = 3600
+# Redis clients answer within this; a blocking read waits at most BLOCK_LIMIT_S of it.
+# (redis-py's default socket timeout, 5 s, would cut a 5 s or 15 s block short.)
+REDIS_SOCKET_TIMEOUT_S = 30.0
+BLOCK_LIMIT_S = REDIS_SOCKET_TIMEOUT_S - 5
 TERMINAL_TYPES = frozenset({"done"})
 
 Event = dict[str, Any]
@@ -44,7 +48,9 @@ class RedisEventLog:
         import redis.asyncio
 
         self._url = url
-        self._sync = redis.Redis.from_url(url, decode_responses=True)
+        self._sync = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT_S
+        )
         self._async_module = redis.asyncio
         # One async client per event loop: a client is bound to the loop that made it.
         self._async_clients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
@@ -58,7 +64,9 @@ class RedisEventLog:
         for key, (old_loop, _) in list(self._async_clients.items()):
             if old_loop.is_closed():
                 del self._async_clients[key]
-        client = self._async_module.Redis.from_url(self._url, decode_responses=True)
+        client = self._async_module.Redis.from_url(
+            self._url, decode_responses=True, socket_timeout=REDIS_SOCKET_TIMEOUT_S
+        )
         self._async_clients[id(loop)] = (loop, client)
         return client
 
@@ -83,12 +91,14 @@ class RedisEventLog:
 
     def read(self, query_id: str, *, after: str | None, block_ms: int = 0) -> list[Entry]:
         key = _stream_key(query_id)
-        result = self._sync.xread({key: after or "0-0"}, block=block_ms or None, count=500)
+        block = min(block_ms, int(BLOCK_LIMIT_S * 1000)) or None
+        result = self._sync.xread({key: after or "0-0"}, block=block, count=500)
         return self._decode(result[0][1]) if result else []
 
     async def aread(self, query_id: str, *, after: str | None, block_ms: int = 0) -> list[Entry]:
         key = _stream_key(query_id)
-        result = await self._async().xread({key: after or "0-0"}, block=block_ms or None, count=500)
+        block = min(block_ms, int(BLOCK_LIMIT_S * 1000)) or None
+        result = await self._async().xread({key: after or "0-0"}, block=block, count=500)
         return self._decode(result[0][1]) if result else []
 
     def exists(self, query_id: str) -> bool:

@@ -75,3 +75,11 @@ def test_redis_log_replays_after_an_id_and_cancel_flags_expire(redis_log):
     log.request_cancel(query_id)
     assert asyncio.run(log.acancel_requested(query_id))
     assert 0 < client.ttl(f"llmplatform:query:{query_id}:cancel") <= EVENT_LOG_TTL_S
+
+
+def test_a_redis_read_may_block_longer_than_redis_pys_default_socket_timeout(redis_log):
+    # redis-py times a socket out after 5 s by default; a quiet stream (a slow first
+    # token, the 15 s SSE heartbeat) must come back empty, not as an error.
+    log, query_id, _ = redis_log
+    assert log.read(query_id, after=None, block_ms=6000) == []
+    assert asyncio.run(log.aread(query_id, after=None, block_ms=6000)) == []
