@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -36,6 +39,27 @@ EXTENSIONS = {
     "application/json": ".json",
 }
 MAX_FILENAME = 255
+# What a browser would render or run if the bytes were ever served inline: refused in
+# text uploads, whatever type the client declared.
+_ACTIVE_MARKUP = re.compile(
+    rb"<\s*(!doctype|html|head|body|script|svg|iframe|object|embed|meta|link|style|xml|\?xml)\b",
+    re.IGNORECASE,
+)
+# Declared by clients that do not know the type: decided by the content instead.
+UNDECLARED_TYPES = {"", "application/octet-stream"}
+# Served inline by a future download route; everything else as an attachment.
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ \-()\[\]]+")
+
+
+def sniff_content_type(head: bytes) -> str | None:
+    """The accepted type the first bytes show, or None (text types are not told apart)."""
+    for content_type, signatures in ALLOWED_TYPES.items():
+        if signatures and any(head.startswith(signature) for signature in signatures):
+            return content_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _check_content(head: bytes, content_type: str) -> bool:
@@ -45,6 +69,8 @@ def _check_content(head: bytes, content_type: str) -> bool:
     signatures = ALLOWED_TYPES[content_type]
     if signatures:
         return any(head.startswith(signature) for signature in signatures)
+    if sniff_content_type(head) is not None or _ACTIVE_MARKUP.search(head):
+        return False  # an image, a PDF, or HTML/SVG declared as text
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -65,7 +91,13 @@ def file_check(*, upload: UploadedFile) -> str:
             code="file_too_large",
             status=413,
         )
+    head = upload.read(512)
+    upload.seek(0)
     content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if content_type in UNDECLARED_TYPES:
+        content_type = sniff_content_type(head) or (
+            "text/plain" if _check_content(head, "text/plain") else ""
+        )
     if content_type not in ALLOWED_TYPES:
         raise ApplicationError(
             f"Files of type {content_type or 'unknown'!r} are not accepted. Allowed: "
@@ -73,8 +105,6 @@ def file_check(*, upload: UploadedFile) -> str:
             code="unsupported_file_type",
             status=415,
         )
-    head = upload.read(512)
-    upload.seek(0)
     if not _check_content(head, content_type):
         raise ApplicationError(
             f"The file's content does not look like {content_type}.",
@@ -100,12 +130,36 @@ def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
     return File.objects.create(
         owner=owner,
         user_id=user_id,
-        filename=Path(upload.name or "upload").name[:MAX_FILENAME],
+        filename=safe_filename(upload.name, content_type=content_type),
         content_type=content_type,
         size=size,
         sha256=digest.hexdigest(),
         storage_path=str(Path(str(owner.pk)) / relative),
     )
+
+
+def safe_filename(name: str | None, *, content_type: str) -> str:
+    """A display name that is safe to store and to send back in Content-Disposition.
+
+    No directories, control or exotic characters, and an extension that matches the
+    content (``x.html`` holding a PNG becomes ``x.png``).
+    """
+    base = unicodedata.normalize("NFKC", (name or "").replace("\\", "/")).rsplit("/", 1)[-1]
+    stem = Path(_UNSAFE_NAME_CHARS.sub("_", base)).stem.strip(" ._") or "upload"
+    extension = EXTENSIONS[content_type]
+    return stem[: MAX_FILENAME - len(extension)] + extension
+
+
+def file_download_headers(*, file: File) -> dict[str, str]:
+    """Headers for serving a stored file: its checked type, never sniffed by the browser;
+    images and PDFs inline, everything else as a download."""
+    disposition = "inline" if file.content_type in INLINE_TYPES else "attachment"
+    return {
+        "Content-Type": file.content_type,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(file.filename)}",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+    }
 
 
 def user_id_safe(user_id: str) -> str:

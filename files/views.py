@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from files.selectors import file_get, file_list
-from files.serializers import FileSerializer, FileUploadSerializer
+from files.serializers import FileListParamsSerializer, FileSerializer, FileUploadSerializer
 from files.services import file_delete, file_upload
 from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.schema import paginated
 
 
 class FileUploadView(APIView):
@@ -36,17 +37,17 @@ class FileUploadView(APIView):
 class FileListView(APIView):
     @extend_schema(
         summary="List your files, newest first (cursor pagination)",
-        parameters=[
-            OpenApiParameter("user_id", str, description="only this end user's files"),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int),
-        ],
-        responses={200: FileSerializer(many=True)},
+        operation_id="files_list",
+        parameters=[FileListParamsSerializer],
+        responses={200: paginated(FileSerializer, name="PaginatedFileList")},
     )
     def get(self, request: Request) -> Response:
+        # The paginator ignores a bad limit; a client asking for limit=abc gets a 400.
+        params = FileListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
         paginator = NewestFirstCursorPagination(ordering="-uploaded_at")
         page = paginator.paginate_queryset(
-            file_list(owner=request.user, user_id=request.query_params.get("user_id")),
+            file_list(owner=request.user, user_id=params.validated_data.get("user_id")),
             request,
             view=self,
         )

@@ -363,7 +363,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "llmplatform.core.exception_handler.application_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "llmplatform.core.schema.ApiAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 

@@ -1,13 +1,25 @@
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from products.services import MAX_QUERY_LENGTH, MAX_RESULTS_CAP
 
 
 class ProductSearchParamsSerializer(serializers.Serializer):
-    q = serializers.CharField(max_length=MAX_QUERY_LENGTH)
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_RESULTS_CAP, required=False)
+    # Blank queries are refused (400): the schema says so with minLength and a pattern.
+    q = serializers.CharField(
+        min_length=1,
+        max_length=MAX_QUERY_LENGTH,
+        validators=[RegexValidator(r"\S", "The query must contain a non-space character.")],
+        help_text=f"1 to {MAX_QUERY_LENGTH} characters, not only spaces",
+    )
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_RESULTS_CAP,
+        required=False,
+        help_text=f"1 to {MAX_RESULTS_CAP}; default PRODUCT_SEARCH_MAX_RESULTS",
+    )
 
 
 class ProductCardSerializer(serializers.Serializer):

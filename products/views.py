@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from llmplatform.core.schema import error_response
 from products.serializers import ProductSearchParamsSerializer, ProductSearchResponseSerializer
-from products.services import MAX_QUERY_LENGTH, MAX_RESULTS_CAP, product_search
+from products.services import product_search
 
 
 class ProductSearchView(APIView):
     @extend_schema(
         summary="Search products (SerpAPI Google Shopping, cached)",
-        parameters=[
-            OpenApiParameter(
-                "q", str, required=True, description=f"1 to {MAX_QUERY_LENGTH} characters"
-            ),
-            OpenApiParameter(
-                "limit",
-                int,
-                description=f"1 to {MAX_RESULTS_CAP}; default PRODUCT_SEARCH_MAX_RESULTS",
-            ),
-        ],
+        parameters=[ProductSearchParamsSerializer],
         responses={
             200: ProductSearchResponseSerializer,
-            400: OpenApiResponse(description="q missing, empty or too long; limit out of range"),
-            502: OpenApiResponse(description="SerpAPI failed (code product_search_failed)"),
+            400: error_response(400, "q missing, empty or too long; limit out of range"),
+            502: error_response(502, "SerpAPI failed (code product_search_failed)"),
         },
     )
     def get(self, request: Request) -> Response:

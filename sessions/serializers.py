@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from sessions.models import Event, Session
+from sessions.selectors import MAX_EVENTS_LIMIT
+from sessions.services import MAX_BATCH_EVENTS
 
 # Session ids appear in URL paths (GET /session/{id}), so they stay URL-safe; the route
 # names under /session/ cannot be ids, or the session could never be read back.
@@ -64,10 +67,31 @@ class SessionEventSerializer(serializers.Serializer):
     )
 
 
+# The service answers an empty batch (400 empty_batch) and an oversized one (413
+# batch_too_large) with their own codes; the schema states the same bounds.
+@extend_schema_field(
+    {"type": "array", "items": {}, "minItems": 1, "maxItems": MAX_BATCH_EVENTS},
+)
+class EventBatchField(serializers.ListField):
+    pass
+
+
 class SessionEventsSerializer(serializers.Serializer):
     session_id = SessionIdField()
-    events = serializers.ListField(
-        child=serializers.JSONField(), allow_empty=True, help_text="1-500 events"
+    events = EventBatchField(
+        child=serializers.JSONField(), allow_empty=True, help_text=f"1-{MAX_BATCH_EVENTS} events"
+    )
+
+
+class SessionDetailParamsSerializer(serializers.Serializer):
+    """The query parameters of GET /session/{id} (validated by the view, documented here)."""
+
+    include_events = serializers.BooleanField(required=False, default=False)
+    events_limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_EVENTS_LIMIT, help_text="default 100"
+    )
+    events_cursor = serializers.CharField(
+        required=False, help_text="events_next_cursor of the last page"
     )
 
 

@@ -21,6 +21,7 @@ from sessions.selectors import (
 from sessions.serializers import (
     EventBatchResultSerializer,
     EventSerializer,
+    SessionDetailParamsSerializer,
     SessionEndSerializer,
     SessionEventSerializer,
     SessionEventsSerializer,
@@ -106,11 +107,7 @@ class SessionEventsView(APIView):
 class SessionDetailView(APIView):
     @extend_schema(
         summary="A session with its metrics and, optionally, a page of its events",
-        parameters=[
-            OpenApiParameter("include_events", bool),
-            OpenApiParameter("events_limit", int, description=f"1-{MAX_EVENTS_LIMIT}, default 100"),
-            OpenApiParameter("events_cursor", str, description="next_cursor of the last page"),
-        ],
+        parameters=[SessionDetailParamsSerializer],
         responses={200: SessionSerializer},
     )
     def get(self, request: Request, session_id: str) -> Response:
