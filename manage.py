@@ -9,6 +9,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")
     from django.core.management import execute_from_command_line
 
+    from llmplatform.embedded_mongo import attach_for_command
+
+    # Only the commands that use the database start (or join) the embedded one.
+    attach_for_command(sys.argv)
     execute_from_command_line(sys.argv)
 
 

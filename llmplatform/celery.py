@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")
+
+
+@signals.import_modules.connect
+def attach_embedded_database(**_kwargs: object) -> None:
+    """A worker, beat or ``celery shell`` on the embedded default joins (or starts) it.
+
+    Connected before the app exists so that it runs before the Django fix-up's model
+    checks, which query the database. A prefork pool's children share its lease.
+    """
+    from llmplatform.embedded_mongo import attach_embedded_database
+
+    attach_embedded_database()
+
 
 app = Celery("llmplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -403,6 +403,33 @@ def _stop_when_orphaned(parent_pid: int, stopping: threading.Event) -> None:
             stopping.set()
 
 
+def _wait_until_unused(stopping: threading.Event, leases_dir: Path, lock_fd: int) -> None:
+    """Return, holding ``lock_fd``'s lock, once signalled or when no live process holds a lease.
+
+    Deciding and stopping under the lock means an attaching process either sees this
+    server alive with its lease counted, or starts a new one after this one has closed
+    its files (see llmplatform/embedded_mongo.py).
+    """
+    import fcntl
+
+    from llmplatform.embedded_mongo import LEASE_CHECK_S, live_leases
+
+    users: list[int] | None = None
+    while True:
+        stopping.wait(LEASE_CHECK_S)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if stopping.is_set():
+            return
+        current = live_leases(leases_dir)
+        if current != users:
+            users = current
+            held_by = ", ".join(map(str, users)) or "nobody: stopping"
+            print(f"secantus launcher {os.getpid()}: leases held by {held_by}", flush=True)
+        if not users:
+            return
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage-path", required=True, help="directory, or :memory:")
@@ -417,7 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="stop when the starting process dies (throw-away test servers)",
     )
+    parser.add_argument(
+        "--leases-dir",
+        type=Path,
+        help="stop once no live process holds a lease in this directory (shared servers)",
+    )
+    parser.add_argument("--lock-file", type=Path, help="the lock that guards --leases-dir")
     args = parser.parse_args(argv)
+    if (args.leases_dir is None) != (args.lock_file is None):
+        parser.error("--leases-dir and --lock-file go together")
 
     from secantus import SecantusDBServer
 
@@ -452,8 +487,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_with_parent:
         parent = os.getppid()
         threading.Thread(target=_stop_when_orphaned, args=(parent, stopping), daemon=True).start()
+    # Released when this process exits, after the storage is closed.
+    lock = args.lock_file.open("a") if args.lock_file is not None else None
     try:
-        stopping.wait()
+        if lock is None:
+            stopping.wait()
+        else:
+            _wait_until_unused(stopping, args.leases_dir, lock.fileno())
     finally:
         server.stop()
         ready.unlink(missing_ok=True)

@@ -102,9 +102,12 @@ EMBEDDED_MONGO_DIR = BASE_DIR / "var" / "mongo"
 if MONGODB_URI is None:
     if IS_PRODUCTION:
         raise EnvError("MONGODB_URI must be set when ENVIRONMENT=production.")
-    from llmplatform.embedded_mongo import ensure_embedded_server
+    # Nothing starts here. The commands that need the embedded SecantusDB attach to it
+    # (starting it if none runs), and it stops once no process uses it; see
+    # llmplatform/embedded_mongo.py. Until then the host below fails any query loudly.
+    from llmplatform.embedded_mongo import NOT_ATTACHED_URI, inherited_uri
 
-    MONGODB_URI = ensure_embedded_server(data_dir=EMBEDDED_MONGO_DIR).uri
+    MONGODB_URI = inherited_uri() or NOT_ATTACHED_URI
     MONGODB_EMBEDDED = True
 else:
     MONGODB_EMBEDDED = False

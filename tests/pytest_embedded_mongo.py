@@ -1,7 +1,10 @@
 """Pytest plugin: an isolated throw-away SecantusDB and the test environment.
 
 Loaded with ``-p`` (see pyproject.toml) so it runs before pytest-django reads the
-settings: the settings module needs MONGODB_URI at import time.
+settings, which take MONGODB_URI at import time. The suite never uses the shared
+embedded server of ``var/mongo`` (``llmplatform.embedded_mongo``): each run starts its
+own in-memory server, which stops with the run (``exit_with_parent``) and is handed to
+the run's daphne and Celery processes through MONGODB_URI.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The embedded SecantusDB: compatibility patch, reuse across processes, persistence."""
+"""The embedded SecantusDB's compatibility patches (sharing: test_embedded_ownership.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pymongo
 import pytest
 from pymongo.errors import OperationFailure
 
-from llmplatform.embedded_mongo import ensure_embedded_server, spawn_server
+from llmplatform.embedded_mongo import spawn_server
 from llmplatform.secantus_launcher import flatten_and_filter
 
 UNION_WITH_DOCUMENTS = [{"$unionWith": {"pipeline": [{"$documents": [{"n": 1}]}]}}]
@@ -46,24 +46,6 @@ def test_compat_patch_is_still_needed_and_works(tmp_path, monkeypatch):
         assert _aggregate(patched.uri) == [{"n": 0}, {"n": 1}]
     finally:
         patched.stop()
-
-
-def test_second_process_reuses_server_and_data_survives_restart(tmp_path):
-    first = ensure_embedded_server(data_dir=tmp_path)
-    try:
-        again = ensure_embedded_server(data_dir=tmp_path)
-        assert again.uri == first.uri and again.process is None  # reused, not owned
-        with pymongo.MongoClient(first.uri) as client:
-            client.LLMPlatform.notes.insert_one({"kept": True})
-    finally:
-        first.stop()
-    restarted = ensure_embedded_server(data_dir=tmp_path)
-    try:
-        assert restarted.process is not None
-        with pymongo.MongoClient(restarted.uri) as client:
-            assert client.LLMPlatform.notes.find_one({}, {"_id": 0}) == {"kept": True}
-    finally:
-        restarted.stop()
 
 
 @pytest.fixture(scope="module")

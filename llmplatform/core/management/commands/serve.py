@@ -11,12 +11,15 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from llmplatform.core.services import api_key_create
+from llmplatform.embedded_mongo import attach_embedded_database
 
 
 class Command(BaseCommand):
     help = "Apply migrations, then serve HTTP, SSE and websockets with daphne (Ctrl-C stops)."
 
     def handle(self, *args: object, **options: object) -> None:
+        # Joins (or starts) the embedded database; it stops once no process uses it.
+        attach_embedded_database()
         call_command("migrate", interactive=False, verbosity=0)
         self._first_run_account()
         base = f"http://{settings.HOST}:{settings.PORT}"
