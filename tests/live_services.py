@@ -24,7 +24,12 @@ from django.db import connection
 from agents.providers.registry import reset_registry
 from tests.fakes.fixtures import _session_server
 from tests.fakes.server import FakeVendorServer
-from tests.processes import celery_worker_command, daphne_command, free_port
+from tests.processes import (
+    asgi_server_command,
+    celery_worker_command,
+    free_port,
+    live_asgi_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
@@ -166,11 +171,13 @@ def _answers(url: str) -> bool:
 
 
 def start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
-    """A daphne process serving the project; returns once it answers HTTP (any status)."""
+    """The project's ASGI server (daphne, as served, unless LLMPLATFORM_TEST_ASGI_SERVER
+    names another: tests/processes.py); returns once it answers HTTP (any status)."""
     port = free_port()
+    server = live_asgi_server()
     with log_path.open("w") as log:  # the child keeps its own copy of the handle
         process = subprocess.Popen(
-            daphne_command(port=port),
+            asgi_server_command(server, port=port),
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -181,7 +188,7 @@ def start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
     while not _answers(f"{url}/api/v1/health"):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail(f"daphne did not start: see {log_path}")
+            pytest.fail(f"{server} did not start: see {log_path}")
         time.sleep(0.2)
     return LiveServer(url=url, process=process)
 
