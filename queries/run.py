@@ -46,7 +46,7 @@ from queries.dispatch import dispatcher
 from queries.engine_ports import ENGINE_PORTS
 from queries.models import Query
 from sessions.selectors import session_variants
-from sessions.services import session_start
+from sessions.services import session_for_query
 
 logger = logging.getLogger(__name__)
 
@@ -183,11 +183,11 @@ def query_start(*, owner, params: dict[str, Any]) -> Query:
 
     The one entry of every edge. The session is started through ``session_start`` when
     it is new, so every query counts in analytics and experiments. Raises
-    ApplicationError (400, 404, 409 for a session of another user_id, 413, 415).
+    ApplicationError (400, 404, 413, 415).
     """
-    session = session_start(
-        owner=owner, session_id=params["session_id"], user_id=params["user_id"], environment={}
-    ).session
+    session = session_for_query(
+        owner=owner, session_id=params["session_id"], user_id=params["user_id"]
+    )
     choices = _choices(params=params, session=session)
     web_search = params.get("web_search", False)
     if web_search:

@@ -121,6 +121,24 @@ def session_start(
     return SessionStartResult(session=existing, created=False)
 
 
+def session_for_query(*, owner, session_id: str, user_id: str) -> Session:
+    """The session a query belongs to, started through ``session_start`` when it is new.
+
+    A query may name a session that another of the owner's end users started (the query
+    API always allowed it): that session is used as it is. Raises nothing it can avoid.
+    """
+    existing = Session.objects.filter(owner=owner, session_id=session_id).first()
+    if existing is not None:
+        return existing
+    try:
+        return session_start(
+            owner=owner, session_id=session_id, user_id=user_id, environment={}
+        ).session
+    except ApplicationError:
+        # Started for another end user by a concurrent request, between our read and write.
+        return Session.objects.get(owner=owner, session_id=session_id)
+
+
 def _data_size(data: Any) -> int:
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 

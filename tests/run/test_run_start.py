@@ -54,15 +54,17 @@ def test_any_first_query_starts_its_session_with_experiments(api, owner):
     assert answer["experiments"] == {"prompt": "treatment"}
 
 
-def test_a_session_of_another_end_user_is_a_409(api):
+def test_a_query_may_name_a_session_another_end_user_started(api, owner):
     assert ask(api).status_code == 200
     response = api.post(
         "/api/v1/query/",
         {"user_id": "someone-else", "session_id": "s1", "query": "Hi", "use_memory": False},
         format="json",
     )
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "session_conflict"
+    assert response.status_code == 200  # as the query API always allowed
+    assert response.json()["user_id"] == "someone-else"
+    session = Session.objects.get(owner=owner[0], session_id="s1")
+    assert session.user_id == "u1"  # the session is not taken over
 
 
 def test_a_variant_is_recorded_only_when_it_shaped_the_query(api, in_process):
