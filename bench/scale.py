@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -31,6 +32,19 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _print_memory_report(pid: int, log_file: Path) -> None:
+    """Ask the launcher for its memory report (SIGUSR1) and print it from its log."""
+    start = log_file.stat().st_size
+    os.kill(pid, signal.SIGUSR1)
+    for _ in range(600):  # a tracemalloc snapshot of a big heap takes a while
+        time.sleep(0.5)
+        text = log_file.read_bytes()[start:].decode(errors="replace")
+        if text.rstrip().endswith("}"):
+            print(text, flush=True)
+            return
+    print("no memory report from the launcher", flush=True)
 
 
 def _median_ms(call) -> float:
@@ -147,6 +161,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--write", action="store_true", help="write bench/results/scale.md")
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="start SecantusDB with --trace-memory (its report then names Python lines)",
+    )
+    parser.add_argument(
+        "--launcher-args",
+        default="",
+        help='more launcher options, e.g. "--malloc-arenas 0 --trim-interval 0" (glibc '
+        "defaults, as before the memory bound)",
+    )
     args = parser.parse_args()
     sizes = sorted(args.sizes)
 
@@ -158,6 +183,7 @@ def main() -> int:
         ready_file=workdir / "server.json",
         log_file=workdir / "secantus.log",
         exit_with_parent=True,
+        extra_args=(["--trace-memory"] if args.trace_memory else []) + args.launcher_args.split(),
     )
     os.environ["MONGODB_URI"] = server.uri
     os.environ["LLMPLATFORM_SKIP_DOTENV"] = "1"
@@ -179,6 +205,7 @@ def main() -> int:
             print(f"loaded {n} in {time.perf_counter() - started:.0f} s", flush=True)
             results[n] = measure("bench")
             results[n]["SecantusDB resident memory"] = _rss_mb(server.pid)
+            _print_memory_report(server.pid, workdir / "secantus.log")
             print(table(sizes[: len(results)], results), flush=True)
         output = table(sizes, results)
         print(output)

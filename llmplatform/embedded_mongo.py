@@ -292,6 +292,8 @@ class EmbeddedDatabase:
 
         Raises EmbeddedMongoError when it cannot start. Idempotent.
         """
+        from django.conf import settings
+
         with hold_lock(self.lock_file):
             self._write_lease()
             running = self._running()
@@ -303,6 +305,7 @@ class EmbeddedDatabase:
                 log_file=self.log_file,
                 leases_dir=self.leases_dir,
                 lock_file=self.lock_file,
+                extra_args=["--cache-mb", str(settings.EMBEDDED_MONGO_CACHE_MB)],
             ).uri
 
     def detach(self) -> None:

@@ -99,6 +99,7 @@ if IS_PRODUCTION:
 MONGO_DB = env_str("MONGO_DB", "LLMPlatform")
 MONGODB_URI = env_optional_str("MONGODB_URI")
 EMBEDDED_MONGO_DIR = BASE_DIR / "var" / "mongo"
+EMBEDDED_MONGO_CACHE_MB = env_int("EMBEDDED_MONGO_CACHE_MB", 256, minimum=32)
 if MONGODB_URI is None:
     if IS_PRODUCTION:
         raise EnvError("MONGODB_URI must be set when ENVIRONMENT=production.")
