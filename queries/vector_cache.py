@@ -6,8 +6,10 @@ So the matrix is kept per (owner, end user, embedding model, dimensions) and bro
 to date on every question by reading only what changed:
 
 1. the ids and completion times of the user's completed queries since the last read
-   (minus a margin), through the ``queries_owner_user_vectors`` index, no embeddings;
-2. the embeddings of the ids not yet in the matrix, by primary key.
+   (minus a margin), through the ``queries_owner_user_vectors`` index, no embeddings,
+   in pages of LIST_PAGE rows;
+2. the embeddings of the ids not yet in the matrix, by primary key, FETCH_BATCH at a
+   time (a cold read of a long history never asks the server for all of it at once).
 
 Rows are appended into spare capacity (amortised, no copy of the whole matrix per
 question). A deleted query leaves the matrix through ``vector_cache_forget`` (admin
@@ -39,6 +41,13 @@ REREAD_MARGIN = timedelta(minutes=5)
 # A range bound rather than "is not null", so the first read rides the same index.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INITIAL_CAPACITY = 64
+# Rows per read. The embedded server decodes every document it returns in full, the
+# embedding included (about 12 KB of Python objects per 384-float row), so one read of a
+# user's whole history would hold it all in the server at once: 600 MB at 50k rows,
+# kept by its allocator afterwards. Pages keep that peak to a few tens of MB; on MongoDB
+# they are simply batches.
+LIST_PAGE = 2000
+FETCH_BATCH = 500
 
 
 @dataclass
@@ -131,6 +140,33 @@ def _owned_rows(owner_id: object, user_id: str, model: str):
     )
 
 
+def _listed_pages(owner_id: object, user_id: str, model: str, since: datetime):
+    """``(pk, completed_at)`` of the rows completed at or after ``since``, in pages.
+
+    Walks the index in ``completed_at`` order, LIST_PAGE rows at a time. The next page
+    starts at the last ``completed_at`` seen (rows sharing it come again; the caller
+    skips what it holds). A page that is all one ``completed_at`` is completed with an
+    equality read and the walk goes on strictly after it, so ties cannot stall it.
+    """
+    rows = _owned_rows(owner_id, user_id, model)
+    lookup = {"completed_at__gte": since}
+    while True:
+        page = list(
+            rows.filter(**lookup)
+            .order_by("completed_at")
+            .values_list("pk", "completed_at")[:LIST_PAGE]
+        )
+        yield page
+        if len(page) < LIST_PAGE:
+            return
+        last = page[-1][1]
+        if last == page[0][1]:
+            yield list(rows.filter(completed_at=last).values_list("pk", "completed_at"))
+            lookup = {"completed_at__gt": last}
+        else:
+            lookup = {"completed_at__gte": last}
+
+
 def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int) -> UserVectors:
     """The end user's completed queries' vectors of ``model``, brought up to date."""
     key = _key(owner_id, user_id, model, dimensions)
@@ -140,20 +176,16 @@ def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int)
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
-        listed = list(
-            _owned_rows(owner_id, user_id, model)
-            .filter(completed_at__gte=since)
-            .values_list("pk", "completed_at")
-        )
-        new_ids = [pk for pk, _ in listed if pk not in entry.positions]
-        if new_ids:
-            embeddings = dict(Query.objects.filter(pk__in=new_ids).values_list("pk", "embedding"))
-            # In list order (completed_at is not guaranteed; ids order is irrelevant to
-            # the ranking), only rows still present.
-            entry.append((pk, embeddings[pk]) for pk in new_ids if pk in embeddings)
-        newest = max((completed_at for _, completed_at in listed), default=None)
-        if newest is not None and (entry.read_until is None or newest > entry.read_until):
-            entry.read_until = newest
+        for listed in _listed_pages(owner_id, user_id, model, since):
+            new_ids = [pk for pk, _ in listed if pk not in entry.positions]
+            for start in range(0, len(new_ids), FETCH_BATCH):
+                batch = new_ids[start : start + FETCH_BATCH]
+                embeddings = dict(Query.objects.filter(pk__in=batch).values_list("pk", "embedding"))
+                # Only rows still present; the order of rows is irrelevant to the ranking.
+                entry.append((pk, embeddings[pk]) for pk in batch if pk in embeddings)
+            newest = max((completed_at for _, completed_at in listed), default=None)
+            if newest is not None and (entry.read_until is None or newest > entry.read_until):
+                entry.read_until = newest
     with _lock:
         _evict_over_budget()
     return entry

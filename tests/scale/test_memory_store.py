@@ -199,3 +199,21 @@ def test_vector_search_scores_are_converted_back_to_cosine(owners, monkeypatch):
     )
     assert [(h.query_id, h.score) for h in hits] == [(str(hit.pk), pytest.approx(0.8))]
     assert sent[0][0]["$vectorSearch"]["filter"]["owner_id"] == acme.pk
+
+
+def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
+    # The embedded server decodes each returned row in full: a user's whole history is
+    # never asked for in one read. Ties on completed_at longer than a page still finish.
+    acme, _ = owners
+    monkeypatch.setattr(vector_cache, "LIST_PAGE", 2)
+    monkeypatch.setattr(vector_cache, "FETCH_BATCH", 2)
+    v = unit(np.ones(DIMS))
+    tied_at = timezone.now() - timezone.timedelta(minutes=1)
+    rows = [store(acme, v, text=f"t{i}") for i in range(7)]
+    Query.objects.filter(pk__in=[q.pk for q in rows[1:6]]).update(completed_at=tied_at)
+    with CaptureQueriesContext(connection) as captured:
+        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert sorted(cached.ids) == sorted(q.pk for q in rows)
+    embedding_reads = [q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
+    assert len(embedding_reads) >= 4  # 7 rows, at most 2 per read
+    assert cached.matrix.shape == (7, DIMS)
