@@ -14,8 +14,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from analytics.selectors import experiment_results
-from llmplatform.dashboard import dashboard_view
+from analytics.services import experiment_indexes_ensure
 from llmplatform.charts import bar_chart
+from llmplatform.dashboard import dashboard_view
 from sessions.admin import ExperimentAdmin
 from sessions.models import Experiment
 
@@ -37,6 +38,7 @@ class ExperimentWithResultsAdmin(ExperimentAdmin):
         experiment = self.get_object(request, object_id)
         if experiment is None:
             raise Http404("No such experiment.")
+        experiment_indexes_ensure(experiment=experiment)
         results = experiment_results(experiment=experiment)
         context = {
             **self.admin_site.each_context(request),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Min, Q, Sum
+from django.db.models import Avg, Count, Min, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
@@ -292,6 +292,19 @@ def difference_interval(
     return difference, difference - z * standard_error, difference + z * standard_error
 
 
+def in_experiment(rows: QuerySet, key: str) -> QuerySet:
+    """The rows with ``experiments.<key>`` set, as ``{"experiments.<key>": {"$exists": true}}``.
+
+    ``has_key`` is sent as an ``$expr`` that no index can answer; an explicit KeyTransform
+    (a key holding "__" would be split by a kwargs lookup) tested for ``isnull=False`` is
+    the plain path the sparse ``experiments.<key>`` index serves
+    (``analytics.services.experiment_indexes_ensure``).
+    """
+    return rows.alias(_experiment_variant=KeyTransform(key, "experiments")).filter(
+        _experiment_variant__isnull=False
+    )
+
+
 def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
     """Per variant: exposure, queries, thumbs-up, latency, tokens, cost; CI vs control."""
     variants = experiment.variants or []
@@ -306,9 +319,8 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         )
         for variant in variants
     }
-    # An explicit KeyTransform: a key holding "__" would be split by a kwargs lookup.
     for row in (
-        Session.objects.filter(experiments__has_key=experiment.key)
+        in_experiment(Session.objects.all(), experiment.key)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
         .values("variant")
         .annotate(n=Count("id"))
@@ -317,7 +329,7 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         if row["variant"] in results:
             results[row["variant"]].sessions = row["n"]
     for row in (
-        Query.objects.filter(experiments__has_key=experiment.key)
+        in_experiment(Query.objects.all(), experiment.key)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
         .values("variant")
         .annotate(

@@ -1,11 +1,11 @@
-"""Writes of the daily rollups: fold what was written since the watermark."""
+"""Writes: the daily rollups (fold what was written since the watermark), experiment indexes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.utils import timezone
 
 from analytics.models import ActivityDay, QueryDay, RollupWatermark
@@ -18,6 +18,14 @@ from analytics.tallies import (
     tally_activity,
     tally_queries,
 )
+from queries.models import Query
+from sessions.models import Experiment, Session
+
+# experiment_results filters queries and sessions on "experiments.<key> exists": a
+# sparse index per experiment key holds only the rows in that experiment.
+EXPERIMENT_INDEX_PREFIX = "experiment_"
+# Keys whose indexes this process has already ensured (createIndexes is idempotent).
+_experiment_indexes: set[str] = set()
 
 WATERMARK = "daily"
 # Rows are stamped (timestamp, start_t, end_t, received_at) a moment before they are
@@ -104,3 +112,24 @@ def rollups_rebuild() -> FoldResult:
     ActivityDay.objects.all().delete()
     RollupWatermark.objects.all().delete()
     return rollups_fold()
+
+
+def experiment_index_name(key: str) -> str:
+    return f"{EXPERIMENT_INDEX_PREFIX}{key}"
+
+
+def experiment_indexes_ensure(*, experiment: Experiment) -> None:
+    """Create the sparse ``experiments.<key>`` indexes on queries and sessions. Raises PyMongoError.
+
+    Experiment keys are chosen at run time, so no migration can declare these. MongoDB
+    can use a wildcard index (``experiments.$**``) instead; SecantusDB has none.
+    """
+    if experiment.key in _experiment_indexes:
+        return
+    for model in (Query, Session):
+        connection.database[model._meta.db_table].create_index(
+            [(f"experiments.{experiment.key}", 1)],
+            name=experiment_index_name(experiment.key),
+            sparse=True,
+        )
+    _experiment_indexes.add(experiment.key)
