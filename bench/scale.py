@@ -63,12 +63,62 @@ def _checked(response):
     return response
 
 
+EXPERIMENT_KEY = "bench-pans"
+EXPERIMENT_QUERIES = 500
+
+
+def bench_experiment(owner):
+    """An experiment holding the first EXPERIMENT_QUERIES queries loaded (same at every N)."""
+    from queries.models import Query
+    from sessions.models import Experiment, Session
+
+    experiment, created = Experiment.objects.get_or_create(
+        key=EXPERIMENT_KEY,
+        defaults={
+            "name": "Bench: pans",
+            "status": Experiment.Status.RUNNING,
+            "variants": [{"name": "control", "weight": 1}, {"name": "b", "weight": 1}],
+        },
+    )
+    if created:
+        rows = list(
+            Query.objects.filter(owner=owner)
+            .order_by("-timestamp", "-pk")
+            .values_list("pk", "session_id")[:EXPERIMENT_QUERIES]
+        )
+        for variant, part in (("control", rows[0::2]), ("b", rows[1::2])):
+            Query.objects.filter(pk__in=[pk for pk, _ in part]).update(
+                experiments={EXPERIMENT_KEY: variant}, feedback_rating=1
+            )
+            Session.objects.filter(owner=owner, session_id__in={s for _, s in part}).update(
+                experiments={EXPERIMENT_KEY: variant}
+            )
+    return experiment
+
+
+def drop_experiment_indexes(experiment) -> None:
+    """Measure the results read as it was: no index on the experiment's key."""
+    from django.db import connection
+
+    from analytics import services
+    from queries.models import Query
+    from sessions.models import Session
+
+    name = services.experiment_index_name(experiment.key)
+    for model in (Query, Session):
+        collection = connection.database[model._meta.db_table]
+        if name in collection.index_information():
+            collection.drop_index(name)
+    services._experiment_indexes.discard(experiment.key)
+
+
 def measure(owner_name: str) -> dict[str, float]:
     from django.contrib.auth import get_user_model
     from django.test import Client
     from rest_framework.test import APIClient
 
     from agents.ports import Scope
+    from analytics.selectors import experiment_results
     from llmplatform.core.services import api_key_create
     from queries.memory_store import QueryMemoryStore
     from queries.models import Query
@@ -101,6 +151,9 @@ def measure(owner_name: str) -> dict[str, float]:
     )
     vector = Query.objects.values_list("embedding", flat=True).get(pk=newest.pk)
 
+    experiment = bench_experiment(owner)
+    drop_experiment_indexes(experiment)
+
     async def memory_step():
         await asyncio.gather(
             store.similar(scope, vector=vector, embedding_model=newest.embedding_model, limit=3),
@@ -130,6 +183,13 @@ def measure(owner_name: str) -> dict[str, float]:
         "admin summary list": lambda: _checked(admin.get("/admin/queries/summary/")),
         "admin file list": lambda: _checked(admin.get("/admin/files/file/")),
         "memory step (similar + turns + summary, warm cache)": lambda: asyncio.run(memory_step()),
+        f"experiment results ({EXPERIMENT_QUERIES} queries in it), no index": lambda: (
+            experiment_results(experiment=experiment)
+        ),
+        # The page ensures the experiments.<key> index (its warm-up call builds it).
+        "admin experiment results page (indexed)": lambda: _checked(
+            admin.get(f"/admin/chat_sessions/experiment/{experiment.pk}/results/")
+        ),
     }
     return {name: _median_ms(call) for name, call in reads.items()}
 
