@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from files.models import File
 from llmplatform.core.pagination import NewestFirstCursorPagination
 
 
+# Django's multipart parser drops a part with no bytes, so an empty file is "no file".
+@extend_schema_field({"type": "string", "format": "binary", "minLength": 1})
+class NonEmptyFileField(serializers.FileField):
+    pass
+
+
 class FileUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+    file = NonEmptyFileField()
     user_id = serializers.CharField(max_length=128)
 
 
@@ -20,8 +27,16 @@ class FileSerializer(serializers.ModelSerializer):
 
 
 class FileListParamsSerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=128, required=False, help_text="only these files")
-    cursor = serializers.CharField(required=False, help_text="from the next/previous link")
+    user_id = serializers.CharField(
+        max_length=128, required=False, trim_whitespace=False, help_text="only these files"
+    )
+    # An unknown cursor is a 404 from the paginator, as documented.
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="from the next/previous link",
+    )
     limit = serializers.IntegerField(
         required=False,
         min_value=1,

@@ -8,7 +8,31 @@ from rest_framework import serializers
 
 from sessions.models import Event, Session
 from sessions.selectors import MAX_EVENTS_LIMIT
-from sessions.services import MAX_BATCH_EVENTS
+from sessions.services import (
+    EVENT_TYPES,
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_ID_LENGTH,
+    MAX_EVENT_T,
+)
+
+# The shape the service accepts (it checks the same rules and says which one failed).
+EVENT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": MAX_EVENT_ID_LENGTH},
+        "t": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_T},
+        "type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "data": {"type": "object", "nullable": True, "description": "at most 16 KB as JSON"},
+    },
+    "required": ["t", "type"],
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field(EVENT_SCHEMA)
+class EventField(serializers.JSONField):
+    pass
+
 
 # Session ids appear in URL paths (GET /session/{id}), so they stay URL-safe; the route
 # names under /session/ cannot be ids, or the session could never be read back.
@@ -58,7 +82,7 @@ class SessionStartSerializer(serializers.Serializer):
 
 class SessionEventSerializer(serializers.Serializer):
     session_id = SessionIdField()
-    event = serializers.JSONField(
+    event = EventField(
         help_text=(
             "{id?: string (client id; re-sending it stores nothing new), t: epoch ms, "
             "type: click|scroll|input|custom|page_view|focus|blur|navigation|error|query, "
@@ -70,7 +94,7 @@ class SessionEventSerializer(serializers.Serializer):
 # The service answers an empty batch (400 empty_batch) and an oversized one (413
 # batch_too_large) with their own codes; the schema states the same bounds.
 @extend_schema_field(
-    {"type": "array", "items": {}, "minItems": 1, "maxItems": MAX_BATCH_EVENTS},
+    {"type": "array", "items": EVENT_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_EVENTS},
 )
 class EventBatchField(serializers.ListField):
     pass
@@ -79,7 +103,9 @@ class EventBatchField(serializers.ListField):
 class SessionEventsSerializer(serializers.Serializer):
     session_id = SessionIdField()
     events = EventBatchField(
-        child=serializers.JSONField(), allow_empty=True, help_text=f"1-{MAX_BATCH_EVENTS} events"
+        child=serializers.JSONField(allow_null=True),
+        allow_empty=True,
+        help_text=f"1-{MAX_BATCH_EVENTS} events",
     )
 
 
