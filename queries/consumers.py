@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
+from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
 
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -21,16 +23,21 @@ from rest_framework.exceptions import ValidationError
 from llmplatform.core.auth import owner_from_scope
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import run_config
-from llmplatform.core.errors import ApplicationError, error_envelope
+from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.event_log import event_log
 from llmplatform.core.exception_handler import application_exception_handler
+from llmplatform.core.json_body import parse_json_body
 from llmplatform.core.middleware import request_id_from
+from llmplatform.core.origins import origin_allowed
+from llmplatform.core.security_headers import sse_security_headers
 from queries.run import FINISHED, final_event, query_cancel, query_start
 from queries.selectors import query_get
 from queries.serializers import QueryRequestSerializer
 
-# Redis Stream ids ("1732512345678-0"), in-memory ids ("12"), or stored-answer replays.
-_EVENT_ID = re.compile(r"^(\d+(-\d+)?|stored-\d+)$")
+logger = logging.getLogger(__name__)
+
+# Frames of a stored answer replayed after its log expired: resumed, it is replayed whole.
+_STORED_ID = re.compile(r"^stored-\d$")
 
 
 async def follow_query(
@@ -61,19 +68,36 @@ async def follow_query(
                 return
 
 
+def resume_after(value: Any) -> str | None:
+    """The event id to resume after, from a Last-Event-ID (SSE) or ``last_event_id``
+    (websocket); None replays from the start. One parser for every transport.
+
+    Raises ApplicationError(400, invalid_last_event_id) for anything that is not an id
+    this deployment's event log hands out.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        if _STORED_ID.match(value):
+            return None
+        if event_log().event_id_pattern.match(value):
+            return value
+    shown = value[:40] if isinstance(value, str) else type(value).__name__
+    raise ApplicationError(
+        f"Last-Event-ID {shown!r} is not an id from this stream: send the `id:` (SSE) or "
+        "`event_id` (websocket) of the last event you received, or nothing to replay from "
+        "the start.",
+        code="invalid_last_event_id",
+    )
+
+
 def _validation_error(exc: ValidationError) -> ApplicationError:
     response = application_exception_handler(exc, {})
     error = response.data["error"]
     return ApplicationError(error["message"], code=error["code"], extra=error["details"])
 
 
-def _parse_request(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body or b"{}")
-    except ValueError:
-        raise ApplicationError(
-            "The request body could not be parsed: send valid JSON.", code="malformed_request"
-        ) from None
+def _query_params(data: Any) -> dict[str, Any]:
     serializer = QueryRequestSerializer(data=data)
     try:
         serializer.is_valid(raise_exception=True)
@@ -87,6 +111,7 @@ class _SseConsumer(AsyncHttpConsumer):
 
     handler: asyncio.Task[None] | None = None
     rejected = False
+    streaming = False  # headers sent: errors go out as events
 
     async def http_request(self, message: dict[str, Any]) -> None:
         # Unlike AsyncHttpConsumer, stream in a task: the consumer keeps receiving, so a
@@ -135,10 +160,15 @@ class _SseConsumer(AsyncHttpConsumer):
         )
 
     def _common_headers(self) -> list[tuple[bytes, bytes]]:
-        request_id = request_id_from(self._header(b"x-request-id"))
-        return [(b"X-Request-ID", request_id.encode())]
+        # Django's middleware never sees these responses: its headers are added here.
+        return [(b"X-Request-ID", self._request_id.encode()), *sse_security_headers()]
+
+    @cached_property
+    def _request_id(self) -> str:
+        return request_id_from(self._header(b"x-request-id"))
 
     async def _start_stream(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
+        self.streaming = True
         await self.send_headers(
             status=200,
             headers=[
@@ -167,7 +197,27 @@ class _SseConsumer(AsyncHttpConsumer):
         try:
             await self.start(body)
         except ApplicationError as error:
+            await self._fail(error)
+        except asyncio.CancelledError:
+            raise  # the client went away
+        except Exception:  # the connection's boundary: never a silent hang
+            logger.exception(
+                "SSE request failed: %s (X-Request-ID %s)", self.path, self._request_id
+            )
+            await self._fail(internal_error())
+
+    async def _fail(self, error: ApplicationError) -> None:
+        """The error as a response, or as the stream's last events once it has begun."""
+        if not self.streaming:
             await self._send_error(error)
+            return
+        for event in ({"type": "error", **error.as_envelope()}, {"type": "done"}):
+            await self.send_body(f"data: {json.dumps(event)}\n\n".encode(), more_body=True)
+        await self.send_body(b"", more_body=False)
+
+    @property
+    def path(self) -> str:
+        return self.scope.get("path", "")
 
     async def start(self, body: bytes) -> None:
         raise NotImplementedError
@@ -180,7 +230,7 @@ class QueryStreamConsumer(_SseConsumer):
         if self.scope["method"] != "POST":
             raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
         owner = await self._owner()
-        params = _parse_request(body)
+        params = _query_params(parse_json_body(body or b"{}"))
         query = await to_thread(query_start)(owner=owner, params=params)
         await self._start_stream(str(query.pk), after=None)
 
@@ -195,15 +245,9 @@ class QueryResumeConsumer(_SseConsumer):
         query_id = self.scope["url_route"]["kwargs"]["query_id"]
         query = await to_thread(query_get)(owner=owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
-        after = self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
-        if after is not None and not _EVENT_ID.match(after):
-            raise ApplicationError(
-                f"Last-Event-ID {after[:40]!r} is not an id from this stream: send the `id:` "
-                "of the last frame you received, or nothing to replay from the start.",
-                code="invalid_last_event_id",
-            )
-        if after is not None and after.startswith("stored-"):
-            after = None  # a replay of the stored answer is replayed whole
+        after = resume_after(
+            self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
+        )
         await self._start_stream(str(query.pk), after=after, stored=query)
 
 
@@ -211,8 +255,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/chat/``: ``query``, ``cancel`` and ``resume`` messages; events as in SSE.
 
     Authenticated by API key (``Authorization`` header or ``api_key`` query parameter) or by
-    the Django login session. A browser's Origin must be one of ALLOWED_HOSTS or
-    CORS_ORIGINS; a cookie-authenticated connection must come from a browser (Origin set).
+    the Django login session. A browser's Origin (scheme, host and port) must be the site's
+    own or one of CSRF_TRUSTED_ORIGINS; a cookie-authenticated connection must come from a
+    browser (Origin set).
     """
 
     async def connect(self) -> None:
@@ -222,7 +267,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None
-        if origin is not None and not _origin_allowed(origin.decode("latin-1")):
+        if origin is not None and not origin_allowed(origin.decode("latin-1"), scope=self.scope):
             await self.close(code=4403)
             return
         if owner is None:
@@ -252,21 +297,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 )
         except ApplicationError as error:
             await self.send_json({"type": "error", **error.as_envelope()})
+        except Exception:  # the message's boundary: answer, log, keep the socket
+            logger.exception("websocket message failed")
+            await self.send_json({"type": "error", **internal_error().as_envelope()})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            content = json.loads(text_data or "")
-        except ValueError:
-            await self.send_json(
-                {"type": "error", **error_envelope(code="malformed_request", message="Send JSON.")}
-            )
+            content = parse_json_body((text_data or "").encode())
+        except ApplicationError as error:
+            await self.send_json({"type": "error", **error.as_envelope()})
             return
         await self.receive_json(content)
 
     async def _query(self, content: dict[str, Any]) -> None:
-        params = _parse_request(
-            json.dumps({k: v for k, v in content.items() if k != "type"}).encode()
-        )
+        params = _query_params({k: v for k, v in content.items() if k != "type"})
         query = await to_thread(query_start)(owner=self.owner, params=params)
         self._follow(str(query.pk), after=None)
 
@@ -288,9 +332,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _resume(self, content: dict[str, Any]) -> None:
+        after = resume_after(content.get("last_event_id"))
         query = await self._owned(content)
-        after = content.get("last_event_id")
-        self._follow(str(query.pk), after=str(after) if after is not None else None, stored=query)
+        self._follow(str(query.pk), after=after, stored=query)
 
     def _follow(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
         previous = self.followers.pop(query_id, None)
@@ -304,14 +348,3 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         async for entry_id, event in follow_query(query_id, after=after, stored=stored):
             if entry_id is not None:
                 await self.send_json({**event, "query_id": query_id, "event_id": entry_id})
-
-
-def _origin_allowed(origin: str) -> bool:
-    parsed = urlparse(origin)
-    if f"{parsed.scheme}://{parsed.netloc}" in settings.CORS_ALLOWED_ORIGINS:
-        return True
-    host = parsed.hostname or ""
-    return any(
-        allowed == "*" or host == allowed or (allowed.startswith(".") and host.endswith(allowed))
-        for allowed in settings.ALLOWED_HOSTS
-    )

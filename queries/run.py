@@ -40,7 +40,7 @@ from files.selectors import file_bytes, file_get
 from files.services import file_check, file_upload
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import provider_config, run_config
-from llmplatform.core.errors import ApplicationError
+from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.event_log import event_log, wait_for_cancel
 from queries.dispatch import dispatcher
 from queries.engine_ports import ENGINE_PORTS
@@ -405,15 +405,6 @@ def _timeout_error(deadline_s: float) -> ApplicationError:
     )
 
 
-def _crash_error() -> ApplicationError:
-    return ApplicationError(
-        "The answer could not be produced because of an internal error; it has been "
-        "logged. Try again.",
-        code="internal_error",
-        status=500,
-    )
-
-
 async def _heartbeat(query: Query, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
@@ -480,7 +471,7 @@ async def query_execute(query_id: str, *, query: Query | None = None) -> None:
         await _report_failure(query, exc, state, emit)
     except Exception:  # the task boundary: a bug must not leave the query "running"
         logger.exception("query %s crashed", query_id)
-        await _report_failure(query, _crash_error(), state, emit)
+        await _report_failure(query, internal_error(), state, emit)
     finally:
         heartbeat.cancel()
         message = "Query cancelled" if state is not None and state.cancelled else "Query complete"

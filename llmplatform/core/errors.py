@@ -41,3 +41,13 @@ class NotFound(ApplicationError):
 
     def __init__(self, what: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(f"{what} not found.", code="not_found", status=404, extra=extra)
+
+
+def internal_error() -> ApplicationError:
+    """What a caller is told about a bug: it was logged, and trying again may work."""
+    return ApplicationError(
+        "The request could not be completed because of an internal error; it has been "
+        "logged. Try again, and quote the X-Request-ID header if it persists.",
+        code="internal_error",
+        status=500,
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -43,6 +44,9 @@ def _cancel_key(query_id: str) -> str:
 
 
 class RedisEventLog:
+    # Redis Stream ids: milliseconds-sequence.
+    event_id_pattern = re.compile(r"^\d{1,20}-\d{1,20}$")
+
     def __init__(self, url: str) -> None:
         import redis
         import redis.asyncio
@@ -116,6 +120,9 @@ class RedisEventLog:
 
 class MemoryEventLog:
     """Single-process log for the embedded default; same interface as RedisEventLog."""
+
+    # Positions in the log: 1, 2, ...
+    event_id_pattern = re.compile(r"^\d{1,12}$")
 
     def __init__(self) -> None:
         self._events: dict[str, list[Entry]] = {}
