@@ -9,7 +9,8 @@ to date on every question by reading only what changed:
    (minus a margin), through the ``queries_owner_user_vectors`` index, no embeddings,
    in pages of LIST_PAGE rows;
 2. the embeddings of the ids not yet in the matrix, by primary key, FETCH_BATCH at a
-   time (a cold read of a long history never asks the server for all of it at once).
+   time. A cold read (empty matrix) lists the embeddings with the ids instead: one read
+   per row, and never the whole history in one reply.
 
 Rows are appended into spare capacity (amortised, no copy of the whole matrix per
 question). A deleted query leaves the matrix through ``vector_cache_forget`` (admin
@@ -140,7 +141,7 @@ def _owned_rows(owner_id: object, user_id: str, model: str):
     )
 
 
-def _listed_pages(owner_id: object, user_id: str, model: str, since: datetime):
+def _listed_pages(owner_id: object, user_id: str, model: str, since: datetime, fields: tuple):
     """``(pk, completed_at)`` of the rows completed at or after ``since``, in pages.
 
     Walks the index in ``completed_at`` order, LIST_PAGE rows at a time. The next page
@@ -151,17 +152,13 @@ def _listed_pages(owner_id: object, user_id: str, model: str, since: datetime):
     rows = _owned_rows(owner_id, user_id, model)
     lookup = {"completed_at__gte": since}
     while True:
-        page = list(
-            rows.filter(**lookup)
-            .order_by("completed_at")
-            .values_list("pk", "completed_at")[:LIST_PAGE]
-        )
+        page = list(rows.filter(**lookup).order_by("completed_at").values_list(*fields)[:LIST_PAGE])
         yield page
         if len(page) < LIST_PAGE:
             return
         last = page[-1][1]
         if last == page[0][1]:
-            yield list(rows.filter(completed_at=last).values_list("pk", "completed_at"))
+            yield list(rows.filter(completed_at=last).values_list(*fields))
             lookup = {"completed_at__gt": last}
         else:
             lookup = {"completed_at__gte": last}
@@ -176,8 +173,15 @@ def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int)
         key_lock = _key_locks.setdefault(key, threading.Lock())
     with key_lock:
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
-        for listed in _listed_pages(owner_id, user_id, model, since):
-            new_ids = [pk for pk, _ in listed if pk not in entry.positions]
+        # Cold: every row is new, and the embedded server decodes each listed document in
+        # full anyway, so the listing carries the embeddings (one read per row, not two).
+        cold = entry.read_until is None
+        fields = ("pk", "completed_at", "embedding") if cold else ("pk", "completed_at")
+        for listed in _listed_pages(owner_id, user_id, model, since, fields):
+            if cold:
+                entry.append((row[0], row[2]) for row in listed)
+                listed = [row[:2] for row in listed]
+            new_ids = [] if cold else [pk for pk, _ in listed if pk not in entry.positions]
             for start in range(0, len(new_ids), FETCH_BATCH):
                 batch = new_ids[start : start + FETCH_BATCH]
                 embeddings = dict(Query.objects.filter(pk__in=batch).values_list("pk", "embedding"))

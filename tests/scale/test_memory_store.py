@@ -215,5 +215,15 @@ def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
         cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
     assert sorted(cached.ids) == sorted(q.pk for q in rows)
     embedding_reads = [q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
-    assert len(embedding_reads) >= 4  # 7 rows, at most 2 per read
+    assert len(embedding_reads) >= 4  # 7 rows, at most 2 per page (+ the tie's own read)
     assert cached.matrix.shape == (7, DIMS)
+    # Warm: only new rows' embeddings are read, by id, each once.
+    newer = [store(acme, v, text=f"n{i}") for i in range(3)]
+    with CaptureQueriesContext(connection) as captured:
+        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    assert {q.pk for q in newer} <= set(cached.ids) and len(cached.ids) == 10
+    embedding_reads = "".join(
+        q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]
+    )
+    assert all(embedding_reads.count(str(q.pk)) == 1 for q in newer)
+    assert not any(str(q.pk) in embedding_reads for q in rows)
