@@ -1,4 +1,4 @@
-"""``GET /api/v1/analytics/summary``."""
+"""``GET /api/v1/analytics/summary`` and ``GET /api/v1/experiments/{id}/results``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.selectors import analytics_range, analytics_summary
+from analytics.selectors import analytics_range, analytics_summary, experiment_results
+from analytics.serializers import ExperimentResultsSerializer
+from analytics.services import experiment_indexes_ensure
+from sessions.selectors import experiment_get
 
 
 class AnalyticsSummaryView(APIView):
@@ -25,3 +28,18 @@ class AnalyticsSummaryView(APIView):
             start=request.query_params.get("from"), end=request.query_params.get("to")
         )
         return Response(analytics_summary(owner=request.user, start=start, end=end))
+
+
+class ExperimentResultsView(APIView):
+    @extend_schema(
+        summary="Per variant: sessions, queries, thumbs-up rate vs control (95% CI), latency, "
+        "tokens, cost",
+        description="The numbers of the admin results page (analytics.selectors."
+        "experiment_results), for one of your experiments.",
+        responses={200: ExperimentResultsSerializer},
+    )
+    def get(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        experiment_indexes_ensure(experiment=experiment)  # as the admin page does
+        body = {"experiment": experiment, "variants": experiment_results(experiment=experiment)}
+        return Response(ExperimentResultsSerializer(body).data)

@@ -156,7 +156,7 @@ class ExperimentForm(forms.ModelForm):
 
     class Meta:
         model = Experiment
-        fields = ("key", "name", "description", "variants")
+        fields = ("key", "name", "description", "owner", "variants")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -194,9 +194,24 @@ class ExperimentForm(forms.ModelForm):
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
     form = ExperimentForm
-    list_display = ("key", "name", "status", "variant_summary", "started_at", "results_link")
+    list_display = (
+        "key",
+        "name",
+        "owner",
+        "status",
+        "variant_summary",
+        "started_at",
+        "results_link",
+    )
     list_filter = ("status",)
     search_fields = ("key", "name")
+    # Empty: an operator-wide experiment, assigned to every owner's sessions.
+    raw_id_fields = ("owner",)
+    list_select_related = ()
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("owner")
+
     readonly_fields = ("status", "created_at", "started_at", "stopped_at")
     actions = ("start_experiments", "stop_experiments")
 

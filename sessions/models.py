@@ -84,13 +84,26 @@ class Event(models.Model):
 
 
 class Experiment(models.Model):
-    """An A/B experiment defined by operators; applies to every owner's sessions."""
+    """An A/B experiment.
+
+    With an ``owner`` (created over the API with that owner's key) it assigns only that
+    owner's sessions; without one (created by an operator in admin) every owner's.
+    """
 
     class Status(models.TextChoices):
         DRAFT = "draft"
         RUNNING = "running"
         STOPPED = "stopped"
 
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="experiments",
+        null=True,
+        blank=True,
+        help_text="Only this owner's sessions are assigned; empty: every owner's sessions.",
+    )
+    # Unique across owners: sessions and queries store exposure by key alone.
     key = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -104,6 +117,10 @@ class Experiment(models.Model):
 
     class Meta:
         db_table = "experiments"
+        indexes = [
+            # The API lists one owner's experiments, newest first.
+            models.Index(fields=["owner", "-created_at"], name="experiments_owner_created"),
+        ]
 
     def __str__(self) -> str:
         return self.key

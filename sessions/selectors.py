@@ -18,7 +18,7 @@ from typing import Any
 from bson import ObjectId
 from bson.errors import InvalidId
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from llmplatform.core.errors import ApplicationError, NotFound
@@ -155,6 +155,24 @@ def session_events_page(*, session: Session, limit: int, cursor: str | None) -> 
     return EventPage(events=page, next_cursor=_cursor_encode(page[-1]) if has_more else None)
 
 
+def experiment_list(*, owner) -> QuerySet[Experiment]:
+    """The owner's experiments (API); operator-wide ones (no owner) are admin's alone."""
+    return Experiment.objects.filter(owner=owner)
+
+
+def experiment_get(*, owner, experiment_id: str) -> Experiment:
+    """The owner's experiment. Raises NotFound (other owners', operators', malformed ids)."""
+    try:
+        return Experiment.objects.get(owner=owner, pk=ObjectId(experiment_id))
+    except (InvalidId, TypeError, Experiment.DoesNotExist):
+        raise NotFound("Experiment") from None
+
+
+def experiments_applying_to(*, owner_id) -> QuerySet[Experiment]:
+    """The experiments that may assign this owner's sessions: its own and operator-wide ones."""
+    return Experiment.objects.filter(Q(owner__isnull=True) | Q(owner_id=owner_id))
+
+
 @dataclass(frozen=True)
 class AssignedVariant:
     """A running experiment's variant for one session, and what that variant changes."""
@@ -176,9 +194,11 @@ def session_variants(*, session: Session) -> list[AssignedVariant]:
     assigned = session.experiments or {}
     if not assigned:
         return []
-    running = Experiment.objects.filter(
-        key__in=list(assigned), status=Experiment.Status.RUNNING
-    ).order_by("started_at", "key")
+    running = (
+        experiments_applying_to(owner_id=session.owner_id)
+        .filter(key__in=list(assigned), status=Experiment.Status.RUNNING)
+        .order_by("started_at", "key")
+    )
     result = []
     for experiment in running:
         name = assigned[experiment.key]

@@ -6,7 +6,9 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from sessions.models import Event, Session
+from llmplatform.core.pagination import NewestFirstCursorPagination
+from sessions.assignment import MAX_VARIANTS, MIN_VARIANTS, OVERRIDE_KEYS
+from sessions.models import Event, Experiment, Session
 from sessions.selectors import MAX_EVENTS_LIMIT
 from sessions.services import (
     EVENT_TYPES,
@@ -167,3 +169,100 @@ class EventBatchResultSerializer(serializers.Serializer):
     stored = serializers.IntegerField(help_text="new events stored by this request")
     duplicates = serializers.IntegerField(help_text="events whose id was already stored")
     rejected = EventRejectionSerializer(many=True)
+
+
+# ----- experiments -----
+
+
+class VariantOverridesSerializer(serializers.Serializer):
+    """What a variant changes; any field left out keeps the request's or the default."""
+
+    model_provider = serializers.CharField(required=False, max_length=200)
+    model_name = serializers.CharField(required=False, max_length=200)
+    system_prompt = serializers.CharField(required=False)
+    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
+
+
+class VariantSerializer(serializers.Serializer):
+    name = serializers.RegexField(
+        r"^[a-z0-9][a-z0-9_-]{0,39}$",
+        help_text='"control" is the baseline results compare against (else the first)',
+    )
+    weight = serializers.FloatField(help_text="relative share of users, > 0")
+    overrides = VariantOverridesSerializer(required=False)
+
+
+# Documented as a list of variants, validated by sessions.assignment.variants_clean (so the
+# API, admin and services refuse the same things with the same messages).
+@extend_schema_field(VariantSerializer(many=True))
+class VariantsField(serializers.JSONField):
+    pass
+
+
+_VARIANTS_HELP = (
+    f"{MIN_VARIANTS}-{MAX_VARIANTS} variants; overrides may set {', '.join(OVERRIDE_KEYS)}. "
+    "A running experiment's variants cannot change: stop it first."
+)
+
+
+def _no_double_underscore(value: str) -> None:
+    if "__" in value:
+        raise serializers.ValidationError("Use single '-' or '_' between words.")
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    key = serializers.SlugField(
+        max_length=64,
+        validators=[_no_double_underscore],
+        help_text="unique, permanent: sessions and queries record their variant under it",
+    )
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    variants = VariantsField(help_text=_VARIANTS_HELP)
+
+
+class ExperimentUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    variants = VariantsField(required=False, help_text=_VARIANTS_HELP)
+
+    # Named here rather than ignored: a client that sends them expects them to change.
+    FIXED = {
+        "key": "The key cannot change: exposure is recorded under it. Create a new experiment.",
+        "status": "Change the status with POST .../start and .../stop.",
+    }
+
+    def validate(self, attrs):
+        for field, reason in self.FIXED.items():
+            if field in self.initial_data:
+                raise serializers.ValidationError({field: [reason]})
+        return attrs
+
+
+class ExperimentSerializer(serializers.ModelSerializer):
+    id = serializers.CharField(source="pk", read_only=True)
+    variants = VariantsField(read_only=True)
+
+    class Meta:
+        model = Experiment
+        fields = [
+            "id",
+            "key",
+            "name",
+            "description",
+            "status",
+            "variants",
+            "created_at",
+            "started_at",
+            "stopped_at",
+        ]
+
+
+class ExperimentListParamsSerializer(serializers.Serializer):
+    cursor = serializers.CharField(required=False, help_text="from the next/previous link")
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=NewestFirstCursorPagination.max_page_size,
+        help_text=f"page size, default {NewestFirstCursorPagination.page_size}",
+    )

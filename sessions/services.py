@@ -17,7 +17,7 @@ from django.utils import timezone
 from llmplatform.core.errors import ApplicationError
 from sessions.assignment import variant_for_user, variants_clean
 from sessions.models import Event, Experiment, Session
-from sessions.selectors import session_get, session_metrics
+from sessions.selectors import experiments_applying_to, session_get, session_metrics
 
 # The event types clients may send. "custom" is the escape hatch for anything else.
 EVENT_TYPES = (
@@ -82,9 +82,11 @@ def _running_experiment_assignments(*, owner_id: str, user_id: str) -> dict[str,
             experiment_key=experiment.key,
             variants=experiment.variants,
         )
-        for experiment in Experiment.objects.filter(status=Experiment.Status.RUNNING).only(
-            "key", "variants"
-        )
+        # An owner's experiment assigns only that owner's sessions: an API key owner's
+        # test must not move another tenant's users between models or prompts.
+        for experiment in experiments_applying_to(owner_id=owner_id)
+        .filter(status=Experiment.Status.RUNNING)
+        .only("key", "variants")
     }
 
 
@@ -351,3 +353,67 @@ def experiment_save(
     experiment.variants = cleaned
     experiment.save()
     return experiment
+
+
+def experiment_create(
+    *, owner, key: str, name: str, description: str = "", variants: Any
+) -> Experiment:
+    """A draft experiment of ``owner``. Raises ApplicationError 400 (variants), 409 (key)."""
+    cleaned = variants_clean(variants)
+    if Experiment.objects.filter(key=key).exists():
+        raise _key_taken(key)
+    experiment = Experiment(
+        owner=owner,
+        key=key,
+        name=name,
+        description=description,
+        variants=cleaned,
+        created_at=_now(),
+    )
+    try:
+        experiment.save(force_insert=True)
+    except IntegrityError:
+        raise _key_taken(key) from None  # created by a concurrent request
+    return experiment
+
+
+def _key_taken(key: str) -> ApplicationError:
+    # Keys are unique across owners (exposure is stored by key alone); the message says
+    # only that the key is taken, nothing about whose experiment holds it.
+    return ApplicationError(
+        f'The experiment key "{key}" is taken; choose another.',
+        code="experiment_key_taken",
+        status=409,
+    )
+
+
+def experiment_update(
+    *,
+    experiment: Experiment,
+    name: str | None = None,
+    description: str | None = None,
+    variants: Any = None,
+) -> Experiment:
+    """Change name, description or variants. Raises ApplicationError 400, 409 (running)."""
+    if name is not None:
+        experiment.name = name
+    if description is not None:
+        experiment.description = description
+    return experiment_save(
+        experiment=experiment,
+        variants=experiment.variants if variants is None else variants,
+    )
+
+
+def experiment_delete(*, experiment: Experiment) -> None:
+    """Delete an experiment that never ran. Raises ApplicationError 409 once it has run."""
+    if experiment.started_at is not None:
+        # Sessions and queries keep its key as their exposure record: deleting it would
+        # free the key, and a new experiment under that key would count the old exposure.
+        raise ApplicationError(
+            "This experiment has run; its sessions and queries refer to its key. Stop it "
+            "instead: a stopped experiment changes nothing and keeps its results.",
+            code="experiment_has_run",
+            status=409,
+        )
+    experiment.delete()

@@ -10,4 +10,20 @@ urlpatterns = [
     path("session/events", views.SessionEventsView.as_view(), name="session-events"),
     path("session/end", views.SessionEndView.as_view(), name="session-end"),
     path("session/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
+    path("experiments", views.ExperimentListView.as_view(), name="experiment-list"),
+    path(
+        "experiments/<str:experiment_id>",
+        views.ExperimentDetailView.as_view(),
+        name="experiment-detail",
+    ),
+    path(
+        "experiments/<str:experiment_id>/start",
+        views.ExperimentStartView.as_view(),
+        name="experiment-start",
+    ),
+    path(
+        "experiments/<str:experiment_id>/stop",
+        views.ExperimentStopView.as_view(),
+        name="experiment-stop",
+    ),
 ]

@@ -1,4 +1,7 @@
-"""The session API (``/api/v1/session/...``) and analytics (``/api/v1/analytics/summary``)."""
+"""The session API (``/api/v1/session/...``) and experiments (``/api/v1/experiments``).
+
+Experiment results (``GET /api/v1/experiments/{id}/results``) read queries: they are served
+by ``analytics.views``."""
 
 from __future__ import annotations
 
@@ -9,11 +12,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.schema import error_response, paginated
 from sessions.selectors import (
     DEFAULT_EVENTS_LIMIT,
     MAX_EVENTS_LIMIT,
     analytics_range,
     analytics_summary,
+    experiment_get,
+    experiment_list,
     session_events_page,
     session_get,
     session_metrics_document,
@@ -21,6 +28,10 @@ from sessions.selectors import (
 from sessions.serializers import (
     EventBatchResultSerializer,
     EventSerializer,
+    ExperimentCreateSerializer,
+    ExperimentListParamsSerializer,
+    ExperimentSerializer,
+    ExperimentUpdateSerializer,
     SessionDetailParamsSerializer,
     SessionEndSerializer,
     SessionEventSerializer,
@@ -29,6 +40,11 @@ from sessions.serializers import (
     SessionStartSerializer,
 )
 from sessions.services import (
+    experiment_create,
+    experiment_delete,
+    experiment_start,
+    experiment_stop,
+    experiment_update,
     session_end,
     session_event_track,
     session_events_track,
@@ -157,3 +173,92 @@ class AnalyticsSummaryView(APIView):
             start=request.query_params.get("from"), end=request.query_params.get("to")
         )
         return Response(analytics_summary(owner=request.user, start=start, end=end))
+
+
+# ----- experiments -----
+
+_KEY_TAKEN = error_response(409, "experiment_key_taken: another experiment has this key")
+_RUNNING = error_response(
+    409, "experiment_running: stop the experiment before changing its variants"
+)
+
+
+class ExperimentListView(APIView):
+    @extend_schema(
+        summary="List your experiments, newest first (cursor pagination)",
+        operation_id="experiments_list",
+        parameters=[ExperimentListParamsSerializer],
+        responses={200: paginated(ExperimentSerializer, name="PaginatedExperimentList")},
+    )
+    def get(self, request: Request) -> Response:
+        params = ExperimentListParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        paginator = NewestFirstCursorPagination(ordering="-created_at")
+        page = paginator.paginate_queryset(experiment_list(owner=request.user), request, view=self)
+        return paginator.get_paginated_response(ExperimentSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Create a draft experiment; it assigns your sessions once started",
+        operation_id="experiments_create",
+        request=ExperimentCreateSerializer,
+        responses={201: ExperimentSerializer, 409: _KEY_TAKEN},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ExperimentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_create(owner=request.user, **serializer.validated_data)
+        return Response(ExperimentSerializer(experiment).data, status=201)
+
+
+class ExperimentDetailView(APIView):
+    @extend_schema(summary="One of your experiments", responses={200: ExperimentSerializer})
+    def get(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        return Response(ExperimentSerializer(experiment).data)
+
+    @extend_schema(
+        summary="Change name, description or variants (variants only while not running)",
+        request=ExperimentUpdateSerializer,
+        responses={200: ExperimentSerializer, 409: _RUNNING},
+    )
+    def patch(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        serializer = ExperimentUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        experiment = experiment_update(experiment=experiment, **serializer.validated_data)
+        return Response(ExperimentSerializer(experiment).data)
+
+    @extend_schema(
+        summary="Delete an experiment that never ran (one that ran is stopped instead)",
+        responses={
+            204: None,
+            409: error_response(409, "experiment_has_run: stop it; its results stay"),
+        },
+    )
+    def delete(self, request: Request, experiment_id: str) -> Response:
+        experiment_delete(
+            experiment=experiment_get(owner=request.user, experiment_id=experiment_id)
+        )
+        return Response(status=204)
+
+
+class ExperimentStartView(APIView):
+    @extend_schema(
+        summary="Start (or restart) an experiment: new sessions of yours get a variant",
+        request=None,
+        responses={200: ExperimentSerializer},
+    )
+    def post(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        return Response(ExperimentSerializer(experiment_start(experiment=experiment)).data)
+
+
+class ExperimentStopView(APIView):
+    @extend_schema(
+        summary="Stop an experiment: no new assignments, no overrides (idempotent)",
+        request=None,
+        responses={200: ExperimentSerializer},
+    )
+    def post(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        return Response(ExperimentSerializer(experiment_stop(experiment=experiment)).data)

@@ -15,7 +15,7 @@ from files.models import File
 from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_create, api_key_revoke
 from queries.models import Query
-from sessions.models import Session
+from sessions.models import Experiment, Session
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +82,18 @@ def world(make_owner):
         sha256="0" * 64,
         storage_path="missing/a.txt",
     )
-    values = {"query_id": str(query.pk), "session_id": session.session_id, "file_id": str(file.pk)}
+    experiment = Experiment.objects.create(
+        owner=owner,
+        key="matrix",
+        name="matrix",
+        variants=[{"name": "control", "weight": 1}, {"name": "b", "weight": 1}],
+    )
+    values = {
+        "query_id": str(query.pk),
+        "session_id": session.session_id,
+        "file_id": str(file.pk),
+        "experiment_id": str(experiment.pk),
+    }
     return {
         "keys": {"owner": owner_key, "other": other_key, "revoked": revoked_key},
         "values": values,

@@ -1,0 +1,296 @@
+"""Experiments over REST (/api/v1/experiments): CRUD, start/stop, results, owner scoping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from analytics.selectors import experiment_results
+from queries.models import Query
+from sessions.models import Experiment, Session
+from sessions.selectors import session_variants
+from sessions.services import session_start
+
+pytestmark = pytest.mark.django_db
+
+VARIANTS = [
+    {"name": "control", "weight": 50, "overrides": {}},
+    {"name": "warm", "weight": 50, "overrides": {"temperature": 1.2}},
+]
+BODY = {"key": "tone", "name": "Tone", "description": "warmer answers", "variants": VARIANTS}
+
+
+def _create(api, **changes):
+    response = api.post("/api/v1/experiments", {**BODY, **changes}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _error(response, status: int) -> dict:
+    assert response.status_code == status, response.content
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    return error
+
+
+def test_create_read_list_update_delete(api, owner):
+    created = _create(api)
+    assert created["status"] == "draft" and created["key"] == "tone"
+    assert created["variants"] == VARIANTS
+    assert Experiment.objects.get(pk=created["id"]).owner == owner[0]
+
+    url = f"/api/v1/experiments/{created['id']}"
+    assert api.get(url).json() == created
+    listed = api.get("/api/v1/experiments").json()
+    assert [item["id"] for item in listed["results"]] == [created["id"]]
+
+    changed = api.patch(url, {"name": "Tone 2", "description": ""}, format="json").json()
+    assert (changed["name"], changed["description"], changed["variants"]) == (
+        "Tone 2",
+        "",
+        VARIANTS,
+    )
+    swapped = [{"name": "control", "weight": 1}, {"name": "cold", "weight": 3}]
+    changed = api.patch(url, {"variants": swapped}, format="json").json()
+    assert [v["name"] for v in changed["variants"]] == ["control", "cold"]
+
+    assert api.delete(url).status_code == 204
+    assert not Experiment.objects.filter(pk=created["id"]).exists()
+    _error(api.get(url), 404)
+
+
+def test_the_list_is_paginated_newest_first(api):
+    ids = [_create(api, key=f"exp-{n}")["id"] for n in range(3)]
+    first = api.get("/api/v1/experiments", {"limit": 2}).json()
+    assert [item["id"] for item in first["results"]] == ids[::-1][:2]
+    second = api.get(first["next"]).json()
+    assert [item["id"] for item in second["results"]] == ids[:1]
+    assert _error(api.get("/api/v1/experiments", {"limit": 0}), 400)["code"] == "validation_error"
+
+
+def test_start_stop_and_a_running_experiment_keeps_its_variants(api):
+    url = f"/api/v1/experiments/{_create(api)['id']}"
+    started = api.post(f"{url}/start").json()
+    assert started["status"] == "running" and started["started_at"]
+    error = _error(
+        api.patch(
+            url,
+            {"variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 1}]},
+            format="json",
+        ),
+        409,
+    )
+    assert error["code"] == "experiment_running"
+    # The name can still change, and sending the same variants is not a change.
+    assert (
+        api.patch(url, {"name": "renamed", "variants": VARIANTS}, format="json").status_code == 200
+    )
+    assert _error(api.delete(url), 409)["code"] == "experiment_has_run"
+    stopped = api.post(f"{url}/stop").json()
+    assert stopped["status"] == "stopped" and stopped["stopped_at"]
+    assert api.post(f"{url}/stop").json()["status"] == "stopped"  # idempotent
+    # It ran: its key is in sessions and queries, so it is kept (stopped), not deleted.
+    assert _error(api.delete(url), 409)["code"] == "experiment_has_run"
+    assert api.post(f"{url}/start").json()["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"variants": [{"name": "only", "weight": 1}]}, "invalid_variants", None),
+        (
+            {"variants": [{"name": "a", "weight": 0}, {"name": "b", "weight": 1}]},
+            "invalid_variants",
+            None,
+        ),
+        (
+            {
+                "variants": [
+                    {"name": "a", "weight": 1, "overrides": {"top_k": 3}},
+                    {"name": "b", "weight": 1},
+                ]
+            },
+            "invalid_variants",
+            None,
+        ),
+        ({"variants": "control"}, "invalid_variants", None),
+        ({"key": "not a slug"}, "validation_error", "key"),
+        ({"key": "a__b"}, "validation_error", "key"),
+        ({"name": ""}, "validation_error", "name"),
+    ],
+)
+def test_validation_errors_use_the_envelope(api, body, code, field):
+    error = _error(api.post("/api/v1/experiments", {**BODY, **body}, format="json"), 400)
+    assert error["code"] == code
+    if field:
+        assert field in error["details"]["fields"]
+    assert not Experiment.objects.exists()
+
+
+def test_patch_refuses_key_and_status(api):
+    url = f"/api/v1/experiments/{_create(api)['id']}"
+    for body in ({"key": "other"}, {"status": "running"}):
+        error = _error(api.patch(url, body, format="json"), 400)
+        assert error["code"] == "validation_error" and set(error["details"]["fields"]) == set(body)
+    bad = _error(api.patch(url, {"variants": []}, format="json"), 400)
+    assert bad["code"] == "invalid_variants"
+    assert Experiment.objects.get().key == "tone"
+
+
+def test_a_key_is_unique_across_owners(api, other_api):
+    _create(api)
+    error = _error(other_api.post("/api/v1/experiments", BODY, format="json"), 409)
+    assert error["code"] == "experiment_key_taken"
+    assert Experiment.objects.count() == 1
+
+
+def test_another_owners_experiment_is_a_404(api, other_api):
+    experiment_id = _create(api)["id"]
+    url = f"/api/v1/experiments/{experiment_id}"
+    calls = [
+        other_api.get(url),
+        other_api.patch(url, {"name": "mine"}, format="json"),
+        other_api.delete(url),
+        other_api.post(f"{url}/start"),
+        other_api.post(f"{url}/stop"),
+        other_api.get(f"{url}/results"),
+        other_api.get("/api/v1/experiments/not-an-object-id"),
+    ]
+    for response in calls:
+        assert _error(response, 404)["code"] == "not_found"
+    assert other_api.get("/api/v1/experiments").json()["results"] == []
+    experiment = Experiment.objects.get(pk=experiment_id)
+    assert (experiment.name, experiment.status) == ("Tone", "draft")
+
+
+def test_operator_experiments_are_not_listed_to_owners(api):
+    operator = Experiment.objects.create(key="global", name="Global", variants=VARIANTS)
+    assert api.get("/api/v1/experiments").json()["results"] == []
+    _error(api.get(f"/api/v1/experiments/{operator.pk}"), 404)
+
+
+def test_an_owners_experiment_assigns_only_that_owners_sessions(api, owner, make_owner):
+    stranger, _ = make_owner("stranger")
+    api.post(f"/api/v1/experiments/{_create(api)['id']}/start")
+    operator = Experiment.objects.create(key="global", name="Global", variants=VARIANTS)
+    operator.status = Experiment.Status.RUNNING
+    operator.save()
+
+    mine = session_start(owner=owner[0], session_id="s1", user_id="u1", environment={}).session
+    theirs = session_start(owner=stranger, session_id="s1", user_id="u1", environment={}).session
+    assert set(mine.experiments) == {"tone", "global"}
+    assert set(theirs.experiments) == {"global"}
+    # Even a session that names the key (written by hand) gets no overrides from it.
+    theirs.experiments = {"tone": "warm", "global": "control"}
+    assert [v.experiment_key for v in session_variants(session=theirs)] == ["global"]
+    mine.experiments = {"tone": "warm"}
+    assert session_variants(session=mine)[0].overrides == {"temperature": 1.2}
+
+
+def _query(owner, variant: str, rating: int | None, *, latency: int, cost: float) -> None:
+    Query.objects.create(
+        owner=owner,
+        user_id="u",
+        session_id="s",
+        query="q",
+        model_provider="openai",
+        model_name="gpt-4o-mini",
+        status="completed",
+        experiments={"tone": variant},
+        feedback_rating=rating,
+        latency={"total_ms": latency},
+        usage={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "cost_usd": cost},
+    )
+
+
+def test_results_are_the_admin_pages_numbers(api, owner):
+    user = owner[0]
+    experiment_id = _create(api)["id"]
+    api.post(f"/api/v1/experiments/{experiment_id}/start")
+    for n, variant in enumerate(["control", "control", "warm"]):
+        Session.objects.create(
+            owner=user, session_id=f"s{n}", user_id="u", experiments={"tone": variant}
+        )
+    _query(user, "control", 1, latency=100, cost=0.01)
+    _query(user, "control", -1, latency=300, cost=0.01)
+    _query(user, "warm", 1, latency=200, cost=0.02)
+    _query(user, "warm", 1, latency=400, cost=0.02)
+    _query(user, "warm", None, latency=600, cost=0.02)
+
+    body = api.get(f"/api/v1/experiments/{experiment_id}/results").json()
+    assert body["experiment"]["id"] == experiment_id
+    rows = {row["name"]: row for row in body["variants"]}
+    control, warm = rows["control"], rows["warm"]
+    assert (control["sessions"], control["queries"], control["rated"]) == (2, 2, 2)
+    assert control["is_control"] and control["thumbs_up_rate"] == 0.5
+    assert control["difference"] is None and control["average_latency_ms"] == 200.0
+    assert (warm["sessions"], warm["queries"], warm["rated"], warm["thumbs_up"]) == (1, 3, 2, 2)
+    assert warm["thumbs_up_rate"] == 1.0 and warm["difference"] == 0.5
+    assert warm["ci_low"] < 0.5 < warm["ci_high"]
+    assert warm["total_tokens"] == 45 and warm["cost_usd"] == pytest.approx(0.06)
+    # Field for field what the admin page renders, from the same selector.
+    expected = experiment_results(experiment=Experiment.objects.get(pk=experiment_id))
+    for result in expected:
+        row = rows[result.name]
+        for field in ("queries", "rated", "thumbs_up", "difference", "ci_low", "ci_high"):
+            assert row[field] == getattr(result, field), field
+        assert row["significant"] == result.significant
+
+
+def test_admin_still_manages_every_owners_experiments(api):
+    _create(api)
+    Experiment.objects.create(key="global", name="Global", variants=VARIANTS)
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456")
+    client = Client()
+    client.force_login(root)
+    page = client.get("/admin/chat_sessions/experiment/")
+    assert page.status_code == 200
+    assert b"tone" in page.content and b"global" in page.content
+    response = client.post(
+        "/admin/chat_sessions/experiment/add/",
+        {
+            "key": "ops",
+            "name": "Ops",
+            "description": "",
+            "owner": "",
+            "variants": json.dumps(VARIANTS),
+        },
+    )
+    assert response.status_code == 302, response.content
+    assert Experiment.objects.get(key="ops").owner is None
+
+
+@pytest.fixture
+def schema() -> dict:
+    return json.loads(Client().get("/openapi.json").content)
+
+
+def test_openapi_covers_the_experiment_endpoints(schema):
+    paths = schema["paths"]
+    operations = {
+        ("/api/v1/experiments", "get"),
+        ("/api/v1/experiments", "post"),
+        ("/api/v1/experiments/{experiment_id}", "get"),
+        ("/api/v1/experiments/{experiment_id}", "patch"),
+        ("/api/v1/experiments/{experiment_id}", "delete"),
+        ("/api/v1/experiments/{experiment_id}/start", "post"),
+        ("/api/v1/experiments/{experiment_id}/stop", "post"),
+        ("/api/v1/experiments/{experiment_id}/results", "get"),
+    }
+    for path, method in operations:
+        assert method in paths.get(path, {}), (method, path)
+        responses = paths[path][method]["responses"]
+        assert {"400", "401", "404"} <= set(responses), (method, path)
+    assert "409" in paths["/api/v1/experiments"]["post"]["responses"]
+    assert "409" in paths["/api/v1/experiments/{experiment_id}"]["patch"]["responses"]
+    assert "409" in paths["/api/v1/experiments/{experiment_id}"]["delete"]["responses"]
+    create = paths["/api/v1/experiments"]["post"]["requestBody"]["content"]["application/json"]
+    body = schema["components"]["schemas"][create["schema"]["$ref"].rsplit("/", 1)[-1]]
+    assert {"key", "name", "variants"} <= set(body["required"])
+    assert body["properties"]["variants"]["type"] == "array"
+    results = paths["/api/v1/experiments/{experiment_id}/results"]["get"]["responses"]["200"]
+    ref = results["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][ref]["properties"]) == {"experiment", "variants"}
