@@ -271,7 +271,11 @@ def main() -> int:
         print(output)
         if args.write:
             command = " ".join(["bench/scale.py --sizes", *map(str, sizes), "--write"])
-            (ROOT / "bench" / "results" / "scale.md").write_text(
+            results_file = ROOT / "bench" / "results" / "scale.md"
+            # Sections after the table ("## ...": notes, memory_scale.py's) are kept.
+            previous = results_file.read_text() if results_file.exists() else ""
+            kept = previous[previous.index("\n## ") :] if "\n## " in previous else "\n"
+            results_file.write_text(
                 "# Reads as data grows (embedded SecantusDB)\n\n"
                 f"`.venv/bin/python {command}`"
                 f" on this 2-core machine, {time.strftime('%Y-%m-%d')}. Median of {REPEAT} "
@@ -279,6 +283,7 @@ def main() -> int:
                 "user, 10 queries and 10 events per session, 384-d embeddings, 30 days.\n\n"
                 + output
                 + "\n"
+                + kept
             )
     finally:
         server.stop()
