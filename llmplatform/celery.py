@@ -6,6 +6,8 @@ import os
 
 from celery import Celery, signals
 
+from llmplatform.core import metrics
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")
 
 
@@ -20,6 +22,9 @@ def attach_embedded_database(**_kwargs: object) -> None:
 
     attach_embedded_database()
 
+
+# Task outcomes and durations, and a worker's own metrics port (METRICS_WORKER_PORT).
+metrics.connect_celery_signals()
 
 app = Celery("llmplatform")
 app.config_from_object("django.conf:settings", namespace="CELERY")

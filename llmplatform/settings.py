@@ -193,6 +193,13 @@ CHANNEL_LAYERS: dict[str, dict] = {}
 # A comment frame after this many seconds of silence keeps proxies from closing streams.
 SSE_HEARTBEAT_SECONDS = env_float("SSE_HEARTBEAT_SECONDS", 15.0, minimum=0.1)
 
+# ==================== Metrics (Prometheus) ====================
+# GET /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; unset, it is a 404.
+METRICS_TOKEN = env_optional_str("METRICS_TOKEN")
+# A Celery worker serves its metrics on this port (0: not served); see core/metrics.py.
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
+METRICS_WORKER_ADDR = env_str("METRICS_WORKER_ADDR", "127.0.0.1")
+
 # ==================== LLM providers ====================
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_optional_str("OPENAI_BASE_URL")
@@ -307,6 +314,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: the latency it records is all of Django's.
+    "llmplatform.core.metrics_http.RequestMetricsMiddleware",
     "llmplatform.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

@@ -11,6 +11,7 @@ from drf_spectacular.views import (
 
 from llmplatform.chat_ui import ChatLoginView, ChatLogoutView, chat_page
 from llmplatform.core.admin_lockouts import lockouts_view
+from llmplatform.core.metrics_http import metrics_view
 from llmplatform.core.security_headers import docs_csp
 from llmplatform.status_views import HealthView, StatusView
 
@@ -26,6 +27,8 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # Prometheus scrape (bearer METRICS_TOKEN; 404 while unset).
+    path("metrics", metrics_view, name="metrics"),
     # JSON, as the name says (the plain view answers YAML unless asked otherwise).
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     # The split view loads Swagger UI's start-up script from a URL: no inline script.

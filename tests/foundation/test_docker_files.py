@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import yaml
@@ -28,3 +30,67 @@ def test_dockerfile_installs_production_requirements_only():
     assert "requirements-dev.txt" not in dockerfile  # SecantusDB (GPL) stays out of the image
     assert "llmplatform.asgi:application" in dockerfile
     assert "secantusdb" not in (ROOT / "requirements.txt").read_text()
+
+
+def test_prometheus_runs_behind_the_metrics_profile_and_scrapes_web_and_worker():
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())
+    services = compose["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    assert "./prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_TOKEN"}
+    worker_env = services["worker"]["environment"]
+    assert worker_env["REDIS_URL"].startswith("redis://redis:")  # the shared env is kept
+    assert worker_env["PROMETHEUS_MULTIPROC_DIR"] in " ".join(services["worker"]["command"])
+    assert "ports" not in services["worker"]  # the worker's metrics port has no token
+
+    config = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    web = jobs["llmplatform-web"]
+    assert web["metrics_path"] == "/metrics"
+    assert web["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": "/run/secrets/metrics_token",
+    }
+    assert web["static_configs"][0]["targets"] == ["web:8000"]
+    worker_target = jobs["llmplatform-worker"]["static_configs"][0]["targets"]
+    assert worker_target == [f"worker:{worker_env['METRICS_WORKER_PORT']}"]
+
+
+def test_the_grafana_dashboard_charts_only_series_the_platform_exports():
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from llmplatform.core import metrics
+
+    exported = set()
+    for series in vars(metrics).values():
+        if isinstance(series, MetricWrapperBase):
+            for family in series.describe():
+                for suffix in ("", "_total", "_bucket", "_count", "_sum"):
+                    exported.add(family.name + suffix)
+    exported.add("llmplatform_celery_queue_length")  # collected from Redis at scrape time
+
+    dashboard = json.loads((ROOT / "docker" / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["panels"]
+    charted = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            charted |= set(re.findall(r"\bllmplatform_[a-z_]+", target["expr"]))
+    assert charted <= exported, charted - exported
+    # Every series is on the dashboard.
+    wanted = {
+        "llmplatform_http_request_duration_seconds_bucket",
+        "llmplatform_time_to_first_token_seconds_bucket",
+        "llmplatform_query_duration_seconds_bucket",
+        "llmplatform_tokens_total",
+        "llmplatform_cost_usd_total",
+        "llmplatform_provider_errors_total",
+        "llmplatform_provider_retries_total",
+        "llmplatform_provider_fallbacks_total",
+        "llmplatform_active_streams",
+        "llmplatform_celery_queue_length",
+        "llmplatform_celery_tasks_total",
+        "llmplatform_background_jobs_total",
+    }
+    assert wanted <= charted, wanted - charted
