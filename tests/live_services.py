@@ -171,7 +171,7 @@ def _answers(url: str) -> bool:
 
 
 def start_daphne(env: dict[str, str], log_path: Path) -> LiveServer:
-    """The project's ASGI server (daphne, as served, unless LLMPLATFORM_TEST_ASGI_SERVER
+    """The project's ASGI server (as served: SERVED_WITH, unless LLMPLATFORM_TEST_ASGI_SERVER
     names another: tests/processes.py); returns once it answers HTTP (any status)."""
     port = free_port()
     server = live_asgi_server()

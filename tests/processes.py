@@ -13,7 +13,7 @@ ASGI_APPLICATION = "llmplatform.asgi:application"
 ASGI_SERVERS = ("daphne", "uvicorn", "granian")
 # The server `manage.py serve` and the Docker image run; tests use it unless
 # LLMPLATFORM_TEST_ASGI_SERVER names another of ASGI_SERVERS.
-SERVED_WITH = "daphne"
+SERVED_WITH = "uvicorn"
 TEST_SERVER_ENV = "LLMPLATFORM_TEST_ASGI_SERVER"
 
 
