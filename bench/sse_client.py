@@ -1,6 +1,7 @@
-"""A minimal streaming HTTP/1.1 + SSE client on raw asyncio streams, for the SSE benchmark.
+"""A minimal streaming HTTP/1.1 + SSE client on raw asyncio streams, for the SSE benchmark,
+and a websocket client (the ``websockets`` library) for our ``/ws/chat/``.
 
-One client for every side (the fake server, our daphne, the LiteLLM proxy), so the
+One client for every side (the fake server, our ASGI server, the LiteLLM proxy), so the
 comparison is not skewed by client libraries; and raw streams because at 500 concurrent
 streams a full HTTP client's per-chunk overhead in the measuring process would be the
 first thing to saturate. Each stream opens its own connection (``Connection: close``) and
@@ -31,6 +32,7 @@ class StreamResult:
     ended_at: float | None = None
     error: str | None = None
     server_ttft_ms: float | None = None  # ours: latency.time_to_first_token_ms in "final"
+    connect_ms: float | None = None  # websocket: the handshake, before ``started``
 
     @property
     def text(self) -> str:
@@ -206,3 +208,44 @@ async def probe(
 
 
 STREAM_PROBE_TIMEOUT_S = 30.0
+
+
+async def ws_stream(
+    *, host: str, port: int, path: str, body: dict, headers: dict[str, str], timeout: float
+) -> StreamResult:
+    """Open ``/ws/chat/``, send one ``query`` message and read events to ``done``.
+
+    ``started`` is when the message is sent on the open socket (a chat UI keeps its socket
+    open between questions); the handshake is ``connect_ms``. Never raises.
+    """
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import WebSocketException
+
+    opening = time.perf_counter()
+    result = StreamResult(started=opening)
+    try:
+        async with asyncio.timeout(timeout):
+            async with connect(
+                f"ws://{host}:{port}{path}",
+                additional_headers=headers,
+                open_timeout=timeout,
+                compression=None,
+                ping_interval=None,
+            ) as socket:
+                result.started = time.perf_counter()
+                result.connect_ms = (result.started - opening) * 1000
+                result.headers_at = result.started
+                await socket.send(json.dumps({"type": "query", **body}))
+                while not result.done:
+                    message = await socket.recv()
+                    if _apply(result, message, "ours", time.perf_counter()):
+                        result.done = True
+    except TimeoutError:
+        result.error = f"timed out after {timeout:.0f} s"
+    except (OSError, WebSocketException, ValueError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        result.ended_at = time.perf_counter()
+    if result.error is None and not result.done:
+        result.error = "socket closed before done"
+    return result

@@ -1,5 +1,6 @@
-"""The processes behind the SSE benchmark: fake OpenAI server, throw-away SecantusDB, daphne
-(with or without Redis + a Celery worker) and the LiteLLM proxy in its own virtualenv.
+"""The processes behind the SSE benchmark: fake OpenAI server, throw-away SecantusDB, our ASGI
+server (daphne, uvicorn or granian; with or without Redis + a Celery worker) and the LiteLLM
+proxy in its own virtualenv.
 
 Every child is started in its own session and recorded in a ``Children``; ``stop_all()``
 (called from a ``finally``) ends each one by its process group id. Every wait is bounded.
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
-from tests.processes import celery_worker_command, daphne_command, free_port  # noqa: E402
+from tests.processes import ASGI_APPLICATION, asgi_server_command, celery_worker_command, free_port  # noqa: E402
 
 WORKDIR = ROOT / "var" / "bench-sse"
 LITELLM_VENV = ROOT / "var" / "bench-litellm-venv"
@@ -180,6 +181,8 @@ def project_env(
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
+        # Concurrent test runs share this Redis: the bench's worker takes only its own tasks.
+        env["CELERY_KEY_PREFIX"] = f"sse-bench-{os.getpid()}:"
     return env
 
 
@@ -198,8 +201,7 @@ def manage(env: dict[str, str], *args: str) -> str:
     return completed.stdout
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc; 0 if it is gone."""
+def _own_cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -208,17 +210,45 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_daphne(children: Children, env: dict[str, str], name: str) -> tuple[str, int, float, int]:
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found.append(child)
+            found.extend(_descendants(child))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants (all threads), from
+    /proc; 0 if it is gone. Descendants count because granian serves from a child worker.
+    (A descendant that exits between two readings takes its time with it: none does here.)"""
+    return _own_cpu_seconds(pid) + sum(_own_cpu_seconds(child) for child in _descendants(pid))
+
+
+def start_asgi_server(
+    children: Children, env: dict[str, str], name: str, server: str, *, app: str = ""
+) -> tuple[str, int, float, int]:
+    """``server`` serving the project (tests/processes.py's command, access log off as
+    ``manage.py serve`` runs it outside DEBUG); (host, port, seconds to ready, pid)."""
     port = free_port()
     log = WORKDIR / f"{name}.log"
     process = children.popen(
         name,
-        daphne_command(port=port),
+        asgi_server_command(server, port=port, access_log=False, app=app or ASGI_APPLICATION),
         log=log,
         cwd=ROOT,
         env=env,
     )
-    seconds = wait_http(f"http://127.0.0.1:{port}/api/v1/health", process, "daphne", log)
+    seconds = wait_http(f"http://127.0.0.1:{port}/api/v1/health", process, server, log)
     return "127.0.0.1", port, seconds, process.pid
 
 
