@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 
 
 class Dispatcher(Protocol):
+    # Whether a query is stored already ``running``: a run in this very process starts at
+    # once, so its claim needs no write of its own (a worker's claim is a read and a write).
+    starts_runs_at_once: bool
+
     def submit_run(self, query: Query) -> None:
         """Have ``query`` run (its status is pending). Raises nothing it can avoid."""
         ...
@@ -52,6 +56,8 @@ def _task(name: str) -> Any:
 
 
 class CeleryDispatcher:
+    starts_runs_at_once = False
+
     def submit_run(self, query: Query) -> None:
         _task("queries.run_query").apply_async(args=[str(query.pk)], queue="agents")
 
@@ -64,6 +70,8 @@ class CeleryDispatcher:
 
 
 class InProcessDispatcher:
+    starts_runs_at_once = True
+
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

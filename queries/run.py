@@ -1,7 +1,8 @@
 """The owner of a query run: start → dispatch → claim → build state → engine → outcome.
 
 Every edge (the JSON view, SSE, the websocket) calls ``query_start``, which stores the
-Query (``pending``) and hands it to the dispatcher. Wherever it runs, ``query_execute``
+Query (``pending``; ``running`` when it runs in this process) and hands it to the
+dispatcher. Wherever it runs, ``query_execute``
 claims it, runs the engine under a watcher that cancels it on a stop request or at the
 deadline, stores the outcome, and appends ``final``/``error`` and always ``done`` to the
 event log. A heartbeat marks a live run; ``queries_sweep`` fails the ones whose worker
@@ -195,7 +196,11 @@ def query_start(*, owner, params: dict[str, Any]) -> Query:
     attachments = _attachment_ids(
         owner=owner, user_id=params["user_id"], attachments=params.get("attachments", [])
     )
+    runs = dispatcher()
+    running = runs.starts_runs_at_once
     query = Query.objects.create(
+        status=Query.Status.RUNNING if running else Query.Status.PENDING,
+        heartbeat_at=timezone.now() if running else None,
         owner=owner,
         user_id=params["user_id"],
         session_id=params["session_id"],
@@ -214,7 +219,7 @@ def query_start(*, owner, params: dict[str, Any]) -> Query:
             "system_prompt": choices.system_prompt,
         },
     )
-    dispatcher().submit_run(query)
+    runs.submit_run(query)
     return query
 
 
@@ -279,24 +284,22 @@ def _fresh(heartbeat_at: Any) -> bool:
     return timezone.now() - heartbeat_at < stale_after
 
 
-def _claim(query_id: str, query: Query | None) -> Query | None:
-    """The query, marked running; None when there is nothing to do.
+def _claim(query_id: str) -> Query | None:
+    """A worker's delivery: the query, marked running; None when there is nothing to do.
 
-    ``query`` is the instance the in-process dispatcher already holds (no read). A
-    Celery delivery reads it by primary key: finished means a redelivery after success;
-    running with a live heartbeat is another worker's; running with a dead one means
-    its worker died mid-answer, and the answer cannot be resumed (its tokens were
-    already streamed), so it fails with ``worker_lost``.
+    Finished means a redelivery after success; running with a live heartbeat is another
+    worker's; running with a dead one means its worker died mid-answer, and the answer
+    cannot be resumed (its tokens were already streamed), so it fails with
+    ``worker_lost``. (A run in the process that stored the query gets the instance,
+    stored ``running`` already: no claim.)
     """
-    if query is None:
-        query = Query.objects.filter(pk=ObjectId(query_id)).first()
-        if query is None or query.status in FINISHED:
-            return None
-        if query.status == Query.Status.RUNNING:
-            if _fresh(query.heartbeat_at):
-                return None
+    query = Query.objects.filter(pk=ObjectId(query_id)).first()
+    if query is None or query.status in FINISHED:
+        return None
+    if query.status == Query.Status.RUNNING:
+        if not _fresh(query.heartbeat_at):
             _fail_lost(query)
-            return None
+        return None
     query.status = Query.Status.RUNNING
     query.heartbeat_at = timezone.now()
     Query.objects.filter(pk=query.pk).update(status=query.status, heartbeat_at=query.heartbeat_at)
@@ -440,9 +443,10 @@ async def _watched(state: RunState, deadline_s: float, poll_s: float) -> None:
 
 async def query_execute(query_id: str, *, query: Query | None = None) -> None:
     """Run the query and store its outcome. Raises nothing it can store; idempotent."""
-    query = await to_thread(_claim)(query_id, query)
     if query is None:
-        return
+        query = await to_thread(_claim)(query_id)
+        if query is None:
+            return
     budget = run_config().budget
     log = event_log()
     first_event = True

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,22 +126,42 @@ def session_start(
     return SessionStartResult(session=existing, created=False)
 
 
+# (owner id, session id) -> (session, when it was read). What a query needs of its session
+# never changes once it started (its experiment assignments are written once), so the
+# next questions of a conversation skip the read.
+_KNOWN_SESSIONS: OrderedDict[tuple[str, str], tuple[Session, float]] = OrderedDict()
+_KNOWN_SESSIONS_MAX = 10_000
+_KNOWN_SESSION_TTL_S = 300.0
+_known_lock = threading.Lock()
+
+
 def session_for_query(*, owner, session_id: str, user_id: str) -> Session:
     """The session a query belongs to, started through ``session_start`` when it is new.
 
     A query may name a session that another of the owner's end users started (the query
     API always allowed it): that session is used as it is. Raises nothing it can avoid.
     """
-    existing = Session.objects.filter(owner=owner, session_id=session_id).first()
-    if existing is not None:
-        return existing
-    try:
-        return session_start(
-            owner=owner, session_id=session_id, user_id=user_id, environment={}
-        ).session
-    except ApplicationError:
-        # Started for another end user by a concurrent request, between our read and write.
-        return Session.objects.get(owner=owner, session_id=session_id)
+    key = (str(owner.pk), session_id)
+    now = time.monotonic()
+    with _known_lock:
+        known = _KNOWN_SESSIONS.get(key)
+        if known is not None and now - known[1] < _KNOWN_SESSION_TTL_S:
+            _KNOWN_SESSIONS.move_to_end(key)
+            return known[0]
+    session = Session.objects.filter(owner=owner, session_id=session_id).first()
+    if session is None:
+        try:
+            session = session_start(
+                owner=owner, session_id=session_id, user_id=user_id, environment={}
+            ).session
+        except ApplicationError:
+            # Started for another end user by a concurrent request, between read and write.
+            session = Session.objects.get(owner=owner, session_id=session_id)
+    with _known_lock:
+        _KNOWN_SESSIONS[key] = (session, now)
+        while len(_KNOWN_SESSIONS) > _KNOWN_SESSIONS_MAX:
+            _KNOWN_SESSIONS.popitem(last=False)
+    return session
 
 
 def _data_size(data: Any) -> int:
