@@ -311,6 +311,7 @@ INSTALLED_APPS = [
     "analytics",
     "files",
     "products",
+    "imports",
 ]
 
 MIDDLEWARE = [

@@ -8,7 +8,7 @@ from django.apps import apps
 from django.db import connection, models
 from django_mongodb_backend.indexes import SearchIndex
 
-PROJECT_APPS = ("core", "queries", "chat_sessions", "analytics", "files", "products")
+PROJECT_APPS = ("core", "queries", "chat_sessions", "analytics", "files", "products", "imports")
 
 
 @dataclass
