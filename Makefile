@@ -74,4 +74,5 @@ bench: install
 	$(PY) bench/sse_streams.py --write
 
 clean-db:
+	-$(PY) -m llmplatform.embedded_mongo stop
 	rm -rf var/mongo
