@@ -26,7 +26,8 @@ MIN_VARIANTS = 2
 MAX_VARIANTS = 10
 MAX_SYSTEM_PROMPT = 20_000
 CONTROL_VARIANT = "control"
-_VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+VARIANT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+_VARIANT_NAME = re.compile(VARIANT_NAME_PATTERN)
 # 2**64 buckets: far finer than any weight an operator can type, so weights are exact.
 _SCALE = float(2**64)
 

@@ -7,7 +7,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from llmplatform.core.pagination import NewestFirstCursorPagination
-from sessions.assignment import MAX_VARIANTS, MIN_VARIANTS, OVERRIDE_KEYS
+from sessions.assignment import (
+    MAX_SYSTEM_PROMPT,
+    MAX_TEMPERATURE,
+    MAX_VARIANTS,
+    MIN_VARIANTS,
+    OVERRIDE_KEYS,
+    VARIANT_NAME_PATTERN,
+)
 from sessions.models import Event, Experiment, Session
 from sessions.selectors import MAX_EVENTS_LIMIT
 from sessions.services import (
@@ -174,27 +181,47 @@ class EventBatchResultSerializer(serializers.Serializer):
 # ----- experiments -----
 
 
-class VariantOverridesSerializer(serializers.Serializer):
-    """What a variant changes; any field left out keeps the request's or the default."""
+# The variants as OpenAPI describes them: what sessions.assignment.variants_clean accepts
+# (which validates them, so the API, admin and services refuse the same things with the
+# same messages). Only "names are unique" is beyond a JSON schema.
+VARIANTS_SCHEMA = {
+    "type": "array",
+    "minItems": MIN_VARIANTS,
+    "maxItems": MAX_VARIANTS,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "weight"],
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": VARIANT_NAME_PATTERN,
+                "description": '"control" is the baseline results compare against (else the '
+                "first); names are unique within the experiment",
+            },
+            "weight": {
+                "type": "number",
+                "minimum": 0,
+                "exclusiveMinimum": True,  # OpenAPI 3.0's form
+                "description": "relative share of users",
+            },
+            "overrides": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "what the variant changes; left out: the request's or the default",
+                "properties": {
+                    "model_provider": {"type": "string", "maxLength": 200},
+                    "model_name": {"type": "string", "maxLength": 200},
+                    "system_prompt": {"type": "string", "maxLength": MAX_SYSTEM_PROMPT},
+                    "temperature": {"type": "number", "minimum": 0, "maximum": MAX_TEMPERATURE},
+                },
+            },
+        },
+    },
+}
 
-    model_provider = serializers.CharField(required=False, max_length=200)
-    model_name = serializers.CharField(required=False, max_length=200)
-    system_prompt = serializers.CharField(required=False)
-    temperature = serializers.FloatField(required=False, min_value=0, max_value=2)
 
-
-class VariantSerializer(serializers.Serializer):
-    name = serializers.RegexField(
-        r"^[a-z0-9][a-z0-9_-]{0,39}$",
-        help_text='"control" is the baseline results compare against (else the first)',
-    )
-    weight = serializers.FloatField(help_text="relative share of users, > 0")
-    overrides = VariantOverridesSerializer(required=False)
-
-
-# Documented as a list of variants, validated by sessions.assignment.variants_clean (so the
-# API, admin and services refuse the same things with the same messages).
-@extend_schema_field(VariantSerializer(many=True))
+@extend_schema_field(VARIANTS_SCHEMA)
 class VariantsField(serializers.JSONField):
     pass
 
@@ -205,24 +232,25 @@ _VARIANTS_HELP = (
 )
 
 
-def _no_double_underscore(value: str) -> None:
-    if "__" in value:
-        raise serializers.ValidationError("Use single '-' or '_' between words.")
+# A slug without "__" (admin refuses it too): each character after an optional single "_".
+EXPERIMENT_KEY_PATTERN = r"^(_?[A-Za-z0-9-])+_?$"
 
 
 class ExperimentCreateSerializer(serializers.Serializer):
-    key = serializers.SlugField(
+    key = serializers.RegexField(
+        EXPERIMENT_KEY_PATTERN,
         max_length=64,
-        validators=[_no_double_underscore],
+        error_messages={"invalid": "Use letters, digits, '-' and single '_' (at most 64)."},
         help_text="unique, permanent: sessions and queries record their variant under it",
     )
-    name = serializers.CharField(max_length=200)
+    # A pattern, not just a length: a name of spaces is blank, and blank is refused.
+    name = serializers.RegexField(r"\S", max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     variants = VariantsField(help_text=_VARIANTS_HELP)
 
 
 class ExperimentUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False)
+    name = serializers.RegexField(r"\S", max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     variants = VariantsField(required=False, help_text=_VARIANTS_HELP)
 

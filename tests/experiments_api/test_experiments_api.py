@@ -120,6 +120,7 @@ def test_start_stop_and_a_running_experiment_keeps_its_variants(api):
         ({"key": "not a slug"}, "validation_error", "key"),
         ({"key": "a__b"}, "validation_error", "key"),
         ({"name": ""}, "validation_error", "name"),
+        ({"name": "   "}, "validation_error", "name"),
     ],
 )
 def test_validation_errors_use_the_envelope(api, body, code, field):
@@ -290,7 +291,16 @@ def test_openapi_covers_the_experiment_endpoints(schema):
     create = paths["/api/v1/experiments"]["post"]["requestBody"]["content"]["application/json"]
     body = schema["components"]["schemas"][create["schema"]["$ref"].rsplit("/", 1)[-1]]
     assert {"key", "name", "variants"} <= set(body["required"])
-    assert body["properties"]["variants"]["type"] == "array"
+    variants = body["properties"]["variants"]
+    assert (variants["type"], variants["minItems"], variants["maxItems"]) == ("array", 2, 10)
+    item = variants["items"]
+    assert item["required"] == ["name", "weight"] and item["additionalProperties"] is False
+    assert set(item["properties"]["overrides"]["properties"]) == {
+        "model_provider",
+        "model_name",
+        "system_prompt",
+        "temperature",
+    }
     results = paths["/api/v1/experiments/{experiment_id}/results"]["get"]["responses"]["200"]
     ref = results["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][ref]["properties"]) == {"experiment", "variants"}
