@@ -20,6 +20,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
+from llmplatform.core import metrics
 from llmplatform.core.auth import owner_from_scope
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import run_config
@@ -180,12 +181,13 @@ class _SseConsumer(AsyncHttpConsumer):
         )
         # daphne sends the headers with the first body bytes: let the client know at once.
         await self.send_body(b": stream open\n\n", more_body=True)
-        async for entry_id, event in follow_query(query_id, after=after, stored=stored):
-            if entry_id is None:
-                await self.send_body(b": keep-alive\n\n", more_body=True)
-                continue
-            frame = f"id: {entry_id}\ndata: {json.dumps(event)}\n\n"
-            await self.send_body(frame.encode(), more_body=True)
+        with metrics.stream_active("sse"):
+            async for entry_id, event in follow_query(query_id, after=after, stored=stored):
+                if entry_id is None:
+                    await self.send_body(b": keep-alive\n\n", more_body=True)
+                    continue
+                frame = f"id: {entry_id}\ndata: {json.dumps(event)}\n\n"
+                await self.send_body(frame.encode(), more_body=True)
         await self.send_body(b"", more_body=False)
 
     async def disconnect(self) -> None:
@@ -275,8 +277,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         self.owner = owner
         await self.accept()
+        metrics.stream_opened("websocket")
+        self.stream_counted = True
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "stream_counted", False):
+            metrics.stream_closed("websocket")
         for task in getattr(self, "followers", {}).values():
             task.cancel()
 

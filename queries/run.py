@@ -39,6 +39,7 @@ from agents.state import RunState
 from files.models import File
 from files.selectors import file_bytes, file_get
 from files.services import file_check, file_upload
+from llmplatform.core import metrics
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.errors import ApplicationError, internal_error
@@ -480,8 +481,24 @@ async def query_execute(query_id: str, *, query: Query | None = None) -> None:
         heartbeat.cancel()
         message = "Query cancelled" if state is not None and state.cancelled else "Query complete"
         await emit({"type": "done", "message": message})
+    _record_metrics(query, total_ms=(time.perf_counter() - started) * 1000)
     if query.status == Query.Status.COMPLETED:
         dispatcher().submit_background("queries.after_completion", str(query.pk))
+
+
+def _record_metrics(query: Query, *, total_ms: float) -> None:
+    usage, latency = query.usage or {}, query.latency or {}
+    metrics.record_query_finished(
+        provider=query.model_provider,
+        model=query.model_name,
+        owner=str(query.owner_id),
+        status=query.status,
+        ttft_ms=latency.get("time_to_first_token_ms"),
+        total_ms=total_ms,
+        input_tokens=usage.get("input_tokens"),
+        output_tokens=usage.get("output_tokens"),
+        cost_usd=usage.get("cost_usd"),
+    )
 
 
 async def _report_failure(

@@ -30,6 +30,7 @@ from agents.providers.base import (
 )
 from agents.providers.pricing import priced
 from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS, incomplete_stream_error
+from llmplatform.core import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class RetryPolicy:
             try:
                 return await attempt()
             except ProviderError as error:
+                metrics.record_provider_error(name, error.code)
                 if not error.retryable or retry >= self.max_retries:
                     raise
                 retry += 1
@@ -65,7 +67,8 @@ class RetryPolicy:
     def wait_before_retry(
         self, *, name: str, retry: int, error: ProviderError, rng: random.Random
     ) -> float:
-        """Log the retry and return how long to wait before it."""
+        """Log and count the retry and return how long to wait before it."""
+        metrics.record_retry(name)
         delay = self.delay_before_retry(retry=retry, error=error, rng=rng)
         logger.warning(
             "provider %s failed (%s); retry %d/%d in %.2f s",
@@ -141,6 +144,7 @@ class ReliableProvider(ChatProvider):
                     raise incomplete_stream_error(provider=self.name)
                 return
             except ProviderError as error:
+                metrics.record_provider_error(self.name, error.code)
                 if yielded or not error.retryable or retry >= self.policy.max_retries:
                     raise
                 retry += 1
@@ -207,6 +211,8 @@ class FallbackProvider(ChatProvider):
                 return await provider.complete(self._request_for(index, request))
             except ProviderError as error:
                 errors.append(error)
+                if index + 1 < len(self.chain):
+                    metrics.record_fallback(provider.name, self.chain[index + 1].name)
                 logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
         raise self._all_failed(errors)
 
@@ -225,6 +231,8 @@ class FallbackProvider(ChatProvider):
                 if yielded:
                     raise
                 errors.append(error)
+                if index + 1 < len(self.chain):
+                    metrics.record_fallback(provider.name, self.chain[index + 1].name)
                 logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
             finally:
                 await _aclose(chunks)
