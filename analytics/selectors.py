@@ -264,6 +264,9 @@ class VariantResult:
     rated: int = 0
     thumbs_up: int = 0
     average_latency_ms: float | None = None
+    # Exact nearest-rank percentiles of the variant's answers' total latency.
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
     total_tokens: int = 0
     cost_usd: float = 0.0
     # Thumbs-up rate minus control's, with its 95% confidence interval.
@@ -303,6 +306,12 @@ def in_experiment(rows: QuerySet, key: str) -> QuerySet:
     return rows.alias(_experiment_variant=KeyTransform(key, "experiments")).filter(
         _experiment_variant__isnull=False
     )
+
+
+def nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of a non-empty, sorted list."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
 
 
 def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
@@ -351,6 +360,18 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         result.average_latency_ms = round(row["latency"], 1) if row["latency"] is not None else None
         result.total_tokens = int(number(row["tokens"]))
         result.cost_usd = round(number(row["cost"]), 6)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    for variant, total_ms in (
+        in_experiment(Query.objects.all(), experiment.key)
+        .annotate(variant=KeyTransform(experiment.key, "experiments"))
+        .values_list("variant", "latency__total_ms")
+    ):
+        if variant in results and isinstance(total_ms, int | float):
+            latencies[variant].append(float(total_ms))
+    for name, values in latencies.items():
+        values.sort()
+        results[name].latency_p50_ms = round(nearest_rank(values, 0.50), 1)
+        results[name].latency_p95_ms = round(nearest_rank(values, 0.95), 1)
     baseline = results[control]
     for result in results.values():
         if result.is_control:

@@ -25,6 +25,8 @@ class VariantResultSerializer(serializers.Serializer):
     ci_high = serializers.FloatField(allow_null=True)
     significant = serializers.BooleanField(help_text="the 95% interval excludes 0")
     average_latency_ms = serializers.FloatField(allow_null=True)
+    latency_p50_ms = serializers.FloatField(allow_null=True)
+    latency_p95_ms = serializers.FloatField(allow_null=True)
     total_tokens = serializers.IntegerField()
     cost_usd = serializers.FloatField()
 

@@ -250,13 +250,13 @@ def test_experiment_results_per_variant(owner):
         )
     Session.objects.create(owner=user, session_id="b0", user_id="u", experiments={"exp": "b"})
     Session.objects.create(owner=user, session_id="n0", user_id="u", experiments={"other": "b"})
-    for rating in (1, 1, -1, None):
+    for rating, total_ms in ((1, 40), (1, 100), (-1, 120), (None, 140)):
         _query(
             user,
             when=DAY1,
             experiments={"exp": "control"},
             feedback_rating=rating,
-            latency={"total_ms": 100},
+            latency={"total_ms": total_ms},
         )
     for rating in (1, 1):
         _query(
@@ -272,10 +272,12 @@ def test_experiment_results_per_variant(owner):
     assert (control.sessions, control.queries, control.rated, control.thumbs_up) == (3, 4, 3, 2)
     assert control.thumbs_up_rate == pytest.approx(2 / 3)
     assert control.average_latency_ms == 100
+    assert (control.latency_p50_ms, control.latency_p95_ms) == (100, 140)
     assert control.total_tokens == 60
     assert control.cost_usd == pytest.approx(0.04)
     assert (b.sessions, b.queries, b.rated, b.thumbs_up) == (1, 2, 2, 2)
     assert b.average_latency_ms == 300
+    assert (b.latency_p50_ms, b.latency_p95_ms) == (300, 300)
     assert b.cost_usd == pytest.approx(0.4)
     assert b.difference == pytest.approx(1 - 2 / 3, abs=1e-4)
     assert b.ci_low < b.difference < b.ci_high
