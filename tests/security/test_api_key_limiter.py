@@ -204,14 +204,18 @@ def test_no_credential_is_not_a_failure():
     assert _fail(_client("198.51.100.12"), 1) == [401]
 
 
-def test_daphne_is_never_told_to_believe_proxy_headers():
+def test_the_asgi_server_is_never_told_to_believe_proxy_headers():
+    import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
     for path in ("llmplatform/core/management/commands/serve.py", "docker/Dockerfile"):
         text = (root / path).read_text()
-        assert "daphne" in text.lower()
-        assert '"--proxy-headers"' not in text and " --proxy-headers " not in text, path
+        # daphne's --proxy-headers, uvicorn's default: both believe a client's X-Forwarded-For.
+        assert not re.search(r"(?<!no-)--proxy-headers\b", text), path
+        assert "proxy_headers=True" not in text, path
+    serve = (root / "llmplatform/core/management/commands/serve.py").read_text()
+    assert "proxy_headers=False" in serve or "--no-proxy-headers" in serve
 
 
 def test_trusted_proxies_are_read_as_networks(monkeypatch):
