@@ -154,10 +154,11 @@ class _SseConsumer(AsyncHttpConsumer):
         return owner
 
     async def _send_error(self, error: ApplicationError) -> None:
+        headers = [(b"Content-Type", b"application/json"), *self._common_headers()]
+        if "retry_after" in error.extra:
+            headers.append((b"Retry-After", str(error.extra["retry_after"]).encode()))
         await self.send_response(
-            error.status,
-            json.dumps(error.as_envelope()).encode(),
-            headers=[(b"Content-Type", b"application/json"), *self._common_headers()],
+            error.status, json.dumps(error.as_envelope()).encode(), headers=headers
         )
 
     def _common_headers(self) -> list[tuple[bytes, bytes]]:
@@ -265,7 +266,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.followers: dict[str, asyncio.Task[None]] = {}
         origin = dict(self.scope.get("headers", [])).get(b"origin")
-        owner = await to_thread(owner_from_scope)(self.scope, allow_query_param=True)
+        try:
+            owner = await to_thread(owner_from_scope)(self.scope, allow_query_param=True)
+        except ApplicationError:  # too many wrong keys from this address
+            await self.close(code=4429)
+            return
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None

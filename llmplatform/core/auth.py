@@ -7,6 +7,7 @@ by the failure limit, and guessing over REST, SSE or websockets adds up.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs
 
@@ -19,7 +20,7 @@ from llmplatform.core.client_address import client_address_from_request, client_
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.failure_limiter import FailureLimit
 from llmplatform.core.models import ApiKey
-from llmplatform.core.services import api_key_hash
+from llmplatform.core.services import RESOLVED_KEYS, RESOLVED_KEYS_LOCK, api_key_hash
 
 # Writing last_used_at on every request would double the writes of a busy key.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -57,10 +58,32 @@ def api_key_from_header(value: str | None) -> str | None:
     return token.strip()
 
 
+# Each process remembers a key it just resolved this long, so a stream or a burst of
+# requests costs no database read before its provider call; a revoked key (or deactivated
+# owner) is refused everywhere within this time.
+API_KEY_CACHE_S = 1.0
+_API_KEY_CACHE_MAX = 10_000
+
+
 def api_key_resolve(raw_key: str) -> ApiKey | None:
     """The active key for ``raw_key``, or None. Records when it was last used."""
+    key_hash = api_key_hash(raw_key)
+    now_s = time.monotonic()
+    with RESOLVED_KEYS_LOCK:
+        cached = RESOLVED_KEYS.get(key_hash)
+    if cached is not None and now_s < cached[1]:
+        return cached[0]
+    api_key = _api_key_read(key_hash)
+    with RESOLVED_KEYS_LOCK:
+        if len(RESOLVED_KEYS) >= _API_KEY_CACHE_MAX:
+            RESOLVED_KEYS.clear()  # bounded; a full cache costs one read per key
+        RESOLVED_KEYS[key_hash] = (api_key, now_s + API_KEY_CACHE_S)
+    return api_key
+
+
+def _api_key_read(key_hash: str) -> ApiKey | None:
     try:
-        api_key = ApiKey.objects.select_related("owner").get(key_hash=api_key_hash(raw_key))
+        api_key = ApiKey.objects.select_related("owner").get(key_hash=key_hash)
     except ApiKey.DoesNotExist:
         return None
     if not api_key.is_active or not api_key.owner.is_active:

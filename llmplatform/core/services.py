@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,6 +13,12 @@ from django.utils import timezone
 from llmplatform.core.models import ApiKey
 
 KEY_PREFIX = "llmp_"
+
+# Keys this process resolved in the last API_KEY_CACHE_S (llmplatform.core.auth): key hash
+# -> (the active key or None, when the entry expires). Revoking here forgets the key at
+# once in this process; other processes refuse it within API_KEY_CACHE_S.
+RESOLVED_KEYS: dict[str, tuple[ApiKey | None, float]] = {}
+RESOLVED_KEYS_LOCK = threading.Lock()
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -47,4 +54,6 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    with RESOLVED_KEYS_LOCK:
+        RESOLVED_KEYS.pop(api_key.key_hash, None)
     return api_key

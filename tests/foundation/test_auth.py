@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_hash, api_key_revoke
@@ -63,3 +66,23 @@ def test_create_api_key_command_prints_key_last_and_stores_hash(capsys):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     assert client.get("/api/v1/status").status_code == 200
+
+
+def test_a_key_revoked_by_another_process_is_refused_within_the_cache_time(owner):
+    from llmplatform.core.auth import API_KEY_CACHE_S, api_key_resolve
+
+    user, raw_key = owner
+    assert api_key_resolve(raw_key).owner == user
+    # Another process revokes it: this process learns of it from the database only.
+    ApiKey.objects.filter(owner=user).update(revoked_at=timezone.now())
+    time.sleep(API_KEY_CACHE_S + 0.2)
+    assert api_key_resolve(raw_key) is None
+
+
+def test_a_key_revoked_in_this_process_is_refused_at_once(owner):
+    from llmplatform.core.auth import api_key_resolve
+
+    user, raw_key = owner
+    assert api_key_resolve(raw_key).owner == user
+    api_key_revoke(api_key=ApiKey.objects.get(owner=user))
+    assert api_key_resolve(raw_key) is None

@@ -161,3 +161,19 @@ def test_a_browser_origin_must_match_scheme_host_and_port(owner, settings, origi
     assert connected is accepted
     if not accepted:
         assert reply == 4403
+
+
+def test_a_websocket_from_an_address_over_the_wrong_key_limit_is_closed_4429(settings):
+    settings.API_KEY_FAILURES_PER_MINUTE = 2
+
+    async def connect_with_a_wrong_key():
+        communicator = WebsocketCommunicator(
+            ws_app, "/ws/chat/", headers=[(b"authorization", b"Bearer llmp_wrong-0123456789")]
+        )
+        communicator.scope["client"] = ("192.0.2.77", 40000)
+        connected, code = await communicator.connect(timeout=10)
+        return connected, code
+
+    codes = [asyncio.run(connect_with_a_wrong_key()) for _ in range(4)]
+    assert codes[0] == (False, 4401)
+    assert codes[-1] == (False, 4429)
