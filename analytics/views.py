@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -18,8 +19,10 @@ class AnalyticsSummaryView(APIView):
     @extend_schema(
         summary="Per-day sessions, queries, events, average duration, tokens and cost by model",
         parameters=[
-            OpenApiParameter("from", str, description="ISO date, inclusive; default to - 6 days"),
-            OpenApiParameter("to", str, description="ISO date, inclusive (UTC); default today"),
+            OpenApiParameter(
+                "from", OpenApiTypes.DATE, description="inclusive; default to - 6 days"
+            ),
+            OpenApiParameter("to", OpenApiTypes.DATE, description="inclusive (UTC); default today"),
         ],
         responses={200: inline_serializer("AnalyticsSummary", {"days": serializers.ListField()})},
     )

@@ -10,10 +10,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.schema import paginated
 from queries.models import Query
 from queries.run import query_cancel, query_start, query_wait
 from queries.selectors import query_get, query_history
-from queries.serializers import FeedbackSerializer, QueryRequestSerializer, QueryResultSerializer
+from queries.serializers import (
+    FeedbackSerializer,
+    QueryHistoryParamsSerializer,
+    QueryRequestSerializer,
+    QueryResultSerializer,
+)
 from queries.services import query_feedback
 
 
@@ -44,21 +50,19 @@ class QueryView(APIView):
 class QueryHistoryView(APIView):
     @extend_schema(
         summary="Your queries, newest first (cursor pagination)",
-        parameters=[
-            OpenApiParameter("session_id", str),
-            OpenApiParameter("user_id", str),
-            OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int, description="1..100, default 20"),
-        ],
-        responses={200: QueryResultSerializer(many=True)},
+        parameters=[QueryHistoryParamsSerializer],
+        responses={200: paginated(QueryResultSerializer, name="PaginatedQueryResultList")},
     )
     def get(self, request: Request) -> Response:
+        # The paginator ignores a bad limit; a client asking for limit=abc gets a 400.
+        params = QueryHistoryParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
         paginator = NewestFirstCursorPagination(ordering="-timestamp")
         page = paginator.paginate_queryset(
             query_history(
                 owner=request.user,
-                session_id=request.query_params.get("session_id"),
-                user_id=request.query_params.get("user_id"),
+                session_id=params.validated_data.get("session_id"),
+                user_id=params.validated_data.get("user_id"),
             ),
             request,
             view=self,

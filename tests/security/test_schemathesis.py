@@ -39,30 +39,21 @@ def _offline(settings, tmp_path):
     settings.SERPAPI_KEY = ""  # product search answers "unavailable" instead of calling out
 
 
-# Found by this test in code other engineers own; each says what the fix is.
-KNOWN = {
-    "GET /api/v1/analytics/summary": "from/to documented as any string: declare format date",
-    "GET /api/v1/query/history": "documented as an array: use core.schema.paginated(...)",
-}
-
-
 def test_the_schema_has_operations():
     assert len(_labels()) >= 12
 
 
-# Acceptance here depends on the file's bytes (types are sniffed), or on variant names being
-# unique within an experiment, which OpenAPI cannot say: refusals must still be documented
-# envelopes, but may happen for schema-valid input.
-CONTENT_CHECKED = {"POST /api/v1/files/upload", "POST /api/v1/experiments"}
+# Acceptance here depends on the file's bytes (types are sniffed), on variant names being
+# unique within an experiment, or on "from" not being after "to", which OpenAPI cannot
+# say: refusals must still be documented envelopes, but may happen for schema-valid input.
+CONTENT_CHECKED = {
+    "POST /api/v1/files/upload",
+    "POST /api/v1/experiments",
+    "GET /api/v1/analytics/summary",
+}
 
 
-def _param(label: str):
-    if label in KNOWN:
-        return pytest.param(label, marks=pytest.mark.xfail(reason=KNOWN[label]))
-    return label
-
-
-@pytest.mark.parametrize("label", [_param(label) for label in _labels()])
+@pytest.mark.parametrize("label", _labels())
 def test_api_conforms_to_its_schema(label, owner):
     operation = _schema().find_operation_by_label(label)
     headers = {"Authorization": f"Bearer {owner[1]}"}
