@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.logging import secrets_redact
 from products.models import ProductSearch
 from products.selectors import product_search_cached
 
@@ -104,10 +105,9 @@ def _failed(message: str, *, upstream_status: int | None = None) -> ApplicationE
 
 
 def _redacted(text: str) -> str:
-    # SerpAPI's messages do not echo the key today; this keeps it that way if one ever does.
-    key = settings.SERPAPI_KEY
-    text = text.replace(key, "[redacted]") if key else text
-    return text[:_MAX_UPSTREAM_MESSAGE]
+    # SerpAPI's messages do not echo the key today; this keeps it that way if one ever
+    # does, pieces of it included.
+    return secrets_redact(text)[:_MAX_UPSTREAM_MESSAGE]
 
 
 def _serpapi_shopping_cards(query: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.logging import REDACTED
 from products.models import ProductSearch
 from products.services import (
     CACHE_TTL,
@@ -263,7 +264,7 @@ def test_non_list_results_are_a_502(canned_serpapi):
 def test_serpapi_error_body_is_a_502_with_its_reason_and_never_the_key(canned_serpapi):
     canned_serpapi.answer(200, {"error": f"Your account ({SERPAPI_TEST_KEY}) is suspended."})
     error = _search_failure(query="lamp")
-    assert error.message == "SerpAPI refused the search: Your account ([redacted]) is suspended."
+    assert error.message == f"SerpAPI refused the search: Your account ({REDACTED}) is suspended."
 
 
 def test_no_results_from_google_is_an_empty_answer_not_a_failure(canned_serpapi):
