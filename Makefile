@@ -72,6 +72,9 @@ bench: install
 	$(PY) bench/memory_topk.py --write
 	$(PY) bench/session_events.py --batches 10 --batch-size 500
 	$(PY) bench/sse_streams.py --write
+	$(PY) bench/ttft_profile.py --requests 100 --warmup 10 --compare
+	$(PY) bench/scale.py --sizes 1000 10000 50000 --write
+	$(PY) bench/memory_scale.py --sizes 1000 10000 50000 --topk-only 200000 --write
 
 clean-db:
 	-$(PY) -m llmplatform.embedded_mongo stop
