@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
@@ -49,3 +51,16 @@ def other_api(make_owner) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_namespace(settings):
+    """Each test counts (wrong keys, sign-in failures) in a cache namespace of its own.
+
+    Nothing leaks from one test into the next, and no test flushes the Redis database that
+    the live worker's queues and the event logs share.
+    """
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"{config.get('KEY_PREFIX', '')}t-{uuid.uuid4().hex}"}
+        for name, config in settings.CACHES.items()
+    }

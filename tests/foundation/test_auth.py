@@ -42,14 +42,10 @@ def test_health_needs_no_key(anon):
 
 def test_repeated_failures_are_rate_limited(anon, settings):
     settings.API_KEY_FAILURES_PER_MINUTE = 3
-    from django.core.cache import cache
-
-    cache.clear()
     anon.credentials(HTTP_AUTHORIZATION="Bearer wrong-key-123456")
     codes = [anon.get("/api/v1/status").status_code for _ in range(5)]
     assert codes[:3] == [401, 401, 401]
     assert codes[3:] == [429, 429]
-    cache.clear()
 
 
 def test_create_api_key_command_prints_key_last_and_stores_hash(capsys):

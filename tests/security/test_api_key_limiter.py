@@ -4,7 +4,7 @@ shared by REST, SSE and websockets; proxy headers only from TRUSTED_PROXIES."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from llmplatform.core import auth
@@ -18,11 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache(settings):
+def _low_limit(settings):
     settings.API_KEY_FAILURES_PER_MINUTE = 3
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _client(address: str, key: str | None = None, **extra: str) -> APIClient:

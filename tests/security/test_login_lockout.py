@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.test import Client
 
 pytestmark = pytest.mark.django_db
@@ -20,9 +19,6 @@ def _limits(settings):
     settings.LOGIN_FAILURES_PER_USERNAME = 5
     settings.LOGIN_FAILURES_PER_ADDRESS = 8
     settings.LOGIN_LOCKOUT_SECONDS = 900
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
-from django.core.cache import cache
 
 from llmplatform.asgi import application
 
@@ -16,11 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache(settings):
+def _low_limit(settings):
     settings.API_KEY_FAILURES_PER_MINUTE = 3
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _sse(path: str, *, headers: list[tuple[bytes, bytes]], peer: str = "192.0.2.80") -> dict:
