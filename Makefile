@@ -73,6 +73,7 @@ bench: install
 	$(PY) bench/session_events.py --batches 10 --batch-size 500
 	$(PY) bench/sse_streams.py --write
 	$(PY) bench/ttft_profile.py --requests 100 --warmup 10 --compare
+	$(PY) bench/cancel_latency.py --stops 50 --write
 	$(PY) bench/scale.py --sizes 1000 10000 50000 --write
 	$(PY) bench/memory_scale.py --sizes 1000 10000 50000 --topk-only 200000 --write
 
