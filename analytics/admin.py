@@ -13,10 +13,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from analytics.dashboard import dashboard_view
 from analytics.selectors import experiment_results
 from analytics.services import experiment_indexes_ensure
 from llmplatform.charts import bar_chart
-from llmplatform.dashboard import dashboard_view
 from sessions.admin import ExperimentAdmin
 from sessions.models import Experiment
 

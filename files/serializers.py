@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from files.models import File
-from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.pagination import CursorPageParamsSerializer
 
 
 # Django's multipart parser drops a part with no bytes, so an empty file is "no file".
@@ -26,20 +26,7 @@ class FileSerializer(serializers.ModelSerializer):
         fields = ["file_id", "user_id", "filename", "content_type", "size", "sha256", "uploaded_at"]
 
 
-class FileListParamsSerializer(serializers.Serializer):
+class FileListParamsSerializer(CursorPageParamsSerializer):
     user_id = serializers.CharField(
         max_length=128, required=False, trim_whitespace=False, help_text="only these files"
-    )
-    # An unknown cursor is a 404 from the paginator, as documented.
-    cursor = serializers.CharField(
-        required=False,
-        allow_blank=True,
-        trim_whitespace=False,
-        help_text="from the next/previous link",
-    )
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=NewestFirstCursorPagination.max_page_size,
-        help_text=f"page size, default {NewestFirstCursorPagination.page_size}",
     )

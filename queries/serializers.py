@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
-from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.pagination import CursorPageParamsSerializer
 from queries.models import Query
 
 MAX_QUERY_CHARS = 8000
@@ -39,22 +39,12 @@ class QueryRequestSerializer(serializers.Serializer):
     max_tokens = serializers.IntegerField(min_value=1, max_value=32000, required=False)
 
 
-class QueryHistoryParamsSerializer(serializers.Serializer):
+class QueryHistoryParamsSerializer(CursorPageParamsSerializer):
     session_id = serializers.CharField(
         max_length=128, required=False, trim_whitespace=False, help_text="only this session"
     )
     user_id = serializers.CharField(
         max_length=128, required=False, trim_whitespace=False, help_text="only this end user"
-    )
-    # An unknown cursor is a 404 from the paginator, as documented.
-    cursor = serializers.CharField(
-        required=False, allow_blank=True, trim_whitespace=False, help_text="from next/previous"
-    )
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=NewestFirstCursorPagination.max_page_size,
-        help_text=f"page size, default {NewestFirstCursorPagination.page_size}",
     )
 
 

@@ -6,7 +6,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.pagination import CursorPageParamsSerializer
 from sessions.assignment import (
     MAX_SYSTEM_PROMPT,
     MAX_TEMPERATURE,
@@ -286,11 +286,5 @@ class ExperimentSerializer(serializers.ModelSerializer):
         ]
 
 
-class ExperimentListParamsSerializer(serializers.Serializer):
-    cursor = serializers.CharField(required=False, help_text="from the next/previous link")
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=NewestFirstCursorPagination.max_page_size,
-        help_text=f"page size, default {NewestFirstCursorPagination.page_size}",
-    )
+class ExperimentListParamsSerializer(CursorPageParamsSerializer):
+    """No filters of its own: cursor and limit."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.utils.functional import cached_property
+from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
 # How many pages past the current one the admin paginator looks for ("next" links).
@@ -60,3 +61,24 @@ class LookaheadPaginatorAdminMixin:
             allow_empty_first_page,
             current_page=current_page,
         )
+
+
+class CursorPageParamsSerializer(serializers.Serializer):
+    """The ``cursor`` and ``limit`` of a cursor-paginated list, validated (the paginator
+    itself ignores a bad limit: a client asking for ``limit=abc`` gets a 400).
+
+    Subclass it to add a list's own filters."""
+
+    # An unknown cursor is a 404 from the paginator, as documented.
+    cursor = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="from the next/previous link",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=NewestFirstCursorPagination.max_page_size,
+        help_text=f"page size, default {NewestFirstCursorPagination.page_size}",
+    )
