@@ -18,6 +18,7 @@ from agents.state import RunState
 from queries.engine_ports import ENGINE_PORTS
 from queries.models import Query, Summary
 from queries.vector_cache import clear_vector_cache
+from tests.engine_state import run_state
 
 pytestmark = pytest.mark.django_db
 DIMS = 384
@@ -50,22 +51,13 @@ def recall(owner, vector, *, session_id="s") -> RunState:
     async def emit(event):  # the memory agent emits nothing
         raise AssertionError(event)
 
-    state = RunState(
+    state = run_state(
         scope=Scope(
             owner_id=str(owner.pk), user_id="u1", session_id=session_id, query_id=str(ObjectId())
         ),
-        text="q",
-        mode="chat",
-        provider="openai",
-        model="m",
-        temperature=0.0,
-        max_tokens=10,
-        web_search=False,
-        use_memory=True,
-        selected_option=None,
-        images=[],
-        system_prompt_override=None,
         emit=emit,
+        text="q",
+        use_memory=True,
         embedding=vector,
         embedding_model=MODEL,
     )

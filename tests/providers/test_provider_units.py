@@ -331,7 +331,7 @@ def test_a_stream_left_early_closes_the_vendor_stream() -> None:
 def test_a_cancelled_writer_closes_the_vendor_stream(monkeypatch) -> None:
     from agents import writer
     from agents.ports import Scope
-    from agents.state import RunState
+    from tests.engine_state import run_state
 
     inner = ClosingProvider()
     provider, _ = _reliable(inner)
@@ -341,20 +341,10 @@ def test_a_cancelled_writer_closes_the_vendor_stream(monkeypatch) -> None:
     async def emit(event: dict) -> None:
         emitted.append(event)
 
-    state = RunState(
+    state = run_state(
         scope=Scope(owner_id="o", user_id="u", session_id="s", query_id="q"),
-        text="hi",
-        mode="chat",
-        provider="closing",
-        model="m",
-        temperature=0.0,
-        max_tokens=10,
-        web_search=False,
-        use_memory=False,
-        selected_option=None,
-        images=[],
-        system_prompt_override=None,
         emit=emit,
+        provider="closing",
     )
 
     async def cancel_mid_answer() -> None:
