@@ -26,6 +26,12 @@ class Session(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     # Shopping interview state (round, answers), kept with the session.
     shopping_state = models.JSONField(default=dict, blank=True)
+    # The chat UI's name for the conversation; blank means "titled by its first question".
+    title = models.CharField(max_length=200, blank=True, default="")
+    # Set by clients that report activity (the chat UI): the idle sweep ends the session
+    # at ``last_active_at`` once ``ends_after`` has passed without newer activity.
+    last_active_at = models.DateTimeField(null=True, blank=True)
+    ends_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "sessions"
@@ -39,6 +45,12 @@ class Session(models.Model):
             models.Index(fields=["end_t"], name="sessions_end_t"),
             # The admin list's default order, with its _id tie-breaker.
             models.Index(fields=["-start_t", "-id"], name="sessions_page"),
+            # The chat UI lists one end user's conversations, newest first.
+            models.Index(
+                fields=["owner", "user_id", "-start_t", "-id"], name="sessions_owner_user_page"
+            ),
+            # The idle sweep: open sessions whose end is due.
+            models.Index(fields=["end_t", "ends_after"], name="sessions_idle_due"),
         ]
         constraints = [
             models.UniqueConstraint(fields=["owner", "session_id"], name="sessions_unique_id")

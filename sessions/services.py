@@ -9,7 +9,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -316,12 +316,13 @@ def session_event_track(*, owner, session_id: str, event: Any) -> EventBatchResu
     return session_events_track(owner=owner, session_id=session_id, events=[event])
 
 
-def session_end(*, owner, session_id: str) -> SessionEndResult:
-    """End the session and store its final metrics; a no-op when ended. Raises NotFound."""
+def session_end(*, owner, session_id: str, end_t: datetime | None = None) -> SessionEndResult:
+    """End the session (at ``end_t``, default now) and store its final metrics; a no-op
+    when ended. Raises NotFound."""
     session = session_get(owner=owner, session_id=session_id)
     if session.is_ended:
         return SessionEndResult(session=session, already_ended=True)
-    end_t = _now()
+    end_t = _now() if end_t is None else max(end_t, session.start_t)
     metrics = session_metrics(session=session, now=end_t)
     # The end_t filter makes two concurrent ends write once: the loser sees 0 rows.
     updated = Session.objects.filter(pk=session.pk, end_t=None).update(
@@ -333,6 +334,84 @@ def session_end(*, owner, session_id: str) -> SessionEndResult:
     )
     session.refresh_from_db()
     return SessionEndResult(session=session, already_ended=updated == 0)
+
+
+# ----- chat UI conversations: sessions that end when the user leaves or goes idle -----
+
+# Activity keeps a conversation's session open this long. Leaving the page gives a reload
+# (which reports activity again) this long to come back before the session ends.
+CONVERSATION_IDLE_END = timedelta(minutes=30)
+CONVERSATION_LEAVE_GRACE = timedelta(seconds=60)
+MAX_TITLE_CHARS = 200
+
+
+def conversation_start(
+    *, owner, session_id: str, user_id: str, environment: Mapping[str, Any]
+) -> SessionStartResult:
+    """``session_start``, then the session ends after inactivity. Raises ApplicationError 409."""
+    result = session_start(
+        owner=owner, session_id=session_id, user_id=user_id, environment=environment
+    )
+    if not result.session.is_ended:
+        _activity_mark(session=result.session, ends_in=CONVERSATION_IDLE_END)
+    return result
+
+
+def _activity_mark(*, session: Session, ends_in: timedelta) -> None:
+    now = _now()
+    Session.objects.filter(pk=session.pk, end_t=None).update(
+        last_active_at=now, ends_after=now + ends_in
+    )
+    session.last_active_at, session.ends_after = now, now + ends_in
+
+
+def conversation_activity_record(*, owner, session_id: str, event: Any) -> EventBatchResult:
+    """Store the event and keep the session open. Raises NotFound, ApplicationError 4xx
+    (409 session_ended once it ended)."""
+    result = session_event_track(owner=owner, session_id=session_id, event=event)
+    _activity_mark(
+        session=session_get(owner=owner, session_id=session_id), ends_in=CONVERSATION_IDLE_END
+    )
+    return result
+
+
+def conversation_leave(*, owner, session_id: str) -> Session:
+    """The user left the page: the session ends unless they come back within the grace
+    period. Raises NotFound."""
+    session = session_get(owner=owner, session_id=session_id)
+    if not session.is_ended:
+        _activity_mark(session=session, ends_in=CONVERSATION_LEAVE_GRACE)
+    return session
+
+
+def conversation_rename(*, owner, session_id: str, title: str) -> Session:
+    """Set the conversation's title; blank returns to its first question. Raises NotFound,
+    ApplicationError 400."""
+    session = session_get(owner=owner, session_id=session_id)
+    title = " ".join(title.split())
+    if len(title) > MAX_TITLE_CHARS:
+        raise ApplicationError(
+            f"A title has at most {MAX_TITLE_CHARS} characters.", code="title_too_long"
+        )
+    session.title = title
+    session.save(update_fields=["title"])
+    return session
+
+
+def sessions_end_idle(*, now: datetime | None = None) -> int:
+    """End every session whose activity window passed, at its last activity; returns how
+    many this call ended. Raises nothing."""
+    now = now or _now()
+    due = Session.objects.filter(end_t=None, ends_after__lt=now)
+    ended = 0
+    for session in due.iterator():
+        result = session_end(
+            owner=session.owner,
+            session_id=session.session_id,
+            end_t=session.last_active_at or session.start_t,
+        )
+        ended += not result.already_ended
+    return ended
 
 
 def experiment_start(*, experiment: Experiment) -> Experiment:

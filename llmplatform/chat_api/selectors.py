@@ -1,0 +1,125 @@
+"""Reads for the chat UI: a user's conversations (sessions) with their questions (queries).
+
+These combine two apps (a conversation's title falls back to its first question, which
+lives in ``queries``), so they live above both, here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from queries.models import Query
+from queries.run import final_event
+from queries.selectors import query_history
+from sessions.models import Session
+from sessions.selectors import session_get
+
+CONVERSATION_LIST_LIMIT = 50
+# A conversation longer than this opens with its latest turns only.
+CONVERSATION_TURNS_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    session_id: str
+    title: str
+    started_at: datetime
+    ended: bool
+
+
+def _first_question(*, owner, session_id: str) -> str:
+    first = (
+        query_history(owner=owner, session_id=session_id, user_id=None)
+        .order_by("timestamp", "pk")
+        .values_list("query", flat=True)
+        .first()
+    )
+    return " ".join((first or "").split())
+
+
+def conversation_list(*, owner, user_id: str) -> list[ConversationRow]:
+    """The end user's conversations, newest first; untitled ones named by their first
+    question (an untitled one without questions yet has a blank title)."""
+    sessions = Session.objects.filter(owner=owner, user_id=user_id).order_by("-start_t", "-id")
+    return [
+        ConversationRow(
+            session_id=session.session_id,
+            title=session.title or _first_question(owner=owner, session_id=session.session_id),
+            started_at=session.start_t,
+            ended=session.is_ended,
+        )
+        for session in sessions[:CONVERSATION_LIST_LIMIT]
+    ]
+
+
+@dataclass(frozen=True)
+class ConversationUsage:
+    answers: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None  # None when no answer had a known price
+    latency_ms_total: float
+
+
+@dataclass(frozen=True)
+class Conversation:
+    session: Session
+    title: str
+    turns: list[dict[str, Any]]
+    usage: ConversationUsage
+
+
+def _turn(query: Query) -> dict[str, Any]:
+    # The same ``final`` shape the websocket sends, so the page renders both one way.
+    return {
+        **final_event(query),
+        "question": query.query,
+        "mode": query.mode,
+        "model_provider": query.model_provider,
+        "model_name": query.model_name,
+        "error": query.error,
+        "feedback": (
+            None
+            if query.feedback_rating is None
+            else {"rating": query.feedback_rating, "comment": query.feedback_comment}
+        ),
+        "timestamp": query.timestamp,
+    }
+
+
+def _usage(queries: list[Query]) -> ConversationUsage:
+    def number(usage: dict[str, Any], key: str) -> float:
+        value = usage.get(key)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    costs = [q.usage.get("cost_usd") for q in queries if isinstance(q.usage, dict)]
+    known_costs = [c for c in costs if isinstance(c, int | float) and not isinstance(c, bool)]
+    return ConversationUsage(
+        answers=len(queries),
+        input_tokens=int(sum(number(q.usage or {}, "input_tokens") for q in queries)),
+        output_tokens=int(sum(number(q.usage or {}, "output_tokens") for q in queries)),
+        total_tokens=int(sum(number(q.usage or {}, "total_tokens") for q in queries)),
+        cost_usd=round(sum(known_costs), 6) if known_costs else None,
+        latency_ms_total=round(sum(number(q.latency or {}, "total_ms") for q in queries), 1),
+    )
+
+
+def conversation_get(*, owner, session_id: str) -> Conversation:
+    """One conversation with its latest turns, oldest first, and its usage. Raises NotFound
+    (another owner's conversation included)."""
+    session = session_get(owner=owner, session_id=session_id)
+    latest = list(
+        query_history(owner=owner, session_id=session_id, user_id=None).order_by(
+            "-timestamp", "-pk"
+        )[:CONVERSATION_TURNS_LIMIT]
+    )
+    latest.reverse()
+    return Conversation(
+        session=session,
+        title=session.title or _first_question(owner=owner, session_id=session_id),
+        turns=[_turn(query) for query in latest],
+        usage=_usage(latest),
+    )

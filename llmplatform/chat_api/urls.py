@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from llmplatform.chat_api.views import (
+    AnswerFeedbackView,
+    ConversationActivityView,
+    ConversationDetailView,
+    ConversationLeaveView,
+    ConversationListView,
+    FileDetailView,
+    FileUploadView,
+)
+
+urlpatterns = [
+    path("conversations", ConversationListView.as_view(), name="chat-conversations"),
+    path(
+        "conversations/<str:session_id>",
+        ConversationDetailView.as_view(),
+        name="chat-conversation",
+    ),
+    path(
+        "conversations/<str:session_id>/activity",
+        ConversationActivityView.as_view(),
+        name="chat-conversation-activity",
+    ),
+    path(
+        "conversations/<str:session_id>/leave",
+        ConversationLeaveView.as_view(),
+        name="chat-conversation-leave",
+    ),
+    path("answers/<str:query_id>/feedback", AnswerFeedbackView.as_view(), name="chat-feedback"),
+    path("files", FileUploadView.as_view(), name="chat-files"),
+    path("files/<str:file_id>", FileDetailView.as_view(), name="chat-file"),
+]

@@ -1,0 +1,286 @@
+"""The chat UI's JSON endpoints (/chat/api/...) with Django's test client: signed-in users
+only, CSRF-checked, every object scoped to its owner (another user's is a 404)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.utils import timezone
+
+from files.models import File
+from queries.models import Query
+from sessions.models import Event, Experiment, Session
+
+pytestmark = pytest.mark.django_db
+
+PNG_1X1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5f6d1"
+    "d50000000049454e44ae426082"
+)
+
+
+def signed_in(username: str) -> tuple[Client, object]:
+    user = get_user_model().objects.create_user(username, password="pw-" + username)
+    client = Client(enforce_csrf_checks=True, HTTP_USER_AGENT="Mozilla/5.0 (TestBrowser)")
+    client.force_login(user)
+    # The page hands its CSRF token to the script; a test gets it the same way.
+    client.get("/")
+    return client, user
+
+
+def csrf(client: Client) -> dict[str, str]:
+    return {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value}
+
+
+def start(client: Client, session_id: str, **extra) -> object:
+    return client.post(
+        "/chat/api/conversations",
+        {"session_id": session_id, "environment": {"device": "desktop"}, **extra},
+        content_type="application/json",
+        **csrf(client),
+    )
+
+
+def ask(user, session_id: str, question: str, *, minutes_ago: int = 0, **fields) -> Query:
+    return Query.objects.create(
+        owner=user,
+        user_id=user.get_username(),
+        session_id=session_id,
+        query=question,
+        response="Answer to " + question,
+        status="completed",
+        model_provider="openai",
+        model_name="gpt-4o-mini",
+        timestamp=timezone.now() - timedelta(minutes=minutes_ago),
+        **fields,
+    )
+
+
+@pytest.fixture
+def dana():
+    return signed_in("dana")
+
+
+@pytest.fixture
+def mallory():
+    return signed_in("mallory")
+
+
+def test_signed_out_and_csrf_less_requests_are_refused(dana):
+    client, _ = dana
+    assert Client().get("/chat/api/conversations").status_code == 403
+    no_token = client.post(
+        "/chat/api/conversations", {"session_id": "c-1"}, content_type="application/json"
+    )
+    assert no_token.status_code == 403
+    assert "CSRF" in no_token.json()["error"]["message"]
+    assert not Session.objects.exists()
+
+
+def test_a_conversation_is_a_session_started_with_the_browsers_environment(dana):
+    client, user = dana
+    Experiment.objects.create(
+        key="tone",
+        name="Tone",
+        status="running",
+        variants=[{"name": "a", "weight": 1, "overrides": {}}],
+    )
+    response = start(client, "c-1", language="en-GB", timezone="Europe/London")
+    assert response.status_code == 201
+    assert response.json()["experiments"] == {"tone": "a"}
+    session = Session.objects.get(owner=user, session_id="c-1")
+    assert session.user_id == "dana"
+    assert session.environment == {
+        "device": "desktop",
+        "user_agent": "Mozilla/5.0 (TestBrowser)",
+        "client": "chat-ui",
+        "language": "en-GB",
+        "timezone": "Europe/London",
+    }
+    assert session.device == "desktop"
+    assert session.ends_after > timezone.now() + timedelta(minutes=29)
+    assert start(client, "c-1").status_code == 200  # idempotent, like session/start
+
+
+def test_the_list_is_newest_first_titled_by_the_first_question_and_renamable(dana, mallory):
+    client, user = dana
+    for session_id in ("old", "new", "empty"):
+        assert start(client, session_id).status_code == 201
+    Session.objects.filter(session_id="old").update(start_t=timezone.now() - timedelta(days=2))
+    Session.objects.filter(session_id="empty").update(start_t=timezone.now() - timedelta(days=3))
+    ask(user, "old", "  First   question\nof old ", minutes_ago=5)
+    ask(user, "old", "Second question of old", minutes_ago=1)
+    ask(user, "new", "Only question of new")
+    other_client, other = mallory
+    start(other_client, "theirs")
+    ask(other, "theirs", "Not dana's")
+
+    listed = client.get("/chat/api/conversations").json()["conversations"]
+    assert [(row["session_id"], row["title"]) for row in listed] == [
+        ("new", "Only question of new"),
+        ("old", "First question of old"),
+        ("empty", ""),
+    ]
+
+    renamed = client.patch(
+        "/chat/api/conversations/old",
+        {"title": "  Trip   planning "},
+        content_type="application/json",
+        **csrf(client),
+    )
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Trip planning"
+    listed = client.get("/chat/api/conversations").json()["conversations"]
+    assert listed[1]["title"] == "Trip planning"
+    too_long = client.patch(
+        "/chat/api/conversations/old",
+        {"title": "x" * 201},
+        content_type="application/json",
+        **csrf(client),
+    )
+    assert too_long.status_code == 400
+
+
+def test_a_conversation_opens_with_its_turns_and_usage(dana):
+    client, user = dana
+    start(client, "c-1")
+    first = ask(
+        user,
+        "c-1",
+        "Hello",
+        minutes_ago=2,
+        usage={"input_tokens": 3, "output_tokens": 5, "total_tokens": 8, "cost_usd": 0.001},
+        latency={"total_ms": 1200.0},
+        citations=[{"type": "web", "title": "A", "url": "https://example.com/a"}],
+        feedback_rating=1,
+    )
+    ask(
+        user,
+        "c-1",
+        "Again",
+        usage={"input_tokens": 4, "output_tokens": 6, "total_tokens": 10, "cost_usd": 0.002},
+        latency={"total_ms": 800.0},
+    )
+    body = client.get("/chat/api/conversations/c-1").json()
+    assert body["title"] == "Hello"
+    assert [turn["question"] for turn in body["turns"]] == ["Hello", "Again"]
+    assert body["turns"][0]["query_id"] == str(first.pk)
+    assert body["turns"][0]["response"] == "Answer to Hello"
+    assert body["turns"][0]["citations"][0]["url"] == "https://example.com/a"
+    assert body["turns"][0]["feedback"] == {"rating": 1, "comment": ""}
+    assert body["usage"] == {
+        "answers": 2,
+        "input_tokens": 7,
+        "output_tokens": 11,
+        "total_tokens": 18,
+        "cost_usd": 0.003,
+        "latency_ms_total": 2000.0,
+    }
+
+
+def test_another_users_conversation_answer_and_file_are_404(dana, mallory):
+    client, _ = dana
+    other_client, other = mallory
+    start(other_client, "theirs")
+    query = ask(other, "theirs", "Private")
+    upload = other_client.post(
+        "/chat/api/files",
+        {"file": _png("dot.png")},
+        **csrf(other_client),
+    )
+    assert upload.status_code == 201
+    file_id = upload.json()["file_id"]
+
+    assert client.get("/chat/api/conversations/theirs").status_code == 404
+    for method, path, body in [
+        ("patch", "/chat/api/conversations/theirs", {"title": "mine now"}),
+        ("post", "/chat/api/conversations/theirs/activity", {"type": "query", "t": 1}),
+        ("post", f"/chat/api/answers/{query.pk}/feedback", {"rating": -1}),
+    ]:
+        response = getattr(client, method)(
+            path, body, content_type="application/json", **csrf(client)
+        )
+        assert response.status_code == 404, path
+    assert client.post("/chat/api/conversations/theirs/leave", {}, **csrf(client)).status_code == (
+        404
+    )
+    assert client.get(f"/chat/api/files/{file_id}").status_code == 404
+    query.refresh_from_db()
+    assert query.feedback_rating is None
+    assert Session.objects.get(session_id="theirs").title == ""
+
+
+def _png(name: str):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, PNG_1X1, content_type="image/png")
+
+
+def test_feedback_is_stored_through_the_feedback_service(dana):
+    client, user = dana
+    start(client, "c-1")
+    query = ask(user, "c-1", "Rate me")
+    response = client.post(
+        f"/chat/api/answers/{query.pk}/feedback",
+        {"rating": -1, "comment": "Wrong city"},
+        content_type="application/json",
+        **csrf(client),
+    )
+    assert response.status_code == 200
+    query.refresh_from_db()
+    assert (query.feedback_rating, query.feedback_comment) == (-1, "Wrong city")
+    assert query.feedback_at is not None
+    bad = client.post(
+        f"/chat/api/answers/{query.pk}/feedback",
+        {"rating": 5},
+        content_type="application/json",
+        **csrf(client),
+    )
+    assert bad.status_code == 400
+
+
+def test_uploads_are_stored_for_the_signed_in_user_and_can_be_polled(dana):
+    client, user = dana
+    response = client.post(
+        "/chat/api/files", {"file": _png("dot.png"), "user_id": "someone-else"}, **csrf(client)
+    )
+    assert response.status_code == 201
+    stored = File.objects.get(pk=response.json()["file_id"])
+    assert (stored.owner, stored.user_id, stored.content_type) == (user, "dana", "image/png")
+    polled = client.get(f"/chat/api/files/{stored.pk}").json()
+    assert polled["filename"] == "dot.png" and polled["file_id"] == str(stored.pk)
+    not_an_image = client.post(
+        "/chat/api/files",
+        {"file": _fake_exe()},
+        **csrf(client),
+    )
+    assert not_an_image.status_code == 415
+
+
+def _fake_exe():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile("x.exe", b"MZ\x90\x00" + b"\x00" * 64, content_type="image/png")
+
+
+def test_activity_keeps_the_session_open_and_leaving_ends_it_soon(dana):
+    client, user = dana
+    start(client, "c-1")
+    activity = client.post(
+        "/chat/api/conversations/c-1/activity",
+        {"type": "query", "t": 1_700_000_000_000, "data": {"mode": "chat"}},
+        content_type="application/json",
+        **csrf(client),
+    )
+    assert activity.status_code == 200 and activity.json() == {"stored": 1}
+    assert Event.objects.filter(owner=user, session_id="c-1", type="query").count() == 1
+    # A beacon is a form post carrying the token as a field.
+    token = client.cookies["csrftoken"].value
+    left = client.post("/chat/api/conversations/c-1/leave", {"csrfmiddlewaretoken": token})
+    assert left.status_code == 204
+    session = Session.objects.get(session_id="c-1")
+    assert session.end_t is None
+    assert session.ends_after <= timezone.now() + timedelta(seconds=61)
