@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.ports import Emit, Scope
-from agents.providers.base import Citation, ImageInput, Usage
+from agents.providers.base import ChatMessage, Citation, ImageInput, Usage
 
 
 @dataclass
@@ -24,6 +24,9 @@ class RunState:
     images: list[ImageInput]
     system_prompt_override: str | None
     emit: Emit
+    # The client's own earlier turns (the OpenAI-compatible API): when given, the writer
+    # sends these instead of the session's stored history; ``text`` is the last user turn.
+    conversation: list[ChatMessage] | None = None
     # Filled in by the agents, in pipeline order.
     intent: str = "chat"
     intent_classified_by_model: bool = False

@@ -65,9 +65,13 @@ def build_request(state: RunState) -> ChatRequest:
     context = _context_block(state)
     system = "\n\n".join(part for part in (system, style, context) if part)
     messages: list[ChatMessage] = []
-    for question, answer in state.history:
-        messages.append(ChatMessage(role="user", content=question))
-        messages.append(ChatMessage(role="assistant", content=answer))
+    if state.conversation is not None:
+        # The client keeps its own conversation: its turns go to the model as given.
+        messages.extend(state.conversation)
+    else:
+        for question, answer in state.history:
+            messages.append(ChatMessage(role="user", content=question))
+            messages.append(ChatMessage(role="assistant", content=answer))
     messages.append(ChatMessage(role="user", content=state.text))
     return ChatRequest(
         model=state.model,

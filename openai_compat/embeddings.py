@@ -1,0 +1,53 @@
+"""``/v1/embeddings`` with the platform's own embedder (the one memory uses)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from agents.providers.embeddings import get_embedder
+from llmplatform.core.errors import ApplicationError
+from openai_compat.catalog import embedding_model_ids
+
+
+def _vector(values: list[float], encoding_format: str) -> list[float] | str:
+    if encoding_format == "base64":
+        # What OpenAI sends (and its SDK asks for by default): little-endian float32 bytes.
+        return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode("ascii")
+    return values
+
+
+async def embeddings_create(
+    *, texts: list[str], model: str, encoding_format: str, dimensions: int | None
+) -> dict[str, Any]:
+    """OpenAI's embedding list for ``texts``. Raises ApplicationError (404 model_not_found,
+    400 for other dimensions) and ProviderError."""
+    embedder = get_embedder()
+    if model not in embedding_model_ids(embedder.model):
+        raise ApplicationError(
+            f"The embedding model {model!r} is not served here; this deployment embeds with "
+            f"{embedder.model!r} ({embedder.dimensions} dimensions).",
+            code="model_not_found",
+            status=404,
+            extra={"param": "model"},
+        )
+    if dimensions is not None and dimensions != embedder.dimensions:
+        raise ApplicationError(
+            f"{embedder.model} has {embedder.dimensions} dimensions and cannot be shortened "
+            "here; leave dimensions out.",
+            code="invalid_request",
+            extra={"param": "dimensions"},
+        )
+    vectors = await embedder.embed(texts)
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": index, "embedding": _vector(vector, encoding_format)}
+            for index, vector in enumerate(vectors)
+        ],
+        "model": embedder.model,
+        # The embedders do not report token counts; none are billed to the caller either.
+        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+    }

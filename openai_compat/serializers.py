@@ -1,0 +1,160 @@
+"""Request bodies of /v1 (checked here, documented in /openapi.json) and the shapes of its
+answers (documented only: they are rendered by ``openai_compat.chat`` as OpenAI sends them).
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from queries.run import MAX_CONVERSATION_TURNS
+
+# OpenAI's own cap on inputs per embeddings request.
+MAX_EMBEDDING_INPUTS = 2048
+
+
+class StreamOptionsSerializer(serializers.Serializer):
+    include_usage = serializers.BooleanField(
+        default=False, help_text="a last chunk with empty choices carries the usage"
+    )
+
+
+class ChatCompletionRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(
+        max_length=300, help_text="provider/model, as GET /v1/models lists them"
+    )
+    messages = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=MAX_CONVERSATION_TURNS + 1,
+        help_text=(
+            "system/developer, user and assistant turns; the last one is the user's "
+            "question. Content is a string or text and image_url parts (data URLs only)."
+        ),
+    )
+    stream = serializers.BooleanField(default=False, allow_null=True)
+    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
+    temperature = serializers.FloatField(
+        min_value=0.0, max_value=2.0, required=False, allow_null=True
+    )
+    max_tokens = serializers.IntegerField(
+        min_value=1, max_value=32000, required=False, allow_null=True
+    )
+    max_completion_tokens = serializers.IntegerField(
+        min_value=1, max_value=32000, required=False, allow_null=True
+    )
+    user = serializers.CharField(
+        max_length=128, required=False, allow_null=True, help_text="the end user's user_id"
+    )
+    metadata = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text='session_id (or the X-Session-ID header), use_memory ("true": add the '
+        "platform's memory of this user)",
+    )
+    web_search_options = serializers.DictField(
+        required=False, allow_null=True, help_text="present: the answer searches the web"
+    )
+    n = serializers.IntegerField(
+        min_value=1, max_value=1, required=False, allow_null=True, help_text="only 1"
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        # Tool calling is not part of the platform's pipeline; saying so beats ignoring it.
+        for name in ("tools", "functions", "tool_choice", "function_call"):
+            if self.initial_data.get(name):
+                raise serializers.ValidationError(
+                    {name: "Tool and function calling is not supported."}
+                )
+        metadata = attrs.get("metadata") or {}
+        if "session_id" in metadata and not isinstance(metadata["session_id"], str):
+            raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})
+        if metadata.get("use_memory", "false") not in (True, False, "true", "false"):
+            raise serializers.ValidationError(
+                {"metadata": 'metadata.use_memory must be "true" or "false".'}
+            )
+        return attrs
+
+
+class EmbeddingRequestSerializer(serializers.Serializer):
+    model = serializers.CharField(max_length=300, help_text="the embedder's model (GET /v1/models)")
+    input = serializers.JSONField(help_text="a string or a list of strings")
+    encoding_format = serializers.ChoiceField(
+        choices=["float", "base64"], default="float", allow_null=True
+    )
+    dimensions = serializers.IntegerField(
+        min_value=1, required=False, allow_null=True, help_text="must be the model's own"
+    )
+    user = serializers.CharField(max_length=128, required=False, allow_null=True)
+
+    def validate_input(self, value: object) -> list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(texts, list)
+            or not texts
+            or len(texts) > MAX_EMBEDDING_INPUTS
+            or not all(isinstance(text, str) for text in texts)
+        ):
+            raise serializers.ValidationError(
+                f"Send a string or a list of 1 to {MAX_EMBEDDING_INPUTS} strings (token "
+                "arrays are not supported)."
+            )
+        return texts
+
+
+# ----- answers (documentation) -----
+
+
+class ModelSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="provider/model")
+    object = serializers.CharField(help_text="model")
+    created = serializers.IntegerField()
+    owned_by = serializers.CharField(help_text="the provider")
+
+
+class ModelListSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text="list")
+    data = ModelSerializer(many=True)
+
+
+class UsageSerializer(serializers.Serializer):
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    prompt_tokens_details = serializers.DictField(required=False)
+    completion_tokens_details = serializers.DictField(required=False)
+
+
+class ChatCompletionSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="chatcmpl-<query id> (GET /api/v1/query/{id})")
+    object = serializers.CharField(help_text="chat.completion")
+    created = serializers.IntegerField()
+    model = serializers.CharField()
+    choices = serializers.ListField(child=serializers.DictField())
+    usage = UsageSerializer()
+    system_fingerprint = serializers.CharField(allow_null=True)
+
+
+class EmbeddingSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text="embedding")
+    index = serializers.IntegerField()
+    embedding = serializers.JSONField(help_text="floats, or base64 of little-endian float32")
+
+
+class EmbeddingListSerializer(serializers.Serializer):
+    object = serializers.CharField(help_text="list")
+    data = EmbeddingSerializer(many=True)
+    model = serializers.CharField()
+    usage = serializers.DictField()
+
+
+class OpenAIErrorDetailSerializer(serializers.Serializer):
+    message = serializers.CharField()
+    type = serializers.CharField(help_text="invalid_request_error, authentication_error, ...")
+    param = serializers.CharField(allow_null=True)
+    code = serializers.CharField(allow_null=True)
+
+
+class OpenAIErrorSerializer(serializers.Serializer):
+    """``{"error": {"message", "type", "param", "code"}}``, as OpenAI answers errors."""
+
+    error = OpenAIErrorDetailSerializer()

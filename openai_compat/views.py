@@ -1,0 +1,140 @@
+"""The /v1 edges: parse the OpenAI request, call the one entry, render OpenAI's answer.
+
+Authenticated like the rest of the API (``Authorization: Bearer <platform API key>``);
+every error is OpenAI's error shape (``openai_compat.errors``).
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from agents.providers.embeddings import get_embedder
+from llmplatform.core.errors import ApplicationError
+from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
+from openai_compat.chat import chat_call_from_request, completion_body, completion_chunks
+from openai_compat.embeddings import embeddings_create
+from openai_compat.errors import openai_error_response, openai_exception_response
+from openai_compat.schema import OpenAIAutoSchema
+from openai_compat.serializers import (
+    ChatCompletionRequestSerializer,
+    ChatCompletionSerializer,
+    EmbeddingListSerializer,
+    EmbeddingRequestSerializer,
+    ModelListSerializer,
+)
+from queries.models import Query
+from queries.run import query_start, query_wait
+
+# Models have no creation date here; OpenAI's field is required, so: a fixed, honest 0.
+_NO_DATE = 0
+
+
+class _OpenAIView(APIView):
+    schema = OpenAIAutoSchema()
+
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            # What DRF's own handle_exception does before rendering: a 401 names the scheme.
+            exc.auth_header = self.get_authenticate_header(self.request)  # type: ignore[attr-defined]
+        return openai_exception_response(exc, self.request)
+
+
+class ModelsView(_OpenAIView):
+    @extend_schema(
+        summary="The models this deployment serves (OpenAI-compatible)",
+        description="Chat models as provider/model, then the embedding model.",
+        responses={200: ModelListSerializer},
+    )
+    def get(self, request: Request) -> JsonResponse:
+        data = [
+            {"id": m.id, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
+            for m in chat_models()
+        ]
+        embedder_model = get_embedder().model
+        owner = embedding_owner(embedder_model)
+        data.append(
+            {
+                "id": embedding_model_ids(embedder_model)[1],
+                "object": "model",
+                "created": _NO_DATE,
+                "owned_by": owner,
+            }
+        )
+        return JsonResponse({"object": "list", "data": data})
+
+
+class ChatCompletionsView(_OpenAIView):
+    @extend_schema(
+        summary="Answer a conversation through the agent pipeline (OpenAI-compatible)",
+        description=(
+            "Runs like POST /api/v1/query/ and is recorded the same way (history, usage and "
+            "cost, experiments, analytics); the response id is chatcmpl-<query id>. "
+            "`messages` are passed to the model as given; the last one must be the user's. "
+            "`user` is the end user (default openai-api); the X-Session-ID header or "
+            "metadata.session_id names the session (else each call gets a new one, returned "
+            'in X-Session-ID). metadata.use_memory="true" adds the platform\'s memory; '
+            "web_search_options searches the web; image_url parts must be data URLs. "
+            "With stream=true: text/event-stream of chat.completion.chunk frames ending "
+            "`data: [DONE]` (stream_options.include_usage adds the usage chunk)."
+        ),
+        request=ChatCompletionRequestSerializer,
+        responses={
+            200: ChatCompletionSerializer,
+            (200, "text/event-stream"): OpenApiTypes.STR,
+        },
+    )
+    def post(self, request: Request) -> HttpResponse:
+        call = chat_call_from_request(
+            request.data, session_header=request.headers.get("X-Session-ID")
+        )
+        # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After).
+        query = query_start(owner=request.user, params=call.params, api_key=request.auth)
+        if call.stream:
+            response: HttpResponse = StreamingHttpResponse(
+                completion_chunks(query, model_id=call.model_id, include_usage=call.include_usage),
+                content_type="text/event-stream; charset=utf-8",
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+        else:
+            query = query_wait(query=query)
+            if query.status == Query.Status.FAILED:
+                error = dict(query.error or {})
+                return openai_error_response(
+                    ApplicationError(
+                        error.get("message", "The answer failed."),
+                        code=error.get("code", "error"),
+                        status=error.get("status", 502),
+                        extra=error.get("details") or {},
+                    )
+                )
+            response = JsonResponse(completion_body(query, model_id=call.model_id))
+        response["X-Session-ID"] = call.params["session_id"]
+        return response
+
+
+class EmbeddingsView(_OpenAIView):
+    @extend_schema(
+        summary="Embed texts with the platform's embedder (OpenAI-compatible)",
+        request=EmbeddingRequestSerializer,
+        responses={200: EmbeddingListSerializer},
+    )
+    def post(self, request: Request) -> JsonResponse:
+        serializer = EmbeddingRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        # On the server's event loop (a sync view under ASGI), where the embedder's SDK
+        # client and its connection pool are kept between requests.
+        body = async_to_sync(embeddings_create)(
+            texts=data["input"],
+            model=data["model"],
+            encoding_format=data.get("encoding_format") or "float",
+            dimensions=data.get("dimensions"),
+        )
+        return JsonResponse(body)

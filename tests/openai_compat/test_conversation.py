@@ -1,0 +1,95 @@
+"""The engine extension /v1 needs: a client-kept conversation passed to the model as given."""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.ports import Scope
+from agents.providers.base import ChatMessage
+from agents.writer import BASE_PROMPT, build_request
+from llmplatform.core.errors import ApplicationError
+from queries.models import Query
+from queries.run import query_start, query_wait
+from tests.engine_state import run_state
+
+SCOPE = Scope(owner_id="o", user_id="u", session_id="s", query_id="q")
+
+
+async def _emit(event):
+    pass
+
+
+def test_the_writer_sends_the_conversation_instead_of_the_stored_history():
+    state = run_state(
+        scope=SCOPE,
+        emit=_emit,
+        text="And in French?",
+        conversation=[
+            ChatMessage(role="user", content="Say hello"),
+            ChatMessage(role="assistant", content="Hello"),
+        ],
+    )
+    state.history = [("stored question", "stored answer")]
+    request = build_request(state)
+    assert [(m.role, m.content) for m in request.messages] == [
+        ("user", "Say hello"),
+        ("assistant", "Hello"),
+        ("user", "And in French?"),
+    ]
+
+
+def test_without_a_conversation_the_stored_history_is_the_context():
+    state = run_state(scope=SCOPE, emit=_emit, text="Next")
+    state.history = [("stored question", "stored answer")]
+    assert [m.content for m in build_request(state).messages] == [
+        "stored question",
+        "stored answer",
+        "Next",
+    ]
+
+
+def _params(**extra):
+    return {"user_id": "u1", "session_id": "s1", "query": "Hi", "use_memory": False, **extra}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("in_process")
+def test_query_start_stores_the_conversation_and_the_run_uses_it(owner, fakes):
+    conversation = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": "Say hello"},
+        {"role": "assistant", "content": "Ahoy"},
+    ]
+    query = query_start(
+        owner=owner[0], params=_params(model_provider="openai", conversation=conversation)
+    )
+    query = query_wait(query=query)
+    assert query.status == Query.Status.COMPLETED
+    assert query.request["conversation"] == conversation
+    sent = fakes["openai"].chat_requests[-1].body["messages"]
+    assert sent[0]["role"] == "system" and sent[0]["content"].startswith("You are a pirate.")
+    assert BASE_PROMPT not in sent[0]["content"]  # the client's prompt takes its place
+    assert [(m["role"], m["content"]) for m in sent[1:]] == [
+        ("user", "Say hello"),
+        ("assistant", "Ahoy"),
+        ("user", "Hi"),
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        "not a list",
+        [{"role": "tool", "content": "x"}],
+        [{"role": "user", "content": ["parts"]}],
+        [{"role": "user"}],
+        [{"role": "user", "content": "x", "name": "extra"}],
+        [{"role": "user", "content": "x"}] * 501,
+    ],
+)
+def test_query_start_refuses_a_malformed_conversation_before_storing(owner, conversation):
+    with pytest.raises(ApplicationError) as raised:
+        query_start(owner=owner[0], params=_params(conversation=conversation))
+    assert (raised.value.status, raised.value.code) == (400, "invalid_conversation")
+    assert not Query.objects.exists()
