@@ -1,7 +1,8 @@
 """The browser chat UI: the page at ``/`` and its login/logout views.
 
-The page itself is static HTML plus ``static/chat/chat.js``; everything it does after
-loading goes through the ``/ws/chat/`` websocket, authenticated by the Django session
+The page itself is static HTML plus ``static/chat/chat.js``: questions and answers go
+through the ``/ws/chat/`` websocket, conversations, feedback and uploads through the
+page's JSON endpoints (``llmplatform.chat_api``), all authenticated by the Django session
 these views establish.
 """
 
@@ -12,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
 
 from agents.providers.registry import available_providers, default_model_for, default_provider
@@ -42,6 +43,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "wsPath": "/ws/chat/",
         "defaultModels": {row["name"]: row["default_model"] for row in provider_rows},
         "notes": {row["name"]: row["note"] for row in provider_rows if row["note"]},
+        "apiBase": reverse("chat-conversations").removesuffix("conversations"),
         "maxAttachments": MAX_ATTACHMENTS,
         "maxFileSize": settings.MAX_FILE_SIZE,
         "maxQueryChars": MAX_QUERY_CHARS,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from files.models import File
 from queries.models import Query
 from tests.fakes.server import echo_reply_text
 
@@ -36,6 +37,11 @@ def stored(query_id: str) -> Query:
     """Read a query from a plain thread: Playwright's event loop owns this one."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(Query.objects.get, pk=query_id).result()
+
+
+def stored_file(file_id: str) -> File:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(File.objects.get, pk=file_id).result()
 
 
 def record_sent_frames(page) -> list[dict]:
@@ -206,7 +212,7 @@ def test_shopping_options_product_cards_citations_and_image(
     assert sources.first.get_attribute("href") == "https://example.com/a"
     page.get_by_label("Web search").uncheck()
 
-    # An attached image goes out as a data URL.
+    # An attached image is uploaded first; the question carries its file id, not its bytes.
     png = tmp_path / "dot.png"
     png.write_bytes(
         bytes.fromhex(
@@ -215,12 +221,20 @@ def test_shopping_options_product_cards_citations_and_image(
             "d50000000049454e44ae426082"
         )
     )
-    page.get_by_label("Attach images", exact=False).set_input_files(str(png))
+    page.get_by_label("Attach files", exact=False).set_input_files(str(png))
     page.get_by_role("button", name="Remove dot.png").wait_for()
+    page.wait_for_selector("#attachments li[data-state=ready]")
     ask(page, "What is in this picture?")
     wait_until_idle(page)
     asked = sent[-1]
-    assert asked["attachments"][0].startswith("data:image/png;base64,")
+    assert len(asked["attachments"]) == 1
+    uploaded = stored_file(asked["attachments"][0])
+    assert (uploaded.filename, uploaded.content_type, uploaded.user_id) == (
+        "dot.png",
+        "image/png",
+        "dana",
+    )
+    assert not any("data:" in json.dumps(frame) for frame in sent)
     assert page.locator("#attachments li").count() == 0
 
     # Shopping: the interview's options are buttons; a click answers in the same session.
