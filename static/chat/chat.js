@@ -1022,7 +1022,14 @@
   }
 
   function conversationTitle(row) {
-    return row.title || (row.session_id === conversation.id ? "New conversation" : "Untitled conversation");
+    if (row.title) return row.title;
+    // The server names a conversation by its first stored question; until that question
+    // is stored (it is being answered), the page knows it already.
+    if (row.session_id === conversation.id) {
+      const first = conversation.turns[0] || (current && current.turn);
+      if (first && first.question) return first.question.split(/\s+/).join(" ").trim();
+    }
+    return "Untitled conversation";
   }
 
   function renderConversationList() {
@@ -1055,7 +1062,7 @@
     }
     if (conversation.id) {
       const row = listed.find((r) => r.session_id === conversation.id);
-      els.title.textContent = row ? conversationTitle(row) : "New conversation";
+      els.title.textContent = row && (row.title || conversation.turns.length || current) ? conversationTitle(row) : "New conversation";
     }
   }
 

@@ -37,12 +37,30 @@ def browser() -> Iterator[Browser]:
     Request this fixture after every fixture that touches the database: Playwright's sync
     API runs an event loop in this thread, and Django refuses ORM calls while one runs.
     """
+    yield from _browser(viewport={"width": 1200, "height": 900})
+
+
+@pytest.fixture
+def phone_browser() -> Iterator[Browser]:
+    """As ``browser``, on a 390 px-wide phone screen (touch, device scale 3), in dark mode."""
+    yield from _browser(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        color_scheme="dark",
+    )
+
+
+def _browser(**context_options) -> Iterator[Browser]:
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
-        context = chromium.new_context(viewport={"width": 1200, "height": 900})
+        context = chromium.new_context(**context_options)
+        # The copy buttons write to the clipboard; tests read it back.
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
         result = Browser(page=None)
 
         def only_local(route):
