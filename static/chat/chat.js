@@ -386,10 +386,12 @@
     showError(problems.join(" "));
   });
 
-  function attachmentsNotReady() {
-    return attachments.filter(
-      (a) => a.state === "uploading" || (a.kind === "document" && a.ingestion && INGESTING.includes(a.ingestion.status)),
-    );
+  function attachmentsUploading() {
+    return attachments.filter((a) => a.state === "uploading");
+  }
+
+  function documentsBeingRead() {
+    return attachments.filter((a) => a.kind === "document" && a.ingestion && INGESTING.includes(a.ingestion.status));
   }
 
   // ---------------------------------------------------------------- transcript
@@ -904,7 +906,14 @@
       showError("Not connected to the server yet; try again in a moment.");
       return false;
     }
-    const files = input.files || attachments.filter((a) => a.state === "ready").map((a) => ({ kind: a.kind, fileId: a.fileId, name: a.name }));
+    // A document still being read is sent anyway (its ingestion may be queued behind
+    // others); the question says the answer may not use it yet.
+    const reading = documentsBeingRead();
+    const files =
+      input.files ||
+      attachments
+        .filter((a) => a.state === "ready")
+        .map((a) => ({ kind: a.kind, fileId: a.fileId, name: a.name + (reading.includes(a) ? " (still being read)" : "") }));
     const turn = {
       question: input.query,
       answer: "",
@@ -988,9 +997,9 @@
       els.question.focus();
       return;
     }
-    const waiting = attachmentsNotReady();
-    if (waiting.length) {
-      showError("Wait until " + waiting.map((a) => a.name).join(", ") + " is ready, or remove it.");
+    const uploading = attachmentsUploading();
+    if (uploading.length) {
+      showError("Wait until " + uploading.map((a) => a.name).join(", ") + " is uploaded, or remove it.");
       return;
     }
     els.question.value = "";

@@ -295,3 +295,73 @@ def test_phone_width_has_no_horizontal_scroll_in_dark_mode(
     assert max(channels) < 64, background
     page.screenshot(path=str(SCREENSHOTS / "chat-phone-answer.png"), full_page=True)
     assert json.dumps(phone_browser.blocked) == "[]"
+
+
+@pytest.fixture
+def answered_with_sources(chat_user):
+    """A finished conversation whose answer cites a web page and a document passage."""
+    Session.objects.create(owner=chat_user, session_id="c-sources", user_id="dana")
+    return Query.objects.create(
+        owner=chat_user,
+        user_id="dana",
+        session_id="c-sources",
+        query="What does the lease say about pets?",
+        response="Pets need written consent [1], as is common [2].",
+        status="completed",
+        model_provider="openai",
+        model_name="gpt-4o-mini",
+        citations=[
+            {
+                "type": "document",
+                "file_id": "6650f0c2a1b2c3d4e5f60718",
+                "title": "lease.pdf",
+                "page": 4,
+                "snippet": "No animals without the landlord's written consent.",
+                "url": "/api/v1/files/6650f0c2a1b2c3d4e5f60718/content#page=4",
+            },
+            {"type": "web", "title": "Tenancy guide", "url": "https://example.org/guide"},
+            {"type": "web", "title": "Evil", "url": "javascript:alert(1)"},
+        ],
+        usage={"input_tokens": 12, "output_tokens": 9, "total_tokens": 21, "cost_usd": 0.0004},
+        latency={"total_ms": 1500.0},
+    )
+
+
+def test_document_and_web_sources_are_numbered_and_documents_are_sent_by_id(
+    live_daphne, fakes, answered_with_sources, browser, tmp_path
+):
+    page = browser.page
+    sent = record_sent_frames(page)
+    log_in(page, live_daphne.url)
+    page.get_by_role("button", name="What does the lease say about pets?", exact=True).click()
+    turn = page.locator("#transcript .turn").last
+    turn.locator(".citations").wait_for()
+    sources = turn.locator(".citations > li")
+    assert sources.count() == 2  # the javascript: link is dropped
+    document, web = sources.nth(0), sources.nth(1)
+    assert document.get_attribute("data-type") == "document"
+    assert document.get_by_role("link").text_content() == "lease.pdf"
+    assert document.get_by_role("link").get_attribute("href").endswith("/content#page=4")
+    assert "page 4" in document.text_content()
+    assert document.locator(".snippet").text_content() == (
+        "No animals without the landlord's written consent."
+    )
+    assert web.get_by_role("link").text_content() == "Tenancy guide"
+    assert turn.locator(".meta").text_content() == (
+        "openai / gpt-4o-mini · 21 tokens (12 in, 9 out) · $0.00040 · 1.5 s"
+    )
+
+    # A document is uploaded, its reading followed, and sent by id as `documents`.
+    use_openai(page)
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Notes\n\nThe cat is called Miso.\n")
+    page.get_by_label("Attach files", exact=False).set_input_files(str(notes))
+    item = page.locator("#attachments li[data-kind=document]")
+    item.locator(".attachment-state").wait_for()
+    page.wait_for_selector("#attachments li[data-state=ready]")
+    ask(page, "What is the cat called?")
+    wait_until_idle(page)
+    asked = sent[-1]
+    assert asked["attachments"] == [] and len(asked["documents"]) == 1
+    assert asked["session_id"] == "c-sources"  # asked in the opened conversation
+    assert "notes.md" in page.locator("#transcript .turn .question").last.text_content()
