@@ -14,7 +14,7 @@ from typing import Any
 from llmplatform.core.errors import ApplicationError
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.errors import openai_error_body
-from openai_compat.serializers import ChatCompletionRequestSerializer
+from openai_compat.serializers import OpenAIChatCompletionRequestSerializer
 from queries.consumers import follow_query
 from queries.models import Query
 from queries.serializers import QueryRequestSerializer
@@ -164,7 +164,7 @@ def chat_call_from_request(data: Any, *, session_header: str | None) -> ChatCall
     """``chat_call`` for a raw request body, checked first. Raises ApplicationError."""
     if not isinstance(data, dict):
         raise _invalid("Send a JSON object.", "body")
-    serializer = ChatCompletionRequestSerializer(data=data)
+    serializer = OpenAIChatCompletionRequestSerializer(data=data)
     if not serializer.is_valid():
         field, problem = _first_problem(serializer.errors)
         raise _invalid(f"{field}: {problem}", field)

@@ -4,6 +4,7 @@ answers (documented only: they are rendered by ``openai_compat.chat`` as OpenAI 
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from queries.run import MAX_CONVERSATION_TURNS
@@ -12,13 +13,13 @@ from queries.run import MAX_CONVERSATION_TURNS
 MAX_EMBEDDING_INPUTS = 2048
 
 
-class StreamOptionsSerializer(serializers.Serializer):
+class OpenAIStreamOptionsSerializer(serializers.Serializer):
     include_usage = serializers.BooleanField(
         default=False, help_text="a last chunk with empty choices carries the usage"
     )
 
 
-class ChatCompletionRequestSerializer(serializers.Serializer):
+class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
     model = serializers.CharField(
         max_length=300, help_text="provider/model, as GET /v1/models lists them"
     )
@@ -32,7 +33,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         ),
     )
     stream = serializers.BooleanField(default=False, allow_null=True)
-    stream_options = StreamOptionsSerializer(required=False, allow_null=True)
+    stream_options = OpenAIStreamOptionsSerializer(required=False, allow_null=True)
     temperature = serializers.FloatField(
         min_value=0.0, max_value=2.0, required=False, allow_null=True
     )
@@ -75,9 +76,26 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class EmbeddingRequestSerializer(serializers.Serializer):
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "maxItems": MAX_EMBEDDING_INPUTS,
+            },
+        ]
+    }
+)
+class EmbeddingInputField(serializers.JSONField):
+    """A string or a list of strings (OpenAI also takes token arrays; not here)."""
+
+
+class OpenAIEmbeddingRequestSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=300, help_text="the embedder's model (GET /v1/models)")
-    input = serializers.JSONField(help_text="a string or a list of strings")
+    input = EmbeddingInputField(help_text="a string or a list of strings")
     encoding_format = serializers.ChoiceField(
         choices=["float", "base64"], default="float", allow_null=True
     )
@@ -104,19 +122,19 @@ class EmbeddingRequestSerializer(serializers.Serializer):
 # ----- answers (documentation) -----
 
 
-class ModelSerializer(serializers.Serializer):
+class OpenAIModelSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="provider/model")
     object = serializers.CharField(help_text="model")
     created = serializers.IntegerField()
     owned_by = serializers.CharField(help_text="the provider")
 
 
-class ModelListSerializer(serializers.Serializer):
+class OpenAIModelListSerializer(serializers.Serializer):
     object = serializers.CharField(help_text="list")
-    data = ModelSerializer(many=True)
+    data = OpenAIModelSerializer(many=True)
 
 
-class UsageSerializer(serializers.Serializer):
+class OpenAIUsageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     total_tokens = serializers.IntegerField()
@@ -124,25 +142,25 @@ class UsageSerializer(serializers.Serializer):
     completion_tokens_details = serializers.DictField(required=False)
 
 
-class ChatCompletionSerializer(serializers.Serializer):
+class OpenAIChatCompletionSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="chatcmpl-<query id> (GET /api/v1/query/{id})")
     object = serializers.CharField(help_text="chat.completion")
     created = serializers.IntegerField()
     model = serializers.CharField()
     choices = serializers.ListField(child=serializers.DictField())
-    usage = UsageSerializer()
+    usage = OpenAIUsageSerializer()
     system_fingerprint = serializers.CharField(allow_null=True)
 
 
-class EmbeddingSerializer(serializers.Serializer):
+class OpenAIEmbeddingSerializer(serializers.Serializer):
     object = serializers.CharField(help_text="embedding")
     index = serializers.IntegerField()
     embedding = serializers.JSONField(help_text="floats, or base64 of little-endian float32")
 
 
-class EmbeddingListSerializer(serializers.Serializer):
+class OpenAIEmbeddingListSerializer(serializers.Serializer):
     object = serializers.CharField(help_text="list")
-    data = EmbeddingSerializer(many=True)
+    data = OpenAIEmbeddingSerializer(many=True)
     model = serializers.CharField()
     usage = serializers.DictField()
 

@@ -16,17 +16,18 @@ from rest_framework.views import APIView
 
 from agents.providers.embeddings import get_embedder
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.json_body import DepthLimitedJSONParser
 from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
 from openai_compat.chat import chat_call_from_request, completion_body, completion_chunks
 from openai_compat.embeddings import embeddings_create
 from openai_compat.errors import openai_error_response, openai_exception_response
 from openai_compat.schema import OpenAIAutoSchema
 from openai_compat.serializers import (
-    ChatCompletionRequestSerializer,
-    ChatCompletionSerializer,
-    EmbeddingListSerializer,
-    EmbeddingRequestSerializer,
-    ModelListSerializer,
+    OpenAIChatCompletionRequestSerializer,
+    OpenAIChatCompletionSerializer,
+    OpenAIEmbeddingListSerializer,
+    OpenAIEmbeddingRequestSerializer,
+    OpenAIModelListSerializer,
 )
 from queries.models import Query
 from queries.run import query_start, query_wait
@@ -37,6 +38,8 @@ _NO_DATE = 0
 
 class _OpenAIView(APIView):
     schema = OpenAIAutoSchema()
+    # OpenAI's API takes JSON only (the rest of the API also takes multipart uploads).
+    parser_classes = [DepthLimitedJSONParser]
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
@@ -49,7 +52,7 @@ class ModelsView(_OpenAIView):
     @extend_schema(
         summary="The models this deployment serves (OpenAI-compatible)",
         description="Chat models as provider/model, then the embedding model.",
-        responses={200: ModelListSerializer},
+        responses={200: OpenAIModelListSerializer},
     )
     def get(self, request: Request) -> JsonResponse:
         data = [
@@ -83,9 +86,9 @@ class ChatCompletionsView(_OpenAIView):
             "With stream=true: text/event-stream of chat.completion.chunk frames ending "
             "`data: [DONE]` (stream_options.include_usage adds the usage chunk)."
         ),
-        request=ChatCompletionRequestSerializer,
+        request=OpenAIChatCompletionRequestSerializer,
         responses={
-            200: ChatCompletionSerializer,
+            200: OpenAIChatCompletionSerializer,
             (200, "text/event-stream"): OpenApiTypes.STR,
         },
     )
@@ -122,11 +125,11 @@ class ChatCompletionsView(_OpenAIView):
 class EmbeddingsView(_OpenAIView):
     @extend_schema(
         summary="Embed texts with the platform's embedder (OpenAI-compatible)",
-        request=EmbeddingRequestSerializer,
-        responses={200: EmbeddingListSerializer},
+        request=OpenAIEmbeddingRequestSerializer,
+        responses={200: OpenAIEmbeddingListSerializer},
     )
     def post(self, request: Request) -> JsonResponse:
-        serializer = EmbeddingRequestSerializer(data=request.data)
+        serializer = OpenAIEmbeddingRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         # On the server's event loop (a sync view under ASGI), where the embedder's SDK
