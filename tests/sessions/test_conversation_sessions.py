@@ -72,3 +72,16 @@ def test_an_ended_conversation_accepts_no_activity(user):
     with pytest.raises(ApplicationError) as raised:
         conversation_activity_record(owner=user, session_id="over", event={"type": "query", "t": 1})
     assert raised.value.code == "session_ended"
+
+
+def test_the_sweep_is_a_scheduled_task(user, settings):
+    from sessions.tasks import end_idle_sessions
+
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert end_idle_sessions.name in scheduled
+    started(user, "due")
+    Session.objects.filter(session_id="due").update(
+        ends_after=timezone.now() - timedelta(seconds=1)
+    )
+    assert end_idle_sessions.apply().get() == 1
+    assert Session.objects.get(session_id="due").end_t is not None

@@ -172,6 +172,10 @@ def test_markdown_is_rendered_and_the_models_html_is_shown_as_text(
     assert "def greet():" in code.text_content()
     assert code.locator("span.hljs-keyword").first.text_content() == "def"  # highlighted
 
+    # New text was announced politely, in phrases, for screen readers.
+    assert page.locator("#announcer").get_attribute("aria-live") == "polite"
+    assert "Bold claim" in page.locator("#announcer").text_content()
+
     # The model's HTML is text: nothing was created, fetched or run.
     text = answer.text_content()
     assert injected_img in text and injected_script in text
@@ -228,6 +232,19 @@ def test_feedback_is_stored_and_regenerate_asks_again(live_daphne, fakes, chat_u
     assert page.locator("#transcript .turn").last.get_attribute("data-query-id") == str(
         stored[1].pk
     )
+
+    # Keyboard only: Escape in the question box stops a streaming answer.
+    fakes["openai"].chunk_count = 60
+    fakes["openai"].chunk_interval = 0.1
+    ask(page, "Tell me a long story that I will interrupt")
+    page.wait_for_function(
+        "() => (document.querySelector('#transcript .turn.streaming .answer-text') || {})"
+        ".textContent?.length > 5"
+    )
+    assert page.evaluate("document.activeElement.id") == "question"
+    page.keyboard.press("Escape")
+    wait_until_idle(page)
+    assert page.locator("#status").text_content() == "Stopped."
 
 
 @pytest.fixture
