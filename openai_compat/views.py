@@ -11,6 +11,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -36,8 +37,19 @@ from queries.run import query_start, query_wait
 _NO_DATE = 0
 
 
+class _AnyAccept(DefaultContentNegotiation):
+    """OpenAI's API does not negotiate: streaming clients send ``Accept: text/event-stream``
+    and must get the stream (and JSON errors), not a 406."""
+
+    def select_renderer(
+        self, request: Request, renderers: list, format_suffix: str | None = None
+    ) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
 class _OpenAIView(APIView):
     schema = OpenAIAutoSchema()
+    content_negotiation_class = _AnyAccept
     # OpenAI's API takes JSON only (the rest of the API also takes multipart uploads).
     parser_classes = [DepthLimitedJSONParser]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
+import httpx2
 import openai
 import pytest
 
@@ -158,6 +160,24 @@ def test_async_sdk_json_and_stream(live_daphne_in_process, owner, fakes):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == echo_reply_text("Stream me")
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_a_client_accepting_only_event_streams_gets_the_stream(live_daphne_in_process, owner):
+    # Streaming clients (not the openai SDK) send Accept: text/event-stream; no 406.
+    with httpx2.stream(
+        "POST",
+        f"{live_daphne_in_process.url}/v1/chat/completions",
+        json={"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": f"Bearer {owner[1]}", "Accept": "text/event-stream"},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == echo_reply_text("Hi")
 
 
 def test_each_call_without_a_session_gets_its_own(live_daphne_in_process, owner):
