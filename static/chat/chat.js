@@ -310,7 +310,9 @@
       const progress = item.kind === "document" && item.ingestion && INGESTING.includes(item.ingestion.status);
       els.attachments.appendChild(
         el("li", { "data-state": item.state, "data-kind": item.kind }, [
-          item.preview ? el("img", { src: item.preview, alt: "", className: "thumb" }) : el("span", { className: "doc-icon", "aria-hidden": "true", text: "📄" }),
+          item.preview
+            ? el("img", { src: item.preview, alt: "", className: "thumb" })
+            : el("span", { className: "doc-icon", "aria-hidden": "true", text: (item.name.split(".").pop() || "doc").slice(0, 4) }),
           el("span", { className: "attachment-name", text: item.name }),
           el("span", { className: "attachment-state note", text: attachmentLine(item) }),
           progress && typeof item.ingestion.progress === "number"
@@ -334,10 +336,12 @@
       item.fileId = stored.file_id;
       item.ingestion = stored.ingestion || null;
       item.state = "ready";
+      setStatus(item.name + " uploaded.");
       if (item.kind === "document") pollIngestion(item);
     } catch (err) {
       item.state = "failed";
       item.error = err.message;
+      setStatus(item.name + " was not uploaded: " + err.message);
     }
     renderAttachments();
   }
@@ -355,6 +359,8 @@
       }
       renderAttachments();
     }
+    // The list itself is not a live region (it is redrawn on every poll): say the outcome once.
+    if (attachments.includes(item) && item.ingestion) setStatus(item.name + ": " + attachmentLine(item) + ".");
   }
 
   els.attachment.addEventListener("change", () => {
@@ -540,8 +546,9 @@
 
     if (turn.queryId) {
       const rating = turn.feedback ? turn.feedback.rating : null;
-      const up = el("button", { type: "button", className: "small thumb-up", "aria-label": "Good answer", "aria-pressed": rating === 1 ? "true" : "false", text: "👍" });
-      const down = el("button", { type: "button", className: "small thumb-down", "aria-label": "Bad answer", "aria-pressed": rating === -1 ? "true" : "false", text: "👎" });
+      // Words, not emoji: many systems (and screen readers) have no good rendering of them.
+      const up = el("button", { type: "button", className: "small thumb-up", "aria-pressed": rating === 1 ? "true" : "false", text: "Good answer" });
+      const down = el("button", { type: "button", className: "small thumb-down", "aria-pressed": rating === -1 ? "true" : "false", text: "Bad answer" });
       up.addEventListener("click", () => rate(turn, view, 1));
       down.addEventListener("click", () => rate(turn, view, -1));
       bar.append(up, down);
@@ -634,6 +641,7 @@
 
   function formatCost(usd) {
     if (typeof usd !== "number") return null;
+    if (usd === 0) return "$0";
     return "$" + (usd < 0.01 ? usd.toFixed(5) : usd.toFixed(4));
   }
 
@@ -703,7 +711,8 @@
     if (stopHadFocus) els.question.focus();
     setStatus(status === "cancelled" ? "Stopped." : status === "failed" ? "The answer failed." : "Answer complete.");
     scrollToEnd(false);
-    refreshConversations();
+    // The list changes only when a conversation gets its title (its first question).
+    if (conversation.turns.length === 1) refreshConversations();
     refreshDetails();
   }
 
@@ -1246,6 +1255,9 @@
 
   // ---------------------------------------------------------------- start
   async function start() {
+    // On a phone the settings would push the chat a screen down: they start folded.
+    const settingsPanel = document.querySelector(".settings-panel");
+    if (settingsPanel && window.matchMedia("(max-width: 50rem)").matches) settingsPanel.open = false;
     pruneOldInflight();
     updateProviderNote();
     let id = null;

@@ -63,13 +63,16 @@
     for (const pre of Array.from(root.querySelectorAll("pre"))) {
       const code = pre.querySelector("code");
       if (!code) continue;
+      const declared = languageOf(code);
       if (options.highlight) highlight(code);
+      // Auto-detection that found nothing leaves "language-undefined" behind.
+      const detected = languageOf(code);
       const wrapper = document.createElement("div");
       wrapper.className = "code-block";
       const header = document.createElement("div");
       header.className = "code-header";
       const label = document.createElement("span");
-      label.textContent = languageOf(code) || "code";
+      label.textContent = declared || (detected !== "undefined" && detected) || "code";
       const copy = document.createElement("button");
       copy.type = "button";
       copy.className = "copy-code";

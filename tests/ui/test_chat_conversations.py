@@ -281,6 +281,9 @@ def test_phone_width_has_no_horizontal_scroll_in_dark_mode(
 ):
     page = phone_browser.page
     log_in(page, live_daphne.url)
+    # On a phone the settings start folded, so the chat is near the top.
+    assert not page.get_by_label("Provider").is_visible()
+    page.get_by_text("Settings", exact=True).click()
     use_openai(page)
 
     def no_horizontal_scroll() -> None:
