@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 
-from agents import coordinator, memory, product, shopping, vision, writer
+from agents import coordinator, documents, memory, product, shopping, vision, writer
 from agents.ports import Ports
 from agents.state import RunState
 
@@ -21,6 +21,7 @@ Agent = Callable[[RunState, Ports], Awaitable[None]]
 AGENTS: dict[str, Agent] = {
     "CoordinatorAgent": coordinator.run,
     "MemoryAgent": memory.run,
+    "DocumentsAgent": documents.run,
     "ShoppingAgent": shopping.run,
     "ProductAgent": product.run,
     "VisionAgent": vision.run,
@@ -31,6 +32,7 @@ AGENTS: dict[str, Agent] = {
 async def run_engine(state: RunState, ports: Ports) -> None:
     """Run the agents the coordinator routes to. Raises ApplicationError (ProviderError)."""
     await _run_agent("CoordinatorAgent", state, ports)
+    documents.add_to_route(state)
     step = 0
     while step < len(state.route):  # agents may add steps
         if state.route[step] == "WriterAgent" and state.shopping_question:
@@ -39,7 +41,7 @@ async def run_engine(state: RunState, ports: Ports) -> None:
             break
         await _run_agent(state.route[step], state, ports)
         step += 1
-    if "MemoryAgent" not in state.agents_used:
+    if "MemoryAgent" not in state.agents_used and state.embedding is None:
         await memory.embed_query(state)  # stored for the memory of later questions
 
 

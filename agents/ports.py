@@ -81,7 +81,46 @@ class ProductSearch(Protocol):
 
 
 @dataclass(frozen=True)
+class DocumentPassage:
+    """A passage of one of the end user's ready documents."""
+
+    chunk_id: str
+    file_id: str
+    title: str
+    # 1-based page for paginated formats (PDF), else None.
+    page: int | None
+    text: str
+    score: float
+
+
+class DocumentStore(Protocol):
+    async def search(
+        self,
+        scope: Scope,
+        *,
+        vector: list[float],
+        embedding_model: str,
+        file_ids: list[str] | None,
+        limit: int,
+    ) -> list[DocumentPassage]:
+        """Passages of the end user's ready documents closest to ``vector``, best first.
+
+        Only these files when ``file_ids`` is given, else every ready document of the
+        end user; only chunks embedded with ``embedding_model``. Cosine scores.
+        """
+        ...
+
+
+class NoDocuments:
+    """A DocumentStore with no documents (engines run without one in some tests)."""
+
+    async def search(self, scope: Scope, **_: Any) -> list[DocumentPassage]:
+        return []
+
+
+@dataclass(frozen=True)
 class Ports:
     memory: MemoryStore
     interviews: InterviewStore
     products: ProductSearch
+    documents: DocumentStore = field(default_factory=NoDocuments)

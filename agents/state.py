@@ -27,6 +27,10 @@ class RunState:
     # The client's own earlier turns (the OpenAI-compatible API): when given, the writer
     # sends these instead of the session's stored history; ``text`` is the last user turn.
     conversation: list[ChatMessage] | None = None
+    # Answer from these document file ids only (checked ready and owned at the start),
+    # or from all of the end user's ready documents (use_documents).
+    documents: list[str] = field(default_factory=list)
+    use_documents: bool = False
     # Filled in by the agents, in pipeline order.
     intent: str = "chat"
     intent_classified_by_model: bool = False
@@ -36,6 +40,8 @@ class RunState:
     memory_items: list[dict[str, Any]] = field(default_factory=list)
     summary: str | None = None
     history: list[tuple[str, str]] = field(default_factory=list)
+    # The DocumentsAgent's passages for the prompt: file_id, title, page, text, score.
+    document_passages: list[dict[str, Any]] = field(default_factory=list)
     # A shopping question ends the turn without the writer: the answer is the question.
     shopping_question: str | None = None
     options: list[str] = field(default_factory=list)

@@ -31,6 +31,20 @@ def _context_block(state: RunState) -> str:
     sections: list[tuple[str, str]] = []
     if state.summary:
         sections.append(("conversation_summary", state.summary))
+    if state.document_passages:
+        # Numbered with file and page so the answer can say where a fact comes from.
+        sections.append(
+            (
+                "document_passages",
+                "Passages from the user's documents; say which document and page you used.\n"
+                + "\n\n".join(
+                    f"[{n}] {p['title']}"
+                    + (f", page {p['page']}" if p["page"] is not None else "")
+                    + f":\n{p['text']}"
+                    for n, p in enumerate(state.document_passages, start=1)
+                ),
+            )
+        )
     if state.memory_items:
         sections.append(
             (

@@ -1,4 +1,8 @@
-"""Writes for uploads: validate, store the bytes under UPLOAD_DIR, record the metadata."""
+"""Writes for uploads: validate, store the bytes in the uploads storage, record the metadata.
+
+Documents (PDF, text, Markdown, CSV, JSON, HTML, DOCX) are stored ``pending`` for
+ingestion (``files.ingestion``); the caller queues it (``documents.views``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,19 @@ import hashlib
 import re
 import secrets
 import unicodedata
-from pathlib import Path
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils import timezone
 
-from files.models import File
+from files.extraction import DOCUMENT_TYPES, DOCX
+from files.models import DocumentChunk, File
+from files.storage import upload_storage
 from llmplatform.core.errors import ApplicationError
 
-# What the VisionAgent and the writer can use; anything else is refused up front.
+# What the VisionAgent and document ingestion can use; anything else is refused up front.
 ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
     "image/png": (b"\x89PNG\r\n\x1a\n",),
     "image/jpeg": (b"\xff\xd8\xff",),
@@ -26,6 +33,8 @@ ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
     "text/markdown": (),
     "text/csv": (),
     "application/json": (),
+    "text/html": (),  # served only as an attachment, never rendered (file_download_headers)
+    DOCX: (b"PK\x03\x04",),  # a ZIP container; python-docx checks the rest
 }
 EXTENSIONS = {
     "image/png": ".png",
@@ -37,6 +46,8 @@ EXTENSIONS = {
     "text/markdown": ".md",
     "text/csv": ".csv",
     "application/json": ".json",
+    "text/html": ".html",
+    DOCX: ".docx",
 }
 MAX_FILENAME = 255
 # What a browser would render or run if the bytes were ever served inline: refused in
@@ -69,8 +80,15 @@ def _check_content(head: bytes, content_type: str) -> bool:
     signatures = ALLOWED_TYPES[content_type]
     if signatures:
         return any(head.startswith(signature) for signature in signatures)
+    if content_type == "text/html":
+        # Markup is the point of an HTML document; it is never served inline.
+        return sniff_content_type(head) is None and _utf8_head(head)
     if sniff_content_type(head) is not None or _ACTIVE_MARKUP.search(head):
         return False  # an image, a PDF, or HTML/SVG declared as text
+    return _utf8_head(head)
+
+
+def _utf8_head(head: bytes) -> bool:
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -115,18 +133,25 @@ def file_check(*, upload: UploadedFile) -> str:
 
 
 def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
-    """Validate and store an upload. Raises ApplicationError (413 too large, 415 bad type)."""
+    """Validate and store an upload; a document is stored ``pending`` ingestion.
+
+    Raises ApplicationError (413 too large, 415 bad type).
+    """
     content_type = file_check(upload=upload)
-    relative = Path(user_id_safe(user_id)) / (secrets.token_hex(16) + EXTENSIONS[content_type])
-    target = Path(settings.UPLOAD_DIR) / str(owner.pk) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
+    name = str(
+        PurePosixPath(str(owner.pk))
+        / user_id_safe(user_id)
+        / (secrets.token_hex(16) + EXTENSIONS[content_type])
+    )
     digest = hashlib.sha256()
     size = 0
-    with target.open("wb") as out:
-        for chunk in upload.chunks():
-            size += len(chunk)
-            digest.update(chunk)
-            out.write(chunk)
+    for chunk in upload.chunks():
+        size += len(chunk)
+        digest.update(chunk)
+    upload.seek(0)
+    # The name is random, so the storage never renames it; kept as the storage returns it.
+    stored_name = upload_storage().save(name, upload)
+    is_document = content_type in DOCUMENT_TYPES
     return File.objects.create(
         owner=owner,
         user_id=user_id,
@@ -134,7 +159,9 @@ def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
         content_type=content_type,
         size=size,
         sha256=digest.hexdigest(),
-        storage_path=str(Path(str(owner.pk)) / relative),
+        storage_path=stored_name,
+        ingestion_status=File.Ingestion.PENDING if is_document else File.Ingestion.NONE,
+        ingestion_queued_at=timezone.now() if is_document else None,
     )
 
 
@@ -145,7 +172,7 @@ def safe_filename(name: str | None, *, content_type: str) -> str:
     content (``x.html`` holding a PNG becomes ``x.png``).
     """
     base = unicodedata.normalize("NFKC", (name or "").replace("\\", "/")).rsplit("/", 1)[-1]
-    stem = Path(_UNSAFE_NAME_CHARS.sub("_", base)).stem.strip(" ._") or "upload"
+    stem = PurePosixPath(_UNSAFE_NAME_CHARS.sub("_", base)).stem.strip(" ._") or "upload"
     extension = EXTENSIONS[content_type]
     return stem[: MAX_FILENAME - len(extension)] + extension
 
@@ -163,11 +190,17 @@ def file_download_headers(*, file: File) -> dict[str, str]:
 
 
 def user_id_safe(user_id: str) -> str:
-    """A directory name for ``user_id`` that cannot escape UPLOAD_DIR."""
+    """A directory name for ``user_id`` that cannot escape the storage's root."""
     return hashlib.sha256(user_id.encode()).hexdigest()[:24]
 
 
 def file_delete(*, file: File) -> None:
-    """Delete the metadata and the bytes. Raises nothing (missing bytes are ignored)."""
-    (Path(settings.UPLOAD_DIR) / file.storage_path).unlink(missing_ok=True)
+    """Delete the chunks with their vectors, the metadata and the bytes.
+
+    Chunks go first: once they are gone no search or answer can see the file, whatever
+    a cached matrix still holds (stores check every hit against the collection). Raises
+    nothing (missing bytes are ignored).
+    """
+    DocumentChunk.objects.filter(file_id=file.pk).delete()
+    upload_storage().delete(file.storage_path)
     file.delete()

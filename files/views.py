@@ -1,37 +1,25 @@
-"""File upload, listing and deletion (``/api/v1/files/``)."""
+"""File listing, metadata, download and deletion (``/api/v1/files/``).
+
+Upload lives in ``documents.views``: it queues ingestion, which only the layer above
+``queries`` (where the dispatcher is) may do.
+"""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework.parsers import MultiPartParser
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from files.selectors import file_get, file_list
-from files.serializers import FileListParamsSerializer, FileSerializer, FileUploadSerializer
-from files.services import file_delete, file_upload
+from files.serializers import FileListParamsSerializer, FileSerializer
+from files.services import file_delete, file_download_headers
+from files.storage import upload_storage
+from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import NewestFirstCursorPagination
 from llmplatform.core.schema import paginated
-
-
-class FileUploadView(APIView):
-    parser_classes = [MultiPartParser]
-
-    @extend_schema(
-        summary="Upload a file (images for vision, text, PDF); limit MAX_FILE_SIZE bytes",
-        request={"multipart/form-data": FileUploadSerializer},
-        responses={201: FileSerializer},
-    )
-    def post(self, request: Request) -> Response:
-        serializer = FileUploadSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        stored = file_upload(
-            owner=request.user,
-            user_id=serializer.validated_data["user_id"],
-            upload=serializer.validated_data["file"],
-        )
-        return Response(FileSerializer(stored).data, status=201)
 
 
 class FileListView(APIView):
@@ -55,11 +43,49 @@ class FileListView(APIView):
 
 
 class FileDetailView(APIView):
-    @extend_schema(summary="A file's metadata", responses={200: FileSerializer})
+    @extend_schema(
+        summary="A file's metadata; documents include their ingestion status",
+        responses={200: FileSerializer},
+    )
     def get(self, request: Request, file_id: str) -> Response:
         return Response(FileSerializer(file_get(owner=request.user, file_id=file_id)).data)
 
-    @extend_schema(summary="Delete a file", responses={204: None})
+    @extend_schema(
+        summary="Delete a file, with a document's passages and vectors",
+        responses={204: None},
+    )
     def delete(self, request: Request, file_id: str) -> Response:
         file_delete(file=file_get(owner=request.user, file_id=file_id))
         return Response(status=204)
+
+
+class FileContentView(APIView):
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # The body is the file itself, whatever the client's Accept says; only errors
+        # are rendered (as JSON).
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        summary="Download a file's original bytes (inline for images and PDF, else attachment)",
+        responses={
+            (200, "*/*"): OpenApiResponse(
+                OpenApiTypes.BINARY,
+                description="The bytes as uploaded, with their checked Content-Type, "
+                "X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy",
+            )
+        },
+    )
+    def get(self, request: Request, file_id: str) -> FileResponse:
+        file = file_get(owner=request.user, file_id=file_id)
+        try:
+            stored = upload_storage().open(file.storage_path, "rb")
+        except OSError:
+            raise ApplicationError(
+                f"The bytes of {file.filename!r} are no longer stored; upload it again.",
+                code="file_content_missing",
+                status=410,
+            ) from None
+        response = FileResponse(stored)
+        for header, value in file_download_headers(file=file).items():
+            response[header] = value
+        return response

@@ -10,6 +10,7 @@ from typing import Any
 from agents.ports import Ports, ProductResults, Scope
 from llmplatform.core.bridge import to_thread
 from products.services import MAX_QUERY_LENGTH, product_search
+from queries.document_store import ChunkDocumentStore
 from queries.memory_store import QueryMemoryStore
 from sessions.models import Session
 
@@ -54,4 +55,5 @@ ENGINE_PORTS = Ports(
     memory=QueryMemoryStore(),
     interviews=SessionInterviewStore(),
     products=CachedProductSearch(),
+    documents=ChunkDocumentStore(),
 )

@@ -70,7 +70,7 @@ def _hits_in_scope(scope: Scope, ranked: list[tuple[ObjectId, float]]) -> dict[O
     ranking already came from the scope, this guards against a delete since then.
     """
     rows = Query.objects.filter(pk__in=[pk for pk, _ in ranked]).only(
-        "owner_id", "user_id", "status", "query", "response"
+        "owner_id", "user_id", "status", "query", "response", "session_id", "timestamp"
     )
     return {
         row.pk: row
@@ -87,7 +87,7 @@ def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _vector_search(
     scope: Scope, vector: list[float], embedding_model: str, limit: int
-) -> list[MemoryHit]:
+) -> list[tuple[Query, float]]:
     pipeline = vector_search_pipeline(
         scope, vector=vector, embedding_model=embedding_model, limit=limit
     )
@@ -99,12 +99,12 @@ def _vector_search(
         if hit["_id"] != running
     ][:limit]
     found = _hits_in_scope(scope, ranked)
-    return [_hit(found[pk], score) for pk, score in ranked if pk in found]
+    return [(found[pk], score) for pk, score in ranked if pk in found]
 
 
 def _exact_top_k(
     scope: Scope, vector: list[float], embedding_model: str, limit: int
-) -> list[MemoryHit]:
+) -> list[tuple[Query, float]]:
     stored = user_vectors(
         owner_id=ObjectId(scope.owner_id),
         user_id=scope.user_id,
@@ -126,7 +126,7 @@ def _exact_top_k(
         found = _hits_in_scope(scope, ranked)
         gone = [pk for pk, _ in ranked if pk not in found]
         if not gone:
-            return [_hit(found[pk], score) for pk, score in ranked]
+            return [(found[pk], score) for pk, score in ranked]
         # Deleted (or no longer completed) since the matrix was read: prune, rank again.
         stored.drop(gone)
 
@@ -137,13 +137,22 @@ def _hit(query: Query, score: float) -> MemoryHit:
     )
 
 
-def similar_queries(
+def similar_query_rows(
     scope: Scope, *, vector: list[float], embedding_model: str, limit: int
-) -> list[MemoryHit]:
+) -> list[tuple[Query, float]]:
+    """The scope's completed queries closest to ``vector`` with their cosine, best first
+    (memory, and ``GET /api/v1/search``)."""
     if limit <= 0 or not vector or not embedding_model:
         return []
     search = _vector_search if uses_vector_search(len(vector)) else _exact_top_k
     return search(scope, vector, embedding_model, limit)
+
+
+def similar_queries(
+    scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+) -> list[MemoryHit]:
+    rows = similar_query_rows(scope, vector=vector, embedding_model=embedding_model, limit=limit)
+    return [_hit(query, score) for query, score in rows]
 
 
 def recent_turns(scope: Scope, *, limit: int) -> list[Turn]:

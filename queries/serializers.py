@@ -10,6 +10,7 @@ from queries.models import Query
 
 MAX_QUERY_CHARS = 8000
 MAX_ATTACHMENTS = 4
+MAX_DOCUMENTS = 20
 
 
 class QueryRequestSerializer(serializers.Serializer):
@@ -27,6 +28,17 @@ class QueryRequestSerializer(serializers.Serializer):
         default=list,
         max_length=MAX_ATTACHMENTS,
         help_text="File ids from /api/v1/files/upload, or image data URLs (data:image/...)",
+    )
+    documents = serializers.ListField(
+        child=serializers.CharField(max_length=64),
+        required=False,
+        default=list,
+        max_length=MAX_DOCUMENTS,
+        help_text="Answer from these documents only (file ids of ready uploads): 404 for an "
+        "unknown id or another user's file, 409 while one is not ready",
+    )
+    use_documents = serializers.BooleanField(
+        default=False, help_text="Search all of this end user's ready documents"
     )
     selected_option = serializers.CharField(
         max_length=200,

@@ -1,5 +1,11 @@
 """Each end user's stored vectors as one float32 matrix, kept between questions.
 
+One cache serves every kind of stored vector: past queries (memory, ``QUERY_VECTORS``)
+and document chunks (``CHUNK_VECTORS``), each a ``VectorSource`` saying which rows are
+the user's and which field orders them. A chunk row also carries its file (its
+*group*), so a search can be limited to some files with a mask instead of a matrix per
+file.
+
 Exact cosine top-k over a matrix is cheap (a few ms at 10k vectors); building the matrix
 from the documents' float lists is not, and neither is a read that scans the collection.
 So the matrix is kept per (owner, end user, embedding model, dimensions) and brought up
@@ -23,13 +29,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from bson import ObjectId
+from django.db import models
 
+from files.models import DocumentChunk
 from queries.models import Query
 
 # About 170k vectors of 384 floats, or 43k of 1,536: enough for the busiest users of one
@@ -49,6 +57,22 @@ INITIAL_CAPACITY = 64
 # they are simply batches.
 LIST_PAGE = 2000
 FETCH_BATCH = 500
+# The group code of rows without one (queries).
+NO_GROUP = -1
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """Which stored rows are one end user's vectors of one model, and how to read them
+    incrementally: ``stamp_field`` only grows for new rows and is indexed after the
+    ``rows`` filter's equality fields."""
+
+    name: str
+    model: type[models.Model]
+    stamp_field: str
+    rows: Callable[[object, str, str], models.QuerySet]
+    # A field whose value each row keeps in the matrix (a chunk's file), or None.
+    group_field: str | None = None
 
 
 @dataclass
@@ -58,8 +82,12 @@ class UserVectors:
     # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
     buffer: np.ndarray | None = None
     positions: dict[ObjectId, int] = field(default_factory=dict)
-    # Newest completed_at read so far; the next read starts a margin before it.
+    # Newest stamp (completed_at, created_at) read so far; the next read starts a margin
+    # before it.
     read_until: datetime | None = None
+    # Per row, the code of its group (``group_codes``), parallel to ``buffer``.
+    groups: np.ndarray | None = None
+    group_codes: dict[object, int] = field(default_factory=dict)
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -72,11 +100,17 @@ class UserVectors:
     def nbytes(self) -> int:
         return 0 if self.buffer is None else self.buffer.nbytes
 
-    def append(self, rows: Iterable[tuple[ObjectId, list[float]]]) -> None:
+    def _group_code(self, group: object) -> int:
+        if group is None:
+            return NO_GROUP
+        return self.group_codes.setdefault(group, len(self.group_codes))
+
+    def append(self, rows: Iterable[Sequence]) -> None:
+        """Add ``(pk, embedding)`` or ``(pk, embedding, group)`` rows not held yet."""
         fresh = [
-            (pk, embedding)
-            for pk, embedding in rows
-            if pk not in self.positions and embedding and len(embedding) == self.dimensions
+            (row[0], row[1], row[2] if len(row) > 2 else None)
+            for row in rows
+            if row[0] not in self.positions and row[1] and len(row[1]) == self.dimensions
         ]
         if not fresh:
             return
@@ -86,14 +120,34 @@ class UserVectors:
                 INITIAL_CAPACITY, needed, 2 * (0 if self.buffer is None else len(self.buffer))
             )
             grown = np.empty((capacity, self.dimensions), dtype=np.float32)
+            grown_groups = np.full(capacity, NO_GROUP, dtype=np.int32)
             if self.ids:
                 grown[: len(self.ids)] = self.buffer[: len(self.ids)]
+                grown_groups[: len(self.ids)] = self.groups[: len(self.ids)]
             self.buffer = grown
+            self.groups = grown_groups
         start = len(self.ids)
-        self.buffer[start:needed] = np.asarray([e for _, e in fresh], dtype=np.float32)
-        for offset, (pk, _) in enumerate(fresh):
+        self.buffer[start:needed] = np.asarray([e for _, e, _ in fresh], dtype=np.float32)
+        self.groups[start:needed] = [self._group_code(g) for _, _, g in fresh]
+        for offset, (pk, _, _) in enumerate(fresh):
             self.positions[pk] = start + offset
             self.ids.append(pk)
+
+    def group_mask(self, groups: Iterable[object]) -> np.ndarray:
+        """A boolean per live row: whether its group is one of ``groups``."""
+        codes = [self.group_codes[g] for g in groups if g in self.group_codes]
+        live = self.groups[: len(self.ids)] if self.groups is not None else np.empty(0)
+        return np.isin(live, np.asarray(codes, dtype=np.int32))
+
+    def drop_groups(self, groups: Iterable[object]) -> None:
+        """Remove every row of ``groups`` (a deleted or re-ingested file)."""
+        doomed = set(groups)
+        if not doomed or self.groups is None:
+            return
+        mask = self.group_mask(doomed)
+        self.drop([self.ids[row] for row in np.flatnonzero(mask)])
+        for group in doomed:
+            self.group_codes.pop(group, None)
 
     def drop(self, pks: Iterable[ObjectId]) -> None:
         """Remove deleted queries' rows (moving the last row into each hole)."""
@@ -105,12 +159,13 @@ class UserVectors:
             if position != last:
                 moved = self.ids[last]
                 self.buffer[position] = self.buffer[last]
+                self.groups[position] = self.groups[last]
                 self.ids[position] = moved
                 self.positions[moved] = position
             self.ids.pop()
 
 
-CacheKey = tuple[str, str, str, int]
+CacheKey = tuple[str, str, str, int, str]
 _cache: OrderedDict[CacheKey, UserVectors] = OrderedDict()
 _lock = threading.Lock()
 # One refresh at a time per key: two concurrent questions of one user would otherwise
@@ -118,8 +173,8 @@ _lock = threading.Lock()
 _key_locks: dict[CacheKey, threading.Lock] = {}
 
 
-def _key(owner_id: object, user_id: str, model: str, dimensions: int) -> CacheKey:
-    return (str(owner_id), user_id, model, dimensions)
+def _key(owner_id: object, user_id: str, model: str, dimensions: int, source: str) -> CacheKey:
+    return (str(owner_id), user_id, model, dimensions, source)
 
 
 def _evict_over_budget() -> None:
@@ -130,7 +185,7 @@ def _evict_over_budget() -> None:
         total -= entry.nbytes
 
 
-def _owned_rows(owner_id: object, user_id: str, model: str):
+def _owned_queries(owner_id: object, user_id: str, model: str):
     # The filter is exactly the queries_owner_user_vectors index: equality on its first
     # four fields, a range on the fifth.
     return Query.objects.filter(
@@ -141,32 +196,65 @@ def _owned_rows(owner_id: object, user_id: str, model: str):
     )
 
 
-def _listed_pages(owner_id: object, user_id: str, model: str, since: datetime, fields: tuple):
-    """``(pk, completed_at)`` of the rows completed at or after ``since``, in pages.
+def _owned_chunks(owner_id: object, user_id: str, model: str):
+    # The chunks_owner_user_vectors index. A chunk is written only with its embedding,
+    # never changed, and deleted with its file: created_at orders new rows.
+    return DocumentChunk.objects.filter(owner_id=owner_id, user_id=user_id, embedding_model=model)
 
-    Walks the index in ``completed_at`` order, LIST_PAGE rows at a time. The next page
-    starts at the last ``completed_at`` seen (rows sharing it come again; the caller
-    skips what it holds). A page that is all one ``completed_at`` is completed with an
-    equality read and the walk goes on strictly after it, so ties cannot stall it.
+
+QUERY_VECTORS = VectorSource(
+    name="queries", model=Query, stamp_field="completed_at", rows=_owned_queries
+)
+CHUNK_VECTORS = VectorSource(
+    name="chunks",
+    model=DocumentChunk,
+    stamp_field="created_at",
+    rows=_owned_chunks,
+    group_field="file_id",
+)
+
+
+def _listed_pages(
+    source: VectorSource,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    since: datetime,
+    fields: tuple,
+):
+    """``(pk, stamp, ...)`` of the rows stamped at or after ``since``, in pages.
+
+    Walks the index in stamp order, LIST_PAGE rows at a time. The next page starts at
+    the last stamp seen (rows sharing it come again; the caller skips what it holds). A
+    page that is all one stamp is completed with an equality read and the walk goes on
+    strictly after it, so ties cannot stall it.
     """
-    rows = _owned_rows(owner_id, user_id, model)
-    lookup = {"completed_at__gte": since}
+    rows = source.rows(owner_id, user_id, model)
+    stamp = source.stamp_field
+    lookup = {f"{stamp}__gte": since}
     while True:
-        page = list(rows.filter(**lookup).order_by("completed_at").values_list(*fields)[:LIST_PAGE])
+        page = list(rows.filter(**lookup).order_by(stamp).values_list(*fields)[:LIST_PAGE])
         yield page
         if len(page) < LIST_PAGE:
             return
         last = page[-1][1]
         if last == page[0][1]:
-            yield list(rows.filter(completed_at=last).values_list(*fields))
-            lookup = {"completed_at__gt": last}
+            yield list(rows.filter(**{stamp: last}).values_list(*fields))
+            lookup = {f"{stamp}__gt": last}
         else:
-            lookup = {"completed_at__gte": last}
+            lookup = {f"{stamp}__gte": last}
 
 
-def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int) -> UserVectors:
-    """The end user's completed queries' vectors of ``model``, brought up to date."""
-    key = _key(owner_id, user_id, model, dimensions)
+def user_vectors(
+    *,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    dimensions: int,
+    source: VectorSource = QUERY_VECTORS,
+) -> UserVectors:
+    """The end user's vectors of ``model`` from ``source``, brought up to date."""
+    key = _key(owner_id, user_id, model, dimensions, source.name)
     with _lock:
         entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
         _cache[key] = entry
@@ -176,17 +264,24 @@ def user_vectors(*, owner_id: object, user_id: str, model: str, dimensions: int)
         # Cold: every row is new, and the embedded server decodes each listed document in
         # full anyway, so the listing carries the embeddings (one read per row, not two).
         cold = entry.read_until is None
-        fields = ("pk", "completed_at", "embedding") if cold else ("pk", "completed_at")
-        for listed in _listed_pages(owner_id, user_id, model, since, fields):
+        stamp = source.stamp_field
+        group = (source.group_field,) if source.group_field else ()
+        fields = ("pk", stamp, "embedding", *group) if cold else ("pk", stamp)
+        for listed in _listed_pages(source, owner_id, user_id, model, since, fields):
             if cold:
-                entry.append((row[0], row[2]) for row in listed)
+                entry.append((row[0], row[2], *row[3:]) for row in listed)
                 listed = [row[:2] for row in listed]
             new_ids = [] if cold else [pk for pk, _ in listed if pk not in entry.positions]
             for start in range(0, len(new_ids), FETCH_BATCH):
                 batch = new_ids[start : start + FETCH_BATCH]
-                embeddings = dict(Query.objects.filter(pk__in=batch).values_list("pk", "embedding"))
+                found = {
+                    row[0]: row
+                    for row in source.model.objects.filter(pk__in=batch).values_list(
+                        "pk", "embedding", *group
+                    )
+                }
                 # Only rows still present; the order of rows is irrelevant to the ranking.
-                entry.append((pk, embeddings[pk]) for pk in batch if pk in embeddings)
+                entry.append(found[pk] for pk in batch if pk in found)
             newest = max((completed_at for _, completed_at in listed), default=None)
             if newest is not None and (entry.read_until is None or newest > entry.read_until):
                 entry.read_until = newest

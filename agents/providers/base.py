@@ -42,8 +42,29 @@ class ChatRequest:
 
 @dataclass(frozen=True)
 class Citation:
+    """A source of the answer: a web page (from the vendor) or a document passage."""
+
     url: str
     title: str = ""
+    type: Literal["web", "document"] = "web"
+    # Documents only: the file, its 1-based page (None for formats without pages) and
+    # the passage's text as shown to the model.
+    file_id: str | None = None
+    page: int | None = None
+    snippet: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """As stored on the query and sent to clients (the API's citation shape)."""
+        if self.type == "document":
+            return {
+                "type": "document",
+                "file_id": self.file_id,
+                "title": self.title,
+                "page": self.page,
+                "snippet": self.snippet,
+                "url": self.url,
+            }
+        return {"type": "web", "title": self.title, "url": self.url}
 
 
 @dataclass
