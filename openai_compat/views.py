@@ -15,6 +15,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
@@ -71,16 +72,19 @@ class ModelsView(_OpenAIView):
             {"id": m.id, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
             for m in chat_models()
         ]
-        embedder_model = get_embedder().model
-        owner = embedding_owner(embedder_model)
-        data.append(
-            {
-                "id": embedding_model_ids(embedder_model)[1],
-                "object": "model",
-                "created": _NO_DATE,
-                "owned_by": owner,
-            }
-        )
+        try:
+            embedder_model: str | None = get_embedder().model
+        except ProviderError:  # EMBEDDING_PROVIDER=openai without a key: chat still works
+            embedder_model = None
+        if embedder_model is not None:
+            data.append(
+                {
+                    "id": embedding_model_ids(embedder_model)[1],
+                    "object": "model",
+                    "created": _NO_DATE,
+                    "owned_by": embedding_owner(embedder_model),
+                }
+            )
         return JsonResponse({"object": "list", "data": data})
 
 

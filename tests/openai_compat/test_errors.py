@@ -188,3 +188,13 @@ def test_an_image_data_url_becomes_an_attachment(api, fakes):
     query = Query.objects.get()
     assert len(query.request["attachments"]) == 1
     assert "VisionAgent" in query.agents_used
+
+
+def test_models_are_listed_even_when_the_embedder_is_misconfigured(api, settings):
+    settings.EMBEDDING_PROVIDER = "openai"
+    settings.OPENAI_API_KEY = ""  # the embedder cannot be built; chat providers still serve
+    response = api.get("/v1/models")
+    assert response.status_code == 200, response.content
+    ids = [model["id"] for model in response.json()["data"]]
+    assert "anthropic/claude-haiku-4-5" in ids
+    assert not any("embedding" in i or "MiniLM" in i for i in ids)
