@@ -7,6 +7,7 @@ re-embed with a new model) and delete files (with their bytes, passages and vect
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -76,8 +77,8 @@ class FileAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
             count += 1
         self.message_user(request, f"{count} file(s) deleted", messages.SUCCESS)
 
-    def get_actions(self, request: HttpRequest):
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location=ActionLocation.CHANGE_LIST):
+        actions = super().get_actions(request, action_location=action_location)
         # Django's bulk delete would leave the bytes and the passages behind.
         actions.pop("delete_selected", None)
         return actions
