@@ -263,10 +263,19 @@
     els.providerNote.hidden = !note;
   }
 
+  // Until the user picks a provider or model, questions leave both open: the server then
+  // answers with its default, or with the model of the experiment variant this
+  // conversation was assigned (a request's own choice always wins over an experiment).
+  let modelChosen = false;
+
   if (els.provider) {
     els.provider.addEventListener("change", () => {
       els.model.value = (cfg.defaultModels || {})[els.provider.value] || "";
+      modelChosen = true;
       updateProviderNote();
+    });
+    els.model.addEventListener("input", () => {
+      modelChosen = true;
     });
   }
 
@@ -626,8 +635,8 @@
       query: turn.question,
       mode: turn.mode || "chat",
       selectedOption: request.selectedOption || null,
-      provider: turn.provider,
-      model: turn.model,
+      provider: request.provider,
+      model: request.model,
       webSearch: request.webSearch,
       useMemory: request.useMemory,
       files: request.files || [],
@@ -927,11 +936,14 @@
       question: input.query,
       answer: "",
       attachmentNames: files.map((f) => f.name),
-      provider: input.provider || els.provider.value,
-      model: input.model !== undefined ? input.model : els.model.value.trim(),
+      // What the page shows until the server says which model answered (refreshDetails).
+      provider: els.provider.value,
+      model: els.model.value.trim(),
       mode: input.mode,
       status: "streaming",
       request: {
+        provider: input.provider !== undefined ? input.provider : modelChosen ? els.provider.value : "",
+        model: input.model !== undefined ? input.model : modelChosen ? els.model.value.trim() : "",
         selectedOption: input.selectedOption || null,
         webSearch: input.webSearch !== undefined ? input.webSearch : els.webSearch.checked,
         useMemory: input.useMemory !== undefined ? input.useMemory : els.useMemory.checked,
@@ -943,8 +955,8 @@
       user_id: cfg.userId,
       session_id: conversation.id,
       query: input.query,
-      model_provider: turn.provider,
-      model_name: turn.model,
+      model_provider: turn.request.provider,
+      model_name: turn.request.model,
       mode: turn.mode,
       web_search: turn.request.webSearch,
       use_memory: turn.request.useMemory,
@@ -1141,6 +1153,7 @@
       model: stored.model_name,
       mode: stored.mode || "chat",
       feedback: stored.feedback,
+      request: { provider: stored.model_provider, model: stored.model_name, files: [] },
       error: stored.error && stored.error.message,
       status: stored.status === "cancelled" ? "cancelled" : stored.status === "failed" ? "failed" : "completed",
     };
@@ -1204,10 +1217,24 @@
   // ---------------------------------------------------------------- details panel
   async function refreshDetails() {
     if (!conversation.started) return;
+    let detail;
     try {
-      renderDetails(await api("GET", "conversations/" + encodeURIComponent(conversation.id)));
+      detail = await api("GET", "conversations/" + encodeURIComponent(conversation.id));
     } catch (_err) {
-      /* keep what is shown */
+      return; // keep what is shown
+    }
+    renderDetails(detail);
+    // A question that left the model open was answered by the server's choice (its
+    // default, or an experiment's): show the model that really answered.
+    for (const stored of detail.turns) {
+      const turn = conversation.turns.find((t) => t.queryId === stored.query_id);
+      if (!turn || (turn.provider === stored.model_provider && turn.model === stored.model_name)) continue;
+      turn.provider = stored.model_provider;
+      turn.model = stored.model_name;
+      turn.meta = describe(stored, turn);
+      const article = els.transcript.querySelector('article.turn[data-query-id="' + CSS.escape(turn.queryId) + '"]');
+      const meta = article && article.querySelector(".meta");
+      if (meta) meta.textContent = turn.meta;
     }
   }
 

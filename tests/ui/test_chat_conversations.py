@@ -385,3 +385,51 @@ def test_document_and_web_sources_are_numbered_and_documents_are_sent_by_id(
     assert asked["attachments"] == [] and len(asked["documents"]) == 1
     assert asked["session_id"] == "c-sources"  # asked in the opened conversation
     assert "notes.md" in page.locator("#transcript .turn .question").last.text_content()
+
+
+@pytest.fixture
+def model_experiment(chat_user):
+    from sessions.models import Experiment
+
+    return Experiment.objects.create(
+        key="ui-model",
+        name="Which model in the chat UI",
+        status="running",
+        started_at=timezone.now(),
+        variants=[
+            {
+                "name": "claude",
+                "weight": 1,
+                "overrides": {"model_provider": "anthropic", "model_name": "claude-test-model"},
+            }
+        ],
+    )
+
+
+def test_a_conversation_gets_its_experiment_variant_unless_the_user_picks_a_model(
+    live_daphne, fakes, model_experiment, browser
+):
+    page = browser.page
+    sent = record_sent_frames(page)
+    log_in(page, live_daphne.url)
+    ask(page, "Which model are you?")
+    wait_until_idle(page)
+    frame = sent[-1]
+    assert frame["model_provider"] == "" and frame["model_name"] == ""  # left to the server
+    session = in_thread(Session.objects.get, session_id=frame["session_id"])
+    assert session.experiments == {"ui-model": "claude"}
+    answered = in_thread(queries_of, frame["session_id"])[0]
+    assert (answered.model_provider, answered.model_name) == ("anthropic", "claude-test-model")
+    assert answered.experiments == {"ui-model": "claude"}
+    # The page shows the model that really answered, not its own default.
+    page.wait_for_function(
+        "() => document.querySelector('#transcript .turn .meta')?.textContent"
+        ".startsWith('anthropic / claude-test-model')"
+    )
+
+    # A model the user picks wins over the experiment's.
+    page.get_by_label("Provider").select_option("openai")
+    ask(page, "And now?")
+    wait_until_idle(page)
+    assert sent[-1]["model_provider"] == "openai"
+    assert in_thread(queries_of, frame["session_id"])[1].model_provider == "openai"
