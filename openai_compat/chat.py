@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from llmplatform.core import metrics
 from llmplatform.core.errors import ApplicationError
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.errors import openai_error_body
@@ -243,23 +244,27 @@ async def completion_chunks(
 
     yield chunk({"role": "assistant", "content": ""})
     usage: dict[str, Any] | None = None
-    async for entry_id, event in follow_query(str(query.pk), after=None):
-        if entry_id is None:
-            yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see traffic
-            continue
-        kind = event.get("type")
-        if kind == "chunk":
-            yield chunk({"content": event["content"]})
-        elif kind == "final":
-            usage = event.get("usage")
-        elif kind == "error":
-            error = event.get("error", {})
-            yield _frame(
-                openai_error_body(
-                    status=500, code=error.get("code", "error"), message=error.get("message", "")
+    # Counted with the other SSE streams in the active-streams gauge, however it ends.
+    with metrics.stream_active("sse"):
+        async for entry_id, event in follow_query(str(query.pk), after=None):
+            if entry_id is None:
+                yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see it
+                continue
+            kind = event.get("type")
+            if kind == "chunk":
+                yield chunk({"content": event["content"]})
+            elif kind == "final":
+                usage = event.get("usage")
+            elif kind == "error":
+                error = event.get("error", {})
+                yield _frame(
+                    openai_error_body(
+                        status=500,
+                        code=error.get("code", "error"),
+                        message=error.get("message", ""),
+                    )
                 )
-            )
-            return
+                return
     yield chunk({}, "stop")
     if include_usage:
         yield _frame({**base, "choices": [], "usage": openai_usage(usage)})
