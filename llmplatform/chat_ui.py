@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 
 from agents.providers.registry import available_providers, default_model_for, default_provider
 from llmplatform.core.login_guard import LockoutAuthenticationForm
-from queries.serializers import MAX_ATTACHMENTS, MAX_QUERY_CHARS
+from queries.serializers import MAX_ATTACHMENTS, MAX_DOCUMENTS, MAX_QUERY_CHARS
 
 # Shown next to the provider wherever it can be picked: its answers are not real ones.
 DEMO_PROVIDERS = {"local": "demo-quality model: small and fast, answers are often wrong"}
@@ -45,6 +45,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "notes": {row["name"]: row["note"] for row in provider_rows if row["note"]},
         "apiBase": reverse("chat-conversations").removesuffix("conversations"),
         "maxAttachments": MAX_ATTACHMENTS,
+        "maxDocuments": MAX_DOCUMENTS,
         "maxFileSize": settings.MAX_FILE_SIZE,
         "maxQueryChars": MAX_QUERY_CHARS,
     }

@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from documents.services import document_upload
 from files.selectors import file_get
 from files.serializers import FileSerializer, FileUploadSerializer
-from files.services import file_upload
 from llmplatform.chat_api.selectors import conversation_get, conversation_list
 from queries.selectors import query_get
 from queries.serializers import FeedbackSerializer
@@ -163,6 +163,8 @@ class AnswerFeedbackView(ChatApiView):
 
 
 class FileUploadView(ChatApiView):
+    """As ``POST /api/v1/files/upload``: a document is queued for ingestion."""
+
     parser_classes = [MultiPartParser]
 
     def post(self, request: Request) -> Response:
@@ -170,7 +172,7 @@ class FileUploadView(ChatApiView):
             data={"file": request.data.get("file"), "user_id": self.end_user(request)}
         )
         serializer.is_valid(raise_exception=True)
-        stored = file_upload(
+        stored = document_upload(
             owner=request.user,
             user_id=serializer.validated_data["user_id"],
             upload=serializer.validated_data["file"],

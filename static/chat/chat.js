@@ -17,6 +17,7 @@
     model: $("model"),
     webSearch: $("web-search"),
     useMemory: $("use-memory"),
+    useDocuments: $("use-documents"),
     connection: $("connection"),
     title: $("conversation-title"),
     transcript: $("transcript"),
@@ -294,8 +295,9 @@
     if (ingestion.status === "failed") return "could not be read: " + (ingestion.error || "unknown error");
     if (ingestion.status === "ready") {
       const parts = [];
-      if (ingestion.pages) parts.push(ingestion.pages + " pages");
-      if (ingestion.chunks) parts.push(ingestion.chunks + " passages");
+      const count = (n, word) => n + " " + word + (n === 1 ? "" : "s");
+      if (ingestion.pages) parts.push(count(ingestion.pages, "page"));
+      if (ingestion.chunks) parts.push(count(ingestion.chunks, "passage"));
       return "ready" + (parts.length ? " (" + parts.join(", ") + ")" : "");
     }
     const progress = typeof ingestion.progress === "number" ? " " + Math.round(ingestion.progress * (ingestion.progress <= 1 ? 100 : 1)) + "%" : "";
@@ -378,6 +380,10 @@
       const kind = IMAGE_TYPES.includes(file.type) ? "image" : "document";
       if (kind === "image" && attachments.filter((a) => a.kind === "image").length >= cfg.maxAttachments) {
         problems.push("At most " + cfg.maxAttachments + " images can be attached.");
+        continue;
+      }
+      if (kind === "document" && attachments.filter((a) => a.kind === "document").length >= cfg.maxDocuments) {
+        problems.push("At most " + cfg.maxDocuments + " documents can be attached.");
         continue;
       }
       if (file.size > cfg.maxFileSize) {
@@ -639,6 +645,7 @@
       model: request.model,
       webSearch: request.webSearch,
       useMemory: request.useMemory,
+      useDocuments: request.useDocuments,
       files: request.files || [],
       regenerated: true,
     });
@@ -924,14 +931,13 @@
       showError("Not connected to the server yet; try again in a moment.");
       return false;
     }
-    // A document still being read is sent anyway (its ingestion may be queued behind
-    // others); the question says the answer may not use it yet.
-    const reading = documentsBeingRead();
+    // A document that could not be read is left out (the server refuses it); the list
+    // still shows why.
     const files =
       input.files ||
       attachments
-        .filter((a) => a.state === "ready")
-        .map((a) => ({ kind: a.kind, fileId: a.fileId, name: a.name + (reading.includes(a) ? " (still being read)" : "") }));
+        .filter((a) => a.state === "ready" && !(a.ingestion && a.ingestion.status === "failed"))
+        .map((a) => ({ kind: a.kind, fileId: a.fileId, name: a.name }));
     const turn = {
       question: input.query,
       answer: "",
@@ -947,6 +953,7 @@
         selectedOption: input.selectedOption || null,
         webSearch: input.webSearch !== undefined ? input.webSearch : els.webSearch.checked,
         useMemory: input.useMemory !== undefined ? input.useMemory : els.useMemory.checked,
+        useDocuments: input.useDocuments !== undefined ? input.useDocuments : !!(els.useDocuments && els.useDocuments.checked),
         files,
       },
     };
@@ -960,6 +967,7 @@
       mode: turn.mode,
       web_search: turn.request.webSearch,
       use_memory: turn.request.useMemory,
+      use_documents: turn.request.useDocuments,
       attachments: files.filter((f) => f.kind === "image").map((f) => f.fileId),
       selected_option: turn.request.selectedOption,
     };
@@ -1021,6 +1029,12 @@
     const uploading = attachmentsUploading();
     if (uploading.length) {
       showError("Wait until " + uploading.map((a) => a.name).join(", ") + " is uploaded, or remove it.");
+      return;
+    }
+    // The server answers from ready documents only (409 otherwise): wait for them.
+    const reading = documentsBeingRead();
+    if (reading.length) {
+      showError("Wait until " + reading.map((a) => a.name).join(", ") + " has been read, or remove it.");
       return;
     }
     els.question.value = "";

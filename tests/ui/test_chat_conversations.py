@@ -371,20 +371,29 @@ def test_document_and_web_sources_are_numbered_and_documents_are_sent_by_id(
         "openai / gpt-4o-mini · 21 tokens (12 in, 9 out) · $0.00040 · 1.5 s"
     )
 
-    # A document is uploaded, its reading followed, and sent by id as `documents`.
+    # A document is uploaded, its reading followed until it is ready, and sent by id as
+    # `documents`; the answer cites it.
     use_openai(page)
     notes = tmp_path / "notes.md"
     notes.write_text("# Notes\n\nThe cat is called Miso.\n")
     page.get_by_label("Attach files", exact=False).set_input_files(str(notes))
-    item = page.locator("#attachments li[data-kind=document]")
-    item.locator(".attachment-state").wait_for()
-    page.wait_for_selector("#attachments li[data-state=ready]")
+    state = page.locator("#attachments li[data-kind=document] .attachment-state")
+    page.wait_for_function(
+        "() => document.querySelector('#attachments li[data-kind=document] .attachment-state')"
+        "?.textContent.startsWith('ready')",
+        timeout=60_000,
+    )
+    assert re.fullmatch(r"ready \(.*1 passages?\)", state.text_content()), state.text_content()
+    assert page.locator("#status").text_content().startswith("notes.md: ready")
     ask(page, "What is the cat called?")
     wait_until_idle(page)
     asked = sent[-1]
     assert asked["attachments"] == [] and len(asked["documents"]) == 1
     assert asked["session_id"] == "c-sources"  # asked in the opened conversation
     assert "notes.md" in page.locator("#transcript .turn .question").last.text_content()
+    cited = page.locator("#transcript .turn").last.locator(".citations li[data-type=document]")
+    assert cited.count() >= 1
+    assert cited.first.locator(".citation-title, a").first.text_content() == "notes.md"
 
 
 @pytest.fixture
