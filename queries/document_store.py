@@ -84,6 +84,10 @@ def _chunks_by_pk(pks: list[ObjectId], allowed: set[ObjectId]) -> dict[ObjectId,
     return {row.pk: row for row in rows if row.file_id in allowed}
 
 
+def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return list(connection.database[DocumentChunk._meta.db_table].aggregate(pipeline))
+
+
 def _atlas(owner_id, user_id, vector, model, allowed: set[ObjectId], limit: int):
     pipeline = chunk_vector_search_pipeline(
         owner_id=owner_id,
@@ -94,10 +98,7 @@ def _atlas(owner_id, user_id, vector, model, allowed: set[ObjectId], limit: int)
         limit=limit,
     )
     # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
-    ranked = [
-        (hit["_id"], 2 * hit["score"] - 1)
-        for hit in connection.database[DocumentChunk._meta.db_table].aggregate(pipeline)
-    ]
+    ranked = [(hit["_id"], 2 * hit["score"] - 1) for hit in _run_vector_search(pipeline)]
     found = _chunks_by_pk([pk for pk, _ in ranked], allowed)
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
