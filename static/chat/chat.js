@@ -1086,7 +1086,6 @@
         className: "open",
         "aria-current": isCurrent ? "true" : null,
         text: conversationTitle(row),
-        title: conversationTitle(row),
       });
       open.disabled = isGenerating();
       open.addEventListener("click", () => openConversation(row.session_id, { focus: true }));
