@@ -93,3 +93,43 @@ def test_query_start_refuses_a_malformed_conversation_before_storing(owner, conv
         query_start(owner=owner[0], params=_params(conversation=conversation))
     assert (raised.value.status, raised.value.code) == (400, "invalid_conversation")
     assert not Query.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("in_process")
+def test_a_client_system_prompt_is_not_replaced_by_an_experiments(owner, fakes):
+    from sessions.models import Experiment
+    from sessions.services import experiment_start
+
+    experiment_start(
+        experiment=Experiment.objects.create(
+            key="prompt",
+            name="prompt",
+            variants=[
+                {"name": "control", "weight": 0.0001, "overrides": {}},
+                {"name": "treatment", "weight": 100, "overrides": {"system_prompt": "Rhyme."}},
+            ],
+        )
+    )
+    own = query_wait(
+        query=query_start(
+            owner=owner[0],
+            params=_params(
+                session_id="s-own",
+                model_provider="openai",
+                conversation=[{"role": "system", "content": "Answer in French."}],
+            ),
+        )
+    )
+    system = fakes["openai"].chat_requests[-1].body["messages"][0]["content"]
+    assert system.startswith("Answer in French.") and "Rhyme." not in system
+    assert own.experiments == {}  # the variant decided nothing: not counted for it
+    shaped = query_wait(
+        query=query_start(
+            owner=owner[0],
+            params=_params(session_id="s-shaped", model_provider="openai", conversation=[]),
+        )
+    )
+    system = fakes["openai"].chat_requests[-1].body["messages"][0]["content"]
+    assert system.startswith("Rhyme.")
+    assert shaped.experiments == {"prompt": "treatment"}
