@@ -180,6 +180,20 @@ def test_a_client_accepting_only_event_streams_gets_the_stream(live_daphne_in_pr
     assert text == echo_reply_text("Hi")
 
 
+def test_a_failed_run_ends_the_stream_with_an_error_the_sdk_raises(
+    live_daphne_in_process, owner, fakes
+):
+    fakes["openai"].fail_next("auth", times=5)  # the vendor refuses: not retryable
+    stream = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    first = next(iter(stream))  # the role chunk: the stream had begun when the run failed
+    with pytest.raises(openai.APIError) as failed:
+        list(stream)
+    assert failed.value.message
+    assert _query(first.id).status == Query.Status.FAILED
+
+
 def test_each_call_without_a_session_gets_its_own(live_daphne_in_process, owner):
     client = sdk(live_daphne_in_process, owner[1])
     sessions = set()
