@@ -146,7 +146,7 @@ def instrument() -> None:
     from queries.models import Query
 
     consumers, run = queries.consumers, queries.run
-    consumers.owner_from_scope = timed_sync("API-key lookup", consumers.owner_from_scope)
+    consumers.api_key_for_scope = timed_sync("API-key lookup", consumers.api_key_for_scope)
     # The validation step's name changed with the consumers' rewrite: wrap whichever exists.
     for name in ("_query_params", "_parse_request"):
         if hasattr(consumers, name):
@@ -201,11 +201,11 @@ def instrument() -> None:
 
 
 def lever_api_key_cache() -> None:
-    """owner_from_scope answered from a per-process cache for 1 s (revocation within 1 s)."""
+    """api_key_for_scope answered from a per-process cache for 1 s (revocation within 1 s)."""
     import queries.consumers
     from llmplatform.core.auth import _scope_credentials
 
-    inner = queries.consumers.owner_from_scope
+    inner = queries.consumers.api_key_for_scope
     cache: dict[str, tuple[float, Any]] = {}
 
     def cached(scope: dict, *, allow_query_param: bool = False) -> Any:
@@ -218,7 +218,7 @@ def lever_api_key_cache() -> None:
             cache[raw] = (time.monotonic(), owner)
         return owner
 
-    queries.consumers.owner_from_scope = cached
+    queries.consumers.api_key_for_scope = cached
 
 
 def lever_claim_in_background() -> None:
@@ -540,14 +540,14 @@ def _reset_levers() -> None:
 
     if not SNAPSHOT:
         SNAPSHOT.update(
-            owner=queries.consumers.owner_from_scope,
+            owner=queries.consumers.api_key_for_scope,
             claim=queries.run._claim,
             store=queries.run._store_outcome,
             execute=queries.run.query_execute,
             create=Query.objects.create,
         )
         return
-    queries.consumers.owner_from_scope = SNAPSHOT["owner"]
+    queries.consumers.api_key_for_scope = SNAPSHOT["owner"]
     queries.run._claim = SNAPSHOT["claim"]
     queries.run._store_outcome = SNAPSHOT["store"]
     queries.run.query_execute = SNAPSHOT["execute"]

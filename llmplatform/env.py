@@ -94,6 +94,20 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
+def env_optional_int(name: str, *, minimum: int = 0) -> int | None:
+    """A whole number that is ``None`` (no limit) when unset or empty."""
+    if not _raw(name):
+        return None
+    return env_int(name, minimum, minimum=minimum)
+
+
+def env_optional_float(name: str, *, minimum: float = 0.0) -> float | None:
+    """A number that is ``None`` (no limit) when unset or empty."""
+    if not _raw(name):
+        return None
+    return env_float(name, minimum, minimum=minimum)
+
+
 def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
     value = _raw(name)
     if value is None or value == "":

@@ -18,6 +18,8 @@ from llmplatform.env import (
     env_int,
     env_list,
     env_networks,
+    env_optional_float,
+    env_optional_int,
     env_optional_str,
     env_str,
     load_dotenv_file,
@@ -58,6 +60,15 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 # API keys are high-entropy random tokens; more than this many failures a minute from
 # one client address is rate limited (429) to slow down guessing.
 API_KEY_FAILURES_PER_MINUTE = env_int("API_KEY_FAILURES_PER_MINUTE", 30, minimum=1)
+# Limits and budgets of every API key that does not set its own (admin, or
+# `create_api_key --rpm N --tokens-per-day N --usd-per-month X`); unset: no limit.
+# Questions per minute, input+output tokens per UTC day, provider USD per UTC month,
+# and the per-end-user (user_id) limits inside a key. See llmplatform/core/quotas.py.
+DEFAULT_KEY_RPM = env_optional_int("DEFAULT_KEY_RPM", minimum=1)
+DEFAULT_KEY_TOKENS_PER_DAY = env_optional_int("DEFAULT_KEY_TOKENS_PER_DAY", minimum=1)
+DEFAULT_KEY_USD_PER_MONTH = env_optional_float("DEFAULT_KEY_USD_PER_MONTH", minimum=0.0)
+DEFAULT_USER_RPM = env_optional_int("DEFAULT_USER_RPM", minimum=1)
+DEFAULT_USER_TOKENS_PER_DAY = env_optional_int("DEFAULT_USER_TOKENS_PER_DAY", minimum=1)
 # X-Forwarded-For / X-Forwarded-Proto are believed only from these addresses or networks
 # (your load balancer); empty: the socket's peer is the client, whatever it sends.
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.providers.registry import available_providers
+from llmplatform.core.quotas import quota_windows, rate_limit_headers
 from llmplatform.core.selectors import health_report, status_report
 
 HealthSerializer = inline_serializer(
@@ -45,3 +46,65 @@ class StatusView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response(status_report(providers=available_providers()))
+
+
+class UsageParamsSerializer(serializers.Serializer):
+    user_id = serializers.CharField(
+        max_length=128,
+        required=False,
+        trim_whitespace=False,
+        help_text="also this end user's windows (where end-user limits are set)",
+    )
+
+
+class WindowSerializer(serializers.Serializer):
+    limit = serializers.FloatField(allow_null=True, help_text="null: no limit")
+    used = serializers.FloatField(help_text="includes the reservations of running questions")
+    remaining = serializers.FloatField(allow_null=True)
+    resets_at = serializers.DateTimeField()
+    resets_in_s = serializers.IntegerField()
+
+
+UsageSerializer = inline_serializer(
+    "KeyUsage",
+    {
+        "key": inline_serializer(
+            "KeyUsageKey", {"name": serializers.CharField(), "prefix": serializers.CharField()}
+        ),
+        "limits": serializers.DictField(
+            child=WindowSerializer(),
+            help_text="requests_per_minute, tokens_per_day, usd_per_month",
+        ),
+        "user": inline_serializer(
+            "KeyUsageEndUser",
+            {
+                "user_id": serializers.CharField(),
+                "limits": serializers.DictField(child=WindowSerializer()),
+            },
+            allow_null=True,
+        ),
+    },
+)
+
+
+class UsageView(APIView):
+    @extend_schema(
+        summary="This API key's usage and what is left of its limits in the current windows",
+        parameters=[UsageParamsSerializer],
+        responses={200: UsageSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        params = UsageParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        user_id = params.validated_data.get("user_id")
+        windows = quota_windows(api_key=request.auth, user_id=user_id)
+
+        def shown(scope: str) -> dict[str, dict]:
+            return {w.name: w.as_dict() for w in windows if w.scope == scope}
+
+        body = {
+            "key": {"name": request.auth.name, "prefix": request.auth.prefix},
+            "limits": shown("key"),
+            "user": None if user_id is None else {"user_id": user_id, "limits": shown("user")},
+        }
+        return Response(body, headers=rate_limit_headers(api_key=request.auth, user_id=user_id))

@@ -13,11 +13,12 @@ from llmplatform.chat_ui import ChatLoginView, ChatLogoutView, chat_page
 from llmplatform.core.admin_lockouts import lockouts_view
 from llmplatform.core.metrics_http import metrics_view
 from llmplatform.core.security_headers import docs_csp
-from llmplatform.status_views import HealthView, StatusView
+from llmplatform.status_views import HealthView, StatusView, UsageView
 
 api_v1 = [
     path("health", HealthView.as_view(), name="health"),
     path("status", StatusView.as_view(), name="status"),
+    path("usage", UsageView.as_view(), name="usage"),
     path("", include("queries.urls")),
     path("", include("sessions.urls")),
     path("", include("analytics.urls")),

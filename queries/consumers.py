@@ -21,7 +21,7 @@ from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
 from llmplatform.core import metrics
-from llmplatform.core.auth import owner_from_scope
+from llmplatform.core.auth import api_key_for_scope
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import run_config
 from llmplatform.core.errors import ApplicationError, internal_error
@@ -29,7 +29,9 @@ from llmplatform.core.event_log import event_log
 from llmplatform.core.exception_handler import application_exception_handler
 from llmplatform.core.json_body import parse_json_body
 from llmplatform.core.middleware import request_id_from
+from llmplatform.core.models import ApiKey
 from llmplatform.core.origins import origin_allowed
+from llmplatform.core.quotas import rate_limit_headers, refusal_headers
 from llmplatform.core.security_headers import sse_security_headers
 from queries.run import FINISHED, final_event, query_cancel, query_start
 from queries.selectors import query_get
@@ -143,20 +145,22 @@ class _SseConsumer(AsyncHttpConsumer):
                 return value.decode("latin-1")
         return None
 
-    async def _owner(self) -> Any:
-        owner = await to_thread(owner_from_scope)(self.scope)
-        if owner is None:
+    async def _api_key(self) -> ApiKey:
+        api_key = await to_thread(api_key_for_scope)(self.scope)
+        if api_key is None:
             raise ApplicationError(
                 "Send `Authorization: Bearer <key>` with an active API key.",
                 code="not_authenticated",
                 status=401,
             )
-        return owner
+        return api_key
 
     async def _send_error(self, error: ApplicationError) -> None:
-        headers = [(b"Content-Type", b"application/json"), *self._common_headers()]
-        if "retry_after" in error.extra:
-            headers.append((b"Retry-After", str(error.extra["retry_after"]).encode()))
+        headers = [
+            (b"Content-Type", b"application/json"),
+            *self._common_headers(),
+            *((name.encode(), value.encode()) for name, value in refusal_headers(error).items()),
+        ]
         await self.send_response(
             error.status, json.dumps(error.as_envelope()).encode(), headers=headers
         )
@@ -169,7 +173,14 @@ class _SseConsumer(AsyncHttpConsumer):
     def _request_id(self) -> str:
         return request_id_from(self._header(b"x-request-id"))
 
-    async def _start_stream(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
+    async def _start_stream(
+        self,
+        query_id: str,
+        *,
+        after: str | None,
+        stored: Any = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
         self.streaming = True
         await self.send_headers(
             status=200,
@@ -178,6 +189,7 @@ class _SseConsumer(AsyncHttpConsumer):
                 (b"Cache-Control", b"no-cache"),
                 (b"X-Accel-Buffering", b"no"),
                 *self._common_headers(),
+                *((name.encode(), value.encode()) for name, value in (extra_headers or {}).items()),
             ],
         )
         # daphne sends the headers with the first body bytes: let the client know at once.
@@ -232,10 +244,11 @@ class QueryStreamConsumer(_SseConsumer):
     async def start(self, body: bytes) -> None:
         if self.scope["method"] != "POST":
             raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
-        owner = await self._owner()
+        api_key = await self._api_key()
         params = _query_params(parse_json_body(body or b"{}"))
-        query = await to_thread(query_start)(owner=owner, params=params)
-        await self._start_stream(str(query.pk), after=None)
+        query = await to_thread(query_start)(owner=api_key.owner, params=params, api_key=api_key)
+        limits = await to_thread(rate_limit_headers)(api_key=api_key, user_id=params["user_id"])
+        await self._start_stream(str(query.pk), after=None, extra_headers=limits)
 
 
 class QueryResumeConsumer(_SseConsumer):
@@ -244,9 +257,9 @@ class QueryResumeConsumer(_SseConsumer):
     async def start(self, body: bytes) -> None:
         if self.scope["method"] != "GET":
             raise ApplicationError("Use GET.", code="method_not_allowed", status=405)
-        owner = await self._owner()
+        api_key = await self._api_key()
         query_id = self.scope["url_route"]["kwargs"]["query_id"]
-        query = await to_thread(query_get)(owner=owner, query_id=query_id)
+        query = await to_thread(query_get)(owner=api_key.owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
         after = resume_after(
             self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
@@ -267,10 +280,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.followers: dict[str, asyncio.Task[None]] = {}
         origin = dict(self.scope.get("headers", [])).get(b"origin")
         try:
-            owner = await to_thread(owner_from_scope)(self.scope, allow_query_param=True)
+            self.api_key = await to_thread(api_key_for_scope)(self.scope, allow_query_param=True)
         except ApplicationError:  # too many wrong keys from this address
             await self.close(code=4429)
             return
+        owner = None if self.api_key is None else self.api_key.owner
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None
@@ -322,7 +336,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _query(self, content: dict[str, Any]) -> None:
         params = _query_params({k: v for k, v in content.items() if k != "type"})
-        query = await to_thread(query_start)(owner=self.owner, params=params)
+        query = await to_thread(query_start)(owner=self.owner, params=params, api_key=self.api_key)
         self._follow(str(query.pk), after=None)
 
     async def _owned(self, content: dict[str, Any]) -> Any:

@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from agents.engine import run_engine
 from agents.ports import Scope
-from agents.providers.base import ImageInput
+from agents.providers.base import ChatMessage, ImageInput, Usage
+from agents.providers.pricing import cost_for
 from agents.providers.registry import (
     available_providers,
     default_model_for,
@@ -37,13 +38,15 @@ from agents.providers.registry import (
 )
 from agents.state import RunState
 from files.models import File
-from files.selectors import file_bytes, file_get
+from files.selectors import documents_ready, file_bytes, file_get
 from files.services import file_check, file_upload
 from llmplatform.core import metrics
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.event_log import event_log, wait_for_cancel
+from llmplatform.core.models import ApiKey
+from llmplatform.core.quotas import quota_admit, quota_settle
 from queries.dispatch import dispatcher
 from queries.engine_ports import ENGINE_PORTS
 from queries.models import Query
@@ -54,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 FINISHED = frozenset({Query.Status.COMPLETED, Query.Status.FAILED, Query.Status.CANCELLED})
 _DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|gif|webp));base64,(.+)$", re.DOTALL)
+# A client-kept conversation (the OpenAI-compatible API) is bounded by the request body
+# size too; this bounds the number of turns the writer has to lay out.
+MAX_CONVERSATION_TURNS = 500
+CONVERSATION_ROLES = ("system", "user", "assistant")
 
 
 # ----- start -----
@@ -103,6 +110,41 @@ def _attachment_ids(*, owner, user_id: str, attachments: list[str]) -> list[str]
     return ids
 
 
+def _conversation(params: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The client's earlier turns, checked; None when it sent none (then the session's
+    stored history is the context). Raises ApplicationError (400)."""
+    conversation = params.get("conversation")
+    if conversation is None:
+        return None
+    if not isinstance(conversation, list) or len(conversation) > MAX_CONVERSATION_TURNS:
+        raise ApplicationError(
+            f"conversation must be a list of at most {MAX_CONVERSATION_TURNS} turns.",
+            code="invalid_conversation",
+        )
+    turns: list[dict[str, str]] = []
+    for index, turn in enumerate(conversation):
+        if (
+            not isinstance(turn, dict)
+            or set(turn) != {"role", "content"}
+            or turn["role"] not in CONVERSATION_ROLES
+            or not isinstance(turn["content"], str)
+        ):
+            raise ApplicationError(
+                f"conversation[{index}] must be {{role, content}} with role one of "
+                f"{', '.join(CONVERSATION_ROLES)} and content a string.",
+                code="invalid_conversation",
+                extra={"index": index},
+            )
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    return turns
+
+
+def _client_system_prompt(conversation: list[dict[str, str]] | None) -> str | None:
+    """The client's own system prompt: its system turns, in order."""
+    parts = [turn["content"] for turn in conversation or [] if turn["role"] == "system"]
+    return "\n\n".join(parts) or None
+
+
 @dataclass
 class _Choices:
     """What answers the query, and which experiment variants decided any of it."""
@@ -120,6 +162,8 @@ def _choices(*, params: dict[str, Any], session: Any) -> _Choices:
     requested_provider = params.get("model_provider")
     requested_model = params.get("model_name")
     requested_temperature = params.get("temperature")
+    # A client that sends its own system prompt is not given an experiment's.
+    client_system = _client_system_prompt(params.get("conversation"))
     applied: dict[str, Any] = {}
     variants: dict[str, str] = {}
     for assigned in session_variants(session=session):
@@ -135,7 +179,10 @@ def _choices(*, params: dict[str, Any], session: Any) -> _Choices:
         if variant_model and not requested_model and model_fits and "model_name" not in applied:
             applied["model_name"] = variant_model
             shaped = True
-        for key, requested in (("temperature", requested_temperature), ("system_prompt", None)):
+        for key, requested in (
+            ("temperature", requested_temperature),
+            ("system_prompt", client_system),
+        ):
             if key in overrides and requested is None and key not in applied:
                 applied[key] = overrides[key]
                 shaped = True
@@ -180,23 +227,49 @@ def _check_web_search(provider: str) -> None:
     )
 
 
-def query_start(*, owner, params: dict[str, Any]) -> Query:
+def _admit(*, api_key: ApiKey | None, params: dict[str, Any], choices: _Choices) -> dict | None:
+    """Count the question against the key's limits, reserving its estimated usage: the
+    question (about 4 characters a token) and the most the answer may use."""
+    max_tokens = params.get("max_tokens") or run_config().default_max_tokens
+    estimate = Usage(input_tokens=len(params["query"]) // 4 + 1, output_tokens=max_tokens)
+    return quota_admit(
+        api_key=api_key,
+        user_id=params["user_id"],
+        tokens_estimate=estimate.input_tokens + estimate.output_tokens,
+        usd_estimate=cost_for(choices.provider, choices.model, estimate),
+    )
+
+
+def query_start(*, owner, params: dict[str, Any], api_key: ApiKey | None = None) -> Query:
     """Store a pending Query for validated ``params`` and dispatch its run.
 
     The one entry of every edge. The session is started through ``session_start`` when
-    it is new, so every query counts in analytics and experiments. Raises
-    ApplicationError (400, 404, 413, 415).
+    it is new, so every query counts in analytics and experiments. ``api_key`` (absent
+    for the signed-in chat UI) is the caller whose limits and budgets apply; a refusal
+    comes before anything is stored or any provider is called. Raises ApplicationError
+    (400, 404, 413, 415, 429).
     """
+    conversation = _conversation(params)
     session = session_for_query(
         owner=owner, session_id=params["session_id"], user_id=params["user_id"]
     )
-    choices = _choices(params=params, session=session)
+    choices = _choices(params={**params, "conversation": conversation}, session=session)
     web_search = params.get("web_search", False)
     if web_search:
         _check_web_search(choices.provider)
-    attachments = _attachment_ids(
-        owner=owner, user_id=params["user_id"], attachments=params.get("attachments", [])
+    # Named documents are checked before admission: a 404 or 409 costs no quota.
+    documents = documents_ready(
+        owner=owner, user_id=params["user_id"], file_ids=params.get("documents", [])
     )
+    reservation = _admit(api_key=api_key, params=params, choices=choices)
+    try:
+        attachments = _attachment_ids(
+            owner=owner, user_id=params["user_id"], attachments=params.get("attachments", [])
+        )
+    except ApplicationError:
+        # Refused after admission: the question used nothing.
+        quota_settle(reservation, run_id=str(ObjectId()), tokens=0, usd=0.0)
+        raise
     runs = dispatcher()
     running = runs.starts_runs_at_once
     query = Query.objects.create(
@@ -218,6 +291,10 @@ def query_start(*, owner, params: dict[str, Any]) -> Query:
             "temperature": choices.temperature,
             "max_tokens": params.get("max_tokens") or run_config().default_max_tokens,
             "system_prompt": choices.system_prompt,
+            "conversation": conversation,
+            "quota": reservation,
+            "documents": documents,
+            "use_documents": params.get("use_documents", False),
         },
     )
     runs.submit_run(query)
@@ -328,6 +405,7 @@ def _images(query: Query) -> list[ImageInput]:
 
 def _state_for(query: Query, emit: Any) -> RunState:
     params = query.request
+    conversation = params.get("conversation")
     return RunState(
         scope=Scope(
             owner_id=str(query.owner_id),
@@ -345,7 +423,20 @@ def _state_for(query: Query, emit: Any) -> RunState:
         use_memory=params.get("use_memory", True),
         selected_option=params.get("selected_option"),
         images=[],
-        system_prompt_override=params.get("system_prompt"),
+        # The client's system turns are its system prompt (they take the base prompt's
+        # place); its other turns are the model's context as given.
+        system_prompt_override=_client_system_prompt(conversation) or params.get("system_prompt"),
+        documents=params.get("documents", []),
+        use_documents=params.get("use_documents", False),
+        conversation=(
+            None
+            if conversation is None
+            else [
+                ChatMessage(role=turn["role"], content=turn["content"])
+                for turn in conversation
+                if turn["role"] != "system"
+            ]
+        ),
         emit=emit,
     )
 
@@ -359,7 +450,7 @@ def _store_outcome(query: Query, state: RunState, total_ms: float) -> None:
         state.usage_estimated = True
     query.response = state.shopping_question or state.response
     query.options = state.options
-    query.citations = [{"url": c.url, "title": c.title} for c in state.citations]
+    query.citations = [c.as_dict() for c in state.citations]
     query.product_cards = state.product_cards
     query.intent = state.intent
     query.agents_used = state.agents_used
@@ -479,11 +570,30 @@ async def query_execute(query_id: str, *, query: Query | None = None) -> None:
         await _report_failure(query, internal_error(), state, emit)
     finally:
         heartbeat.cancel()
+        # Before ``done``: a client that saw the answer end sees its budget settled.
+        await to_thread(_settle_quota)(query)
         message = "Query cancelled" if state is not None and state.cancelled else "Query complete"
         await emit({"type": "done", "message": message})
     _record_metrics(query, total_ms=(time.perf_counter() - started) * 1000)
     if query.status == Query.Status.COMPLETED:
         dispatcher().submit_background("queries.after_completion", str(query.pk))
+
+
+def _settle_quota(query: Query) -> None:
+    """Count what the run used against its key's budgets instead of the estimate.
+
+    Raises nothing: an unreachable cache must not keep the stream from ending.
+    """
+    usage = query.usage or {}
+    try:
+        quota_settle(
+            query.request.get("quota"),
+            run_id=str(query.pk),
+            tokens=int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0),
+            usd=usage.get("cost_usd"),
+        )
+    except Exception:
+        logger.exception("query %s: its usage could not be counted against its budget", query.pk)
 
 
 def _record_metrics(query: Query, *, total_ms: float) -> None:
@@ -535,6 +645,8 @@ def _fail_lost(query: Query) -> bool:
     log.append(query_id, {"type": "error", "query_id": query_id, **error.as_envelope()})
     log.append(query_id, {"type": "done", "message": "Query failed"})
     logger.warning("query %s failed: its worker stopped", query_id)
+    # What it used before its worker died is unknown: its reservation is released.
+    _settle_quota(query)
     return True
 
 
@@ -546,9 +658,9 @@ def queries_sweep() -> int:
     stale = Query.objects.filter(
         status=Query.Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=budget.stale_after_s),
-    ).only("pk", "status")
+    ).only("pk", "status", "request", "usage")
     never_taken = Query.objects.filter(
         status=Query.Status.PENDING,
         timestamp__lt=now - timedelta(seconds=budget.visibility_timeout_s + budget.grace_s),
-    ).only("pk", "status")
+    ).only("pk", "status", "request", "usage")
     return sum(_fail_lost(query) for query in [*stale, *never_taken])

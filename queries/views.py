@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmplatform.core.pagination import NewestFirstCursorPagination
+from llmplatform.core.quotas import rate_limit_headers
 from llmplatform.core.schema import paginated
 from queries.models import Query
 from queries.run import query_cancel, query_start, query_wait
@@ -38,13 +39,17 @@ class QueryView(APIView):
     def post(self, request: Request) -> Response:
         serializer = QueryRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        query = query_wait(query=query_start(owner=request.user, params=serializer.validated_data))
+        params = serializer.validated_data
+        query = query_wait(
+            query=query_start(owner=request.user, params=params, api_key=request.auth)
+        )
+        limits = rate_limit_headers(api_key=request.auth, user_id=params["user_id"])
         if query.status == Query.Status.FAILED:
             error = dict(query.error or {})
             status = error.pop("status", 502)
             error["details"] = {**error.get("details", {}), "query_id": str(query.pk)}
-            return Response({"error": error}, status=status)
-        return Response(QueryResultSerializer(query).data)
+            return Response({"error": error}, status=status, headers=limits)
+        return Response(QueryResultSerializer(query).data, headers=limits)
 
 
 class QueryHistoryView(APIView):

@@ -7,7 +7,13 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
 from llmplatform.core.models import ApiKey
-from llmplatform.core.services import api_key_create, api_key_revoke
+from llmplatform.core.quotas import quota_windows
+from llmplatform.core.services import (
+    KEY_LIMIT_FIELDS,
+    api_key_create,
+    api_key_revoke,
+    api_key_set_limits,
+)
 
 
 class ApiKeyCreateForm(forms.ModelForm):
@@ -15,38 +21,71 @@ class ApiKeyCreateForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("owner", "name")
+        fields = ("owner", "name", *KEY_LIMIT_FIELDS)
+
+
+def _usage_line(api_key: ApiKey) -> str:
+    parts = []
+    for window in quota_windows(api_key=api_key):
+        label = {
+            "requests_per_minute": "questions this minute",
+            "tokens_per_day": "tokens today",
+            "usd_per_month": "USD this month",
+        }[window.name]
+        used = f"{window.used:.2f}" if window.name == "usd_per_month" else f"{window.used}"
+        limit = "no limit" if window.limit is None else f"of {window.limit}"
+        parts.append(f"{used} {label} ({limit})")
+    return "; ".join(parts)
 
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "owner", "created_at", "last_used_at", "revoked_at")
+    list_display = (
+        "name",
+        "prefix",
+        "owner",
+        "usage",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = (("revoked_at", admin.EmptyFieldListFilter), "created_at")
     search_fields = ("name", "prefix", "owner__username")
     ordering = ("-created_at",)
     actions = ("revoke_keys",)
+
+    @admin.display(description="Usage against budget (UTC windows)")
+    def usage(self, api_key: ApiKey) -> str:
+        return _usage_line(api_key)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = ApiKeyCreateForm
         return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request, obj=None):
+    def get_fieldsets(self, request, obj=None):
+        limits = (
+            "Limits and budgets (blank: the DEFAULT_KEY_* / DEFAULT_USER_* setting)",
+            {"fields": KEY_LIMIT_FIELDS},
+        )
         if obj is None:
-            return ("owner", "name")
-        return ("name", "prefix", "owner", "created_at", "last_used_at", "revoked_at")
+            return ((None, {"fields": ("owner", "name")}), limits)
+        key = ("name", "prefix", "owner", "created_at", "last_used_at", "revoked_at")
+        return ((None, {"fields": key}), limits, ("Usage now", {"fields": ("usage",)}))
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return ()
-        return ("prefix", "owner", "created_at", "last_used_at", "revoked_at")
+        return ("prefix", "owner", "created_at", "last_used_at", "revoked_at", "usage")
 
     def save_model(self, request, obj: ApiKey, form, change) -> None:
+        limits = {field: form.cleaned_data.get(field) for field in KEY_LIMIT_FIELDS}
         if change:
             obj.save(update_fields=["name"])
+            api_key_set_limits(api_key=obj, limits=limits)
             return
         api_key, raw_key = api_key_create(
-            owner=form.cleaned_data["owner"], name=form.cleaned_data["name"]
+            owner=form.cleaned_data["owner"], name=form.cleaned_data["name"], limits=limits
         )
         # The admin redirects to the object it thinks it saved.
         obj.pk = api_key.pk

@@ -141,8 +141,8 @@ def api_key_from_scope(scope: dict, *, allow_query_param: bool) -> str | None:
     return _scope_credentials(scope, allow_query_param=allow_query_param)[1]
 
 
-def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
-    """The owner of an SSE/websocket connection by API key, or None. Call in a thread.
+def api_key_for_scope(scope: dict, *, allow_query_param: bool = False) -> ApiKey | None:
+    """The active API key of an SSE/websocket connection, or None. Call in a thread.
 
     A presented but wrong key counts against the client address's failure limit, shared
     with REST. Raises ApplicationError (429 ``rate_limited``, ``retry_after`` in details)
@@ -153,7 +153,7 @@ def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object 
         return None
     api_key = api_key_resolve(raw) if raw else None
     if api_key is not None:
-        return api_key.owner
+        return api_key
     if api_key_failure_record(client=client_address_from_scope(scope)):
         raise ApplicationError(
             RATE_LIMITED_MESSAGE,
@@ -162,3 +162,9 @@ def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object 
             extra={"retry_after": API_KEY_FAILURE_WINDOW_S},
         )
     return None
+
+
+def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
+    """The owner of ``api_key_for_scope``'s key, or None. Raises as it does."""
+    api_key = api_key_for_scope(scope, allow_query_param=allow_query_param)
+    return None if api_key is None else api_key.owner

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from llmplatform.core.errors import ApplicationError, error_envelope
 from llmplatform.core.json_body import too_large_error
+from llmplatform.core.quotas import refusal_headers
 
 _DRF_CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
@@ -41,7 +42,7 @@ def application_exception_handler(exc: Exception, context: dict[str, Any]) -> Re
             f"The request was refused: {exc}", code="malformed_request", status=400
         )
     if isinstance(exc, ApplicationError):
-        return Response(exc.as_envelope(), status=exc.status)
+        return Response(exc.as_envelope(), status=exc.status, headers=refusal_headers(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

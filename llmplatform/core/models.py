@@ -19,6 +19,28 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Limits and budgets (llmplatform.core.quotas). Blank: the DEFAULT_KEY_* /
+    # DEFAULT_USER_* setting applies; no limit when that is unset too.
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Questions per minute (every transport)."
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Input + output tokens per UTC day."
+    )
+    usd_per_month = models.DecimalField(
+        "USD per month",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Provider cost per UTC calendar month.",
+    )
+    user_requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Questions per minute for each end user (user_id)."
+    )
+    user_tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tokens per UTC day for each end user (user_id)."
+    )
 
     class Meta:
         db_table = "api_keys"

@@ -43,7 +43,10 @@ ERROR_DESCRIPTIONS = {
     405: "Method not allowed",
     413: "Body over MAX_REQUEST_BODY or file over MAX_FILE_SIZE (payload_too_large)",
     415: "Unsupported media type or file type",
-    429: "Too many failed API key attempts from this address (Retry-After)",
+    429: (
+        "Too many failed API key attempts from this address (rate_limited), or a question "
+        "over the key's rate limit (rate_limited) or budget (budget_exceeded); Retry-After"
+    ),
     502: "An upstream provider failed",
     503: "A dependency is unavailable",
     504: "An upstream provider timed out",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -26,26 +27,42 @@ def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, owner: AbstractBaseUser, name: str) -> tuple[ApiKey, str]:
-    """Create a key for ``owner``; returns it and the raw key (shown once). Raises nothing."""
+# The limits a key may set (llmplatform.core.quotas); unset ones follow the settings.
+KEY_LIMIT_FIELDS = (
+    "requests_per_minute",
+    "tokens_per_day",
+    "usd_per_month",
+    "user_requests_per_minute",
+    "user_tokens_per_day",
+)
+
+
+def api_key_create(
+    *, owner: AbstractBaseUser, name: str, limits: dict[str, Any] | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key for ``owner`` with optional ``limits`` (KEY_LIMIT_FIELDS); returns it
+    and the raw key (shown once). Raises nothing."""
     raw_key = KEY_PREFIX + secrets.token_urlsafe(32)
     api_key = ApiKey.objects.create(
         owner=owner,
         name=name,
         prefix=raw_key[: len(KEY_PREFIX) + 6],
         key_hash=api_key_hash(raw_key),
+        **{field: value for field, value in (limits or {}).items() if field in KEY_LIMIT_FIELDS},
     )
     return api_key, raw_key
 
 
-def api_key_create_for_username(*, username: str, name: str) -> tuple[ApiKey, str, bool]:
+def api_key_create_for_username(
+    *, username: str, name: str, limits: dict[str, Any] | None = None
+) -> tuple[ApiKey, str, bool]:
     """Create a key for the user ``username``, creating that user if missing. Raises nothing."""
     user_model = get_user_model()
     owner, created = user_model.objects.get_or_create(username=username)
     if created:
         owner.set_unusable_password()
         owner.save(update_fields=["password"])
-    api_key, raw_key = api_key_create(owner=owner, name=name)
+    api_key, raw_key = api_key_create(owner=owner, name=name, limits=limits)
     return api_key, raw_key, created
 
 
@@ -54,6 +71,18 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+    with RESOLVED_KEYS_LOCK:
+        RESOLVED_KEYS.pop(api_key.key_hash, None)
+    return api_key
+
+
+def api_key_set_limits(*, api_key: ApiKey, limits: dict[str, Any]) -> ApiKey:
+    """Change ``api_key``'s limits (KEY_LIMIT_FIELDS; None: the setting's default). Every
+    process applies them within API_KEY_CACHE_S. Raises nothing."""
+    fields = [field for field in limits if field in KEY_LIMIT_FIELDS]
+    for field in fields:
+        setattr(api_key, field, limits[field])
+    api_key.save(update_fields=fields)
     with RESOLVED_KEYS_LOCK:
         RESOLVED_KEYS.pop(api_key.key_hash, None)
     return api_key
