@@ -95,9 +95,9 @@ class DocumentChunk(models.Model):
     class Meta:
         db_table = "document_chunks"
         indexes = [
-            # The vector cache's incremental read: one end user's chunks of one model.
+            # The vector cache's read: one end user's chunks of one model, file by file.
             models.Index(
-                fields=["owner", "user_id", "embedding_model", "created_at"],
+                fields=["owner", "user_id", "embedding_model", "file"],
                 name="chunks_owner_user_vectors",
             ),
             models.Index(fields=["file", "index"], name="chunks_file_index"),

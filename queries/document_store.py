@@ -22,7 +22,7 @@ from agents.providers.similarity import cosine_top_k
 from files.models import CHUNK_VECTOR_INDEX_DIMENSIONS, CHUNK_VECTOR_INDEX_NAME, DocumentChunk, File
 from llmplatform.core.bridge import to_thread
 from queries.memory_store import CANDIDATES_PER_RESULT
-from queries.vector_cache import CHUNK_VECTORS, user_vectors
+from queries.vector_cache import CHUNK_VECTORS, group_vectors
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,25 @@ def _uses_vector_search(dimensions: int) -> bool:
     return dimensions == CHUNK_VECTOR_INDEX_DIMENSIONS and bool(connection.features.supports_search)
 
 
-def _user_documents(owner_id: ObjectId, user_id: str) -> dict[ObjectId, tuple[str, str, str]]:
-    """The end user's documents: pk → (status, embedding model, filename)."""
+@dataclass(frozen=True)
+class _Document:
+    status: str
+    embedding_model: str
+    filename: str
+    # Changes with every ingestion: the cache re-reads a file's chunks when it does.
+    version: object
+
+
+def _user_documents(owner_id: ObjectId, user_id: str) -> dict[ObjectId, _Document]:
+    """The end user's documents by primary key (one small read per search)."""
     rows = (
         File.objects.filter(owner_id=owner_id, user_id=user_id)
         .exclude(ingestion_status=File.Ingestion.NONE)
-        .values_list("pk", "ingestion_status", "embedding_model", "filename")
+        .values_list(
+            "pk", "ingestion_status", "embedding_model", "filename", "ingestion_finished_at"
+        )
     )
-    return {pk: (status, model, name) for pk, status, model, name in rows}
+    return {pk: _Document(*fields) for pk, *fields in rows}
 
 
 def chunk_vector_search_pipeline(
@@ -103,16 +114,17 @@ def _atlas(owner_id, user_id, vector, model, allowed: set[ObjectId], limit: int)
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
 
-def _exact(owner_id, user_id, vector, model, allowed: set[ObjectId], known: set[ObjectId], limit):
-    stored = user_vectors(
+def _exact(owner_id, user_id, vector, model, allowed: set[ObjectId], versions, limit):
+    # The matrix holds every ready document of the user (a named subset is a mask), so
+    # questions about different files share it.
+    stored = group_vectors(
         owner_id=owner_id,
         user_id=user_id,
         model=model,
         dimensions=len(vector),
         source=CHUNK_VECTORS,
+        versions=versions,
     )
-    # Files in the matrix that no longer exist at all: their rows go for good.
-    stored.drop_groups([group for group in list(stored.group_codes) if group not in known])
     while True:
         matrix = stored.matrix
         if matrix is None:
@@ -149,11 +161,12 @@ def search_chunks(
         return []
     owner = ObjectId(str(owner_id))
     documents = _user_documents(owner, user_id)
-    allowed = {
-        pk
-        for pk, (status, model, _) in documents.items()
-        if status == File.Ingestion.READY and model == embedding_model
+    ready = {
+        pk: document.version
+        for pk, document in documents.items()
+        if document.status == File.Ingestion.READY and document.embedding_model == embedding_model
     }
+    allowed = set(ready)
     if file_ids is not None:
         wanted = {ObjectId(f) for f in file_ids if ObjectId.is_valid(f)}
         allowed &= wanted
@@ -162,9 +175,9 @@ def search_chunks(
     if _uses_vector_search(len(vector)):
         ranked = _atlas(owner, user_id, vector, embedding_model, allowed, limit)
     else:
-        ranked = _exact(owner, user_id, vector, embedding_model, allowed, set(documents), limit)
+        ranked = _exact(owner, user_id, vector, embedding_model, allowed, ready, limit)
     return [
-        ChunkHit(chunk=chunk, title=documents[chunk.file_id][2], score=float(score))
+        ChunkHit(chunk=chunk, title=documents[chunk.file_id].filename, score=float(score))
         for chunk, score in ranked
     ]
 

@@ -88,6 +88,10 @@ class UserVectors:
     # Per row, the code of its group (``group_codes``), parallel to ``buffer``.
     groups: np.ndarray | None = None
     group_codes: dict[object, int] = field(default_factory=dict)
+    # Codes are never reused: a dropped group's code may still sit in a stale mask.
+    next_group_code: int = 0
+    # Sources read by group (``group_vectors``): the version each held group was read at.
+    group_versions: dict[object, object] = field(default_factory=dict)
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -103,7 +107,10 @@ class UserVectors:
     def _group_code(self, group: object) -> int:
         if group is None:
             return NO_GROUP
-        return self.group_codes.setdefault(group, len(self.group_codes))
+        if group not in self.group_codes:
+            self.group_codes[group] = self.next_group_code
+            self.next_group_code += 1
+        return self.group_codes[group]
 
     def append(self, rows: Iterable[Sequence]) -> None:
         """Add ``(pk, embedding)`` or ``(pk, embedding, group)`` rows not held yet."""
@@ -148,6 +155,7 @@ class UserVectors:
         self.drop([self.ids[row] for row in np.flatnonzero(mask)])
         for group in doomed:
             self.group_codes.pop(group, None)
+            self.group_versions.pop(group, None)
 
     def drop(self, pks: Iterable[ObjectId]) -> None:
         """Remove deleted queries' rows (moving the last row into each hole)."""
@@ -197,14 +205,15 @@ def _owned_queries(owner_id: object, user_id: str, model: str):
 
 
 def _owned_chunks(owner_id: object, user_id: str, model: str):
-    # The chunks_owner_user_vectors index. A chunk is written only with its embedding,
-    # never changed, and deleted with its file: created_at orders new rows.
+    # Read by file (``group_vectors``) through the chunks_owner_user_vectors index's
+    # equality fields; chunks are written with their embedding and never changed.
     return DocumentChunk.objects.filter(owner_id=owner_id, user_id=user_id, embedding_model=model)
 
 
 QUERY_VECTORS = VectorSource(
     name="queries", model=Query, stamp_field="completed_at", rows=_owned_queries
 )
+# Read with ``group_vectors`` (by file); the stamp is there for ``user_vectors`` only.
 CHUNK_VECTORS = VectorSource(
     name="chunks",
     model=DocumentChunk,
@@ -245,6 +254,14 @@ def _listed_pages(
             lookup = {f"{stamp}__gte": last}
 
 
+def _entry(key: CacheKey, dimensions: int) -> tuple[UserVectors, threading.Lock]:
+    """The cached matrix for ``key`` (made empty if new), now the most recently used."""
+    with _lock:
+        entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
+        _cache[key] = entry
+        return entry, _key_locks.setdefault(key, threading.Lock())
+
+
 def user_vectors(
     *,
     owner_id: object,
@@ -254,11 +271,7 @@ def user_vectors(
     source: VectorSource = QUERY_VECTORS,
 ) -> UserVectors:
     """The end user's vectors of ``model`` from ``source``, brought up to date."""
-    key = _key(owner_id, user_id, model, dimensions, source.name)
-    with _lock:
-        entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
-        _cache[key] = entry
-        key_lock = _key_locks.setdefault(key, threading.Lock())
+    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
     with key_lock:
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
         # Cold: every row is new, and the embedded server decodes each listed document in
@@ -285,6 +298,54 @@ def user_vectors(
             newest = max((completed_at for _, completed_at in listed), default=None)
             if newest is not None and (entry.read_until is None or newest > entry.read_until):
                 entry.read_until = newest
+    with _lock:
+        _evict_over_budget()
+    return entry
+
+
+def group_vectors(
+    *,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    dimensions: int,
+    source: VectorSource,
+    versions: dict[object, object],
+) -> UserVectors:
+    """The end user's vectors of ``model`` for exactly the groups in ``versions``.
+
+    For rows that come and go a group at a time (a document's chunks: written together,
+    searchable once the file is ready, replaced together when it is re-ingested), the
+    caller knows which groups should be held and at which version (the file's last
+    ingestion). Groups held at another version, or no longer wanted, are dropped; wanted
+    groups not held are read by group, LIST_PAGE rows at a time. No time margin and no
+    listing of unchanged groups: a warm call reads nothing.
+    """
+    assert source.group_field is not None
+    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
+    group_field = source.group_field
+    with key_lock:
+        stale = [g for g, held in entry.group_versions.items() if versions.get(g, held) != held]
+        unwanted = [g for g in entry.group_codes if g not in versions]
+        entry.drop_groups([*stale, *unwanted])
+        missing = [g for g in versions if g not in entry.group_versions]
+        rows = source.rows(owner_id, user_id, model)
+        for start in range(0, len(missing), FETCH_BATCH):
+            batch = missing[start : start + FETCH_BATCH]
+            after = None
+            while True:
+                page = rows.filter(**{f"{group_field}__in": batch})
+                if after is not None:
+                    page = page.filter(pk__gt=after)
+                listed = list(
+                    page.order_by("pk").values_list("pk", "embedding", group_field)[:LIST_PAGE]
+                )
+                entry.append(listed)
+                if len(listed) < LIST_PAGE:
+                    break
+                after = listed[-1][0]
+            for group in batch:
+                entry.group_versions[group] = versions[group]
     with _lock:
         _evict_over_budget()
     return entry

@@ -131,7 +131,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="documentchunk",
             index=models.Index(
-                fields=["owner", "user_id", "embedding_model", "created_at"],
+                fields=["owner", "user_id", "embedding_model", "file"],
                 name="chunks_owner_user_vectors",
             ),
         ),

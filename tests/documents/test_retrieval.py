@@ -80,7 +80,9 @@ def test_atlas_pipeline_filters_inside_the_search_and_rechecks_hits(monkeypatch,
     monkeypatch.setattr(
         document_store,
         "_user_documents",
-        lambda owner_id, user_id: {ObjectId("0" * 24): ("ready", "m", "a.pdf")},
+        lambda owner_id, user_id: {
+            ObjectId("0" * 24): document_store._Document("ready", "m", "a.pdf", None)
+        },
     )
     hits = document_store.search_chunks(
         owner_id=owner.pk,
@@ -111,3 +113,79 @@ def test_setup_indexes_knows_the_chunk_vector_index():
     outcomes = {(o.collection, o.name): o.action for o in indexes_ensure(create=True)}
     assert outcomes[("document_chunks", CHUNK_VECTOR_INDEX_NAME)] == "skipped"
     assert outcomes[("document_chunks", "chunks_owner_user_vectors")] in ("created", "exists")
+
+
+@pytest.mark.django_db
+def test_the_chunk_matrix_follows_each_files_version(make_owner):
+    from files.models import File
+    from queries.vector_cache import CHUNK_VECTORS, group_vectors
+
+    owner, _ = make_owner("acme")
+
+    def document(name: str) -> File:
+        return File.objects.create(
+            owner=owner,
+            user_id="u1",
+            filename=name,
+            content_type="text/plain",
+            size=1,
+            sha256="0" * 64,
+            storage_path=name,
+            ingestion_status="ready",
+            embedding_model="m",
+        )
+
+    def chunks(file: File, count: int, value: float) -> list:
+        return DocumentChunk.objects.bulk_create(
+            DocumentChunk(
+                owner=owner,
+                user_id="u1",
+                file=file,
+                index=i,
+                char_start=0,
+                char_end=1,
+                text="x",
+                embedding=[value, 1.0],
+                embedding_model="m",
+            )
+            for i in range(count)
+        )
+
+    a, b = document("a.txt"), document("b.txt")
+    chunks(a, 3, 0.1)
+    chunks(b, 2, 0.2)
+
+    def held(versions):
+        entry = group_vectors(
+            owner_id=owner.pk,
+            user_id="u1",
+            model="m",
+            dimensions=2,
+            source=CHUNK_VECTORS,
+            versions=versions,
+        )
+        return {g: int(entry.group_mask([g]).sum()) for g in (a.pk, b.pk)}, entry
+
+    assert held({a.pk: 1, b.pk: 1})[0] == {a.pk: 3, b.pk: 2}
+    # Re-ingested: a's old chunks replaced by 4 new ones, at a new version.
+    DocumentChunk.objects.filter(file=a).delete()
+    chunks(a, 4, 0.3)
+    assert held({a.pk: 1, b.pk: 1})[0] == {a.pk: 3, b.pk: 2}  # same version: not re-read
+    counts, entry = held({a.pk: 2, b.pk: 1})
+    assert counts == {a.pk: 4, b.pk: 2}
+    assert len(entry.ids) == 6
+    # b no longer searchable (deleted, or being re-ingested): its rows leave the matrix,
+    # and a code freed by it is never given to another file.
+    counts, entry = held({a.pk: 2})
+    assert counts == {a.pk: 4, b.pk: 0} and len(entry.ids) == 4
+    c = document("c.txt")
+    chunks(c, 1, 0.4)
+    entry = group_vectors(
+        owner_id=owner.pk,
+        user_id="u1",
+        model="m",
+        dimensions=2,
+        source=CHUNK_VECTORS,
+        versions={a.pk: 2, c.pk: 1},
+    )
+    assert int(entry.group_mask([a.pk]).sum()) == 4 and int(entry.group_mask([c.pk]).sum()) == 1
