@@ -10,12 +10,6 @@ from queries.document_store import search_chunks
 from queries.memory_store import similar_query_rows
 
 SCOPES = ("all", "queries", "documents")
-SNIPPET_CHARS = 280
-
-
-def _snippet(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
 def semantic_search(*, owner, user_id: str, q: str, scope: str, limit: int) -> list[dict]:
@@ -35,7 +29,7 @@ def semantic_search(*, owner, user_id: str, q: str, scope: str, limit: int) -> l
             {
                 "type": "query",
                 "score": round(score, 4),
-                "snippet": _snippet(query.query),
+                "snippet": passage_snippet(query.query, q),
                 "query_id": str(query.pk),
                 "session_id": query.session_id,
                 "timestamp": query.timestamp,
