@@ -17,6 +17,7 @@ from rest_framework.request import Request
 
 from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.exception_handler import application_exception_handler
+from llmplatform.core.quotas import refusal_headers
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def openai_error_response(error: ApplicationError) -> JsonResponse:
         status=error.status,
     )
     # Rate limits and budgets (and the wrong-key limit) say when to come back.
-    if "retry_after" in error.extra:
-        response["Retry-After"] = str(error.extra["retry_after"])
+    for name, value in refusal_headers(error).items():
+        response[name] = value
     return response
 
 

@@ -365,3 +365,17 @@ def test_admin_shows_usage_against_budget_and_edits_limits(api, owner, admin_cli
     assert (api_key.name, api_key.requests_per_minute) == ("renamed", 7)
     assert api_key.tokens_per_day is None
     assert api_key.usd_per_month == Decimal("3")
+
+
+def test_the_openai_compatible_api_answers_429_in_openai_shape(api, owner):
+    limit(owner, requests_per_minute=1)
+    body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+    assert api.post("/v1/chat/completions", body, format="json").status_code == 200
+
+    refused = api.post("/v1/chat/completions", body, format="json")
+
+    assert refused.status_code == 429
+    error = refused.json()["error"]
+    assert (error["type"], error["code"]) == ("rate_limit_error", "rate_limited")
+    assert refused["Retry-After"] == "30"
+    assert refused["RateLimit-Limit"] == "1"
