@@ -60,6 +60,7 @@ class DeviceFilter(admin.SimpleListFilter):
 class SessionAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_display = (
         "session_id",
+        "title",
         "user_id",
         "owner",
         "device",
@@ -69,7 +70,7 @@ class SessionAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
         "experiments",
     )
     list_filter = (("start_t", admin.DateFieldListFilter), DeviceFilter, ExperimentVariantFilter)
-    search_fields = ("session_id", "user_id")
+    search_fields = ("session_id", "user_id", "title")
     # Pages read off the sessions_page index (-start_t, -_id); no count, no date
     # hierarchy (a min/max and distinct over every session), no join per page: the
     # owner column is filled by one primary-key read per page (prefetch).
@@ -78,6 +79,7 @@ class SessionAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_select_related = ()
     fields = (
         "session_id",
+        "title",
         "user_id",
         "owner",
         "device",
