@@ -318,8 +318,8 @@ def group_vectors(
     searchable once the file is ready, replaced together when it is re-ingested), the
     caller knows which groups should be held and at which version (the file's last
     ingestion). Groups held at another version, or no longer wanted, are dropped; wanted
-    groups not held are read by group, LIST_PAGE rows at a time. No time margin and no
-    listing of unchanged groups: a warm call reads nothing.
+    groups not held are read one group at a time, LIST_PAGE rows per read. No time margin
+    and no listing of unchanged groups: a warm call reads nothing.
     """
     assert source.group_field is not None
     entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
@@ -328,13 +328,13 @@ def group_vectors(
         stale = [g for g, held in entry.group_versions.items() if versions.get(g, held) != held]
         unwanted = [g for g in entry.group_codes if g not in versions]
         entry.drop_groups([*stale, *unwanted])
-        missing = [g for g in versions if g not in entry.group_versions]
         rows = source.rows(owner_id, user_id, model)
-        for start in range(0, len(missing), FETCH_BATCH):
-            batch = missing[start : start + FETCH_BATCH]
+        # One group at a time: equality on every field of the index, so each read touches
+        # that file's rows only (an $in over many files, paged, rescans them all per page).
+        for group in [g for g in versions if g not in entry.group_versions]:
             after = None
             while True:
-                page = rows.filter(**{f"{group_field}__in": batch})
+                page = rows.filter(**{group_field: group})
                 if after is not None:
                     page = page.filter(pk__gt=after)
                 listed = list(
@@ -344,8 +344,7 @@ def group_vectors(
                 if len(listed) < LIST_PAGE:
                     break
                 after = listed[-1][0]
-            for group in batch:
-                entry.group_versions[group] = versions[group]
+            entry.group_versions[group] = versions[group]
     with _lock:
         _evict_over_budget()
     return entry
