@@ -187,6 +187,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": _RUN_BUDGET.sweep_every_s,
         "options": {"queue": "default", "expires": _RUN_BUDGET.sweep_every_s},
     },
+    # Document ingestions whose worker died or that were never taken end `failed`.
+    "fail-stuck-document-ingestions": {
+        "task": "files.sweep_ingestions",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
+    # Chat UI conversations end when their user left or went idle (sessions.services).
+    "end-idle-sessions": {
+        "task": "sessions.end_idle",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONCURRENCY = WORKERS
@@ -256,6 +268,25 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 10 * 1024 * 1024, mini
 # Deepest nesting of arrays/objects accepted in a JSON body (MongoDB stores 100 levels).
 MAX_JSON_DEPTH = env_int("MAX_JSON_DEPTH", 64, minimum=2)
 
+# ==================== Documents (ask your documents) ====================
+# Upload bytes go through Django's storage API ("uploads"), so a worker on another machine
+# reads what the web process stored. Local disk under UPLOAD_DIR by default; the README
+# shows S3-compatible storage with django-storages.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Local disk under UPLOAD_DIR (read when used, so a changed UPLOAD_DIR is followed).
+    "uploads": {"BACKEND": "files.storage.UploadDirStorage"},
+}
+# A document with more pages, or more chunks once split, ends `failed` (nothing stored).
+DOCUMENT_MAX_PAGES = env_int("DOCUMENT_MAX_PAGES", 500, minimum=1)
+DOCUMENT_MAX_CHUNKS = env_int("DOCUMENT_MAX_CHUNKS", 5000, minimum=1)
+# One file's whole ingestion (extract, chunk, embed): past it the file ends `failed`, which
+# also stops decompression bombs. The Celery task's limits and the sweeper derive from it.
+DOCUMENT_INGEST_TIMEOUT_S = env_float("DOCUMENT_INGEST_TIMEOUT_S", 300.0, minimum=1.0)
+# A document still `pending` after this long was never taken by a worker: the sweeper fails it.
+DOCUMENT_PENDING_TIMEOUT_S = env_float("DOCUMENT_PENDING_TIMEOUT_S", 3600.0, minimum=1.0)
+
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
 CORS_URLS_REGEX = r"^/api/.*$"
@@ -323,6 +354,8 @@ INSTALLED_APPS = [
     "files",
     "products",
     "imports",
+    "openai_compat",
+    "documents",
 ]
 
 MIDDLEWARE = [

@@ -22,12 +22,16 @@ api_v1 = [
     path("", include("queries.urls")),
     path("", include("sessions.urls")),
     path("", include("analytics.urls")),
+    # Before files.urls: files/upload (which queues ingestion) and search live there.
+    path("", include("documents.urls")),
     path("", include("files.urls")),
     path("", include("products.urls")),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    # OpenAI-compatible: the openai SDKs' base_url is <site>/v1.
+    path("v1/", include("openai_compat.urls")),
     # Prometheus scrape (bearer METRICS_TOKEN; 404 while unset).
     path("metrics", metrics_view, name="metrics"),
     # JSON, as the name says (the plain view answers YAML unless asked otherwise).
@@ -51,6 +55,7 @@ urlpatterns = [
     ),
     path("admin/", admin.site.urls),
     path("", chat_page, name="chat"),
+    path("chat/api/", include("llmplatform.chat_api.urls")),
     path("login/", ChatLoginView.as_view(), name="login"),
     path("logout/", ChatLogoutView.as_view(), name="logout"),
 ]
