@@ -12,11 +12,14 @@ from files.chunking import _tokenizer, chunk_pages, chunk_tokens_for
 from files.extraction import DOCX, ExtractionFailed, Page, extract_pages
 from tests.documents.pdfs import FACTS, facts_pdf, make_image_only_pdf, make_pdf
 
-LATER = time.monotonic() + 600
-
 
 def extract(data: bytes, content_type: str = "application/pdf", *, max_pages: int = 100):
-    return extract_pages(data=data, content_type=content_type, max_pages=max_pages, deadline=LATER)
+    # The deadline is taken per call: one taken at import would expire before a long suite
+    # reaches these tests.
+    deadline = time.monotonic() + 600
+    return extract_pages(
+        data=data, content_type=content_type, max_pages=max_pages, deadline=deadline
+    )
 
 
 def test_pdf_text_comes_page_by_page_with_1_based_numbers():
