@@ -22,10 +22,32 @@ class EnvError(ImproperlyConfigured):
 _previous_excepthook = sys.excepthook
 
 
+def _database_unreachable(exc_type: type[BaseException], exc: BaseException) -> str | None:
+    """The one-line reason when ``exc`` says MongoDB (MONGODB_URI) could not be reached."""
+    if not exc_type.__module__.startswith("pymongo"):
+        return None
+    from pymongo.errors import ConnectionFailure
+
+    if not issubclass(exc_type, ConnectionFailure):
+        return None
+    # pymongo names hosts and ports, never the URI's password; the topology dump after
+    # the first clause is noise here.
+    reason = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
+    return (
+        f"the MongoDB server of MONGODB_URI could not be reached ({reason}). Check "
+        "MONGODB_URI and that the server is running and reachable from here."
+    )
+
+
 def _configuration_error_hook(exc_type, exc, tb) -> None:
-    """A bad or missing setting that stops a process is one line, not a traceback."""
+    """A bad or missing setting that stops a process is one line, not a traceback; so is
+    a MONGODB_URI that nothing answers (``check --deploy``, ``migrate``, start-up)."""
     if issubclass(exc_type, EnvError):
         sys.stderr.write(f"Configuration error: {exc}\n")
+        return
+    unreachable = _database_unreachable(exc_type, exc)
+    if unreachable is not None:
+        sys.stderr.write(f"Configuration error: {unreachable}\n")
         return
     _previous_excepthook(exc_type, exc, tb)
 

@@ -40,6 +40,15 @@ IS_PRODUCTION = ENVIRONMENT == "production"
 # ==================== Server ====================
 HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000, minimum=1)
+# `manage.py serve` closes a request that arrives too slowly or too large (see
+# llmplatform/core/server_protocol.py): the request line and headers within
+# SERVER_HEADER_TIMEOUT_S of the connection or the request's first byte and at most
+# SERVER_MAX_HEADER_BYTES; a body within SERVER_BODY_TIMEOUT_S of its headers; an idle
+# keep-alive connection after SERVER_KEEP_ALIVE_S.
+SERVER_HEADER_TIMEOUT_S = env_float("SERVER_HEADER_TIMEOUT_S", 20.0, minimum=0.1)
+SERVER_BODY_TIMEOUT_S = env_float("SERVER_BODY_TIMEOUT_S", 120.0, minimum=0.1)
+SERVER_KEEP_ALIVE_S = env_int("SERVER_KEEP_ALIVE_S", 5, minimum=1)
+SERVER_MAX_HEADER_BYTES = env_int("SERVER_MAX_HEADER_BYTES", 65536, minimum=1024)
 WORKERS = env_int("WORKERS", 1, minimum=1)
 
 # ==================== Security ====================
@@ -376,6 +385,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "llmplatform.urls"
+    # Before SecurityMiddleware: X-Forwarded-Proto is believed only from TRUSTED_PROXIES.
+    "llmplatform.core.middleware.TrustedProxyHeadersMiddleware",
 ASGI_APPLICATION = "llmplatform.asgi.application"
 APPEND_SLASH = False
 

@@ -28,8 +28,9 @@ _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|[A-Z
 def redact(text: str, *, limit: int = 300) -> str:
     """``text`` without anything that looks like a credential, cut to ``limit`` characters.
 
-    Every configured secret, and any 8+ character piece of one, goes first (whatever its
-    shape), then anything shaped like a key.
+    Every configured secret, and any 6+ character piece of one, goes first (whatever its
+    shape, plain or percent-, JSON- or base64-encoded: ``secrets_redact``), then anything
+    shaped like a key.
     """
     cleaned = _SECRET_LIKE.sub("[redacted]", secrets_redact(text)).strip()
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

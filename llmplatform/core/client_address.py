@@ -51,6 +51,11 @@ def _canonical(address: str) -> str | None:
         return None
 
 
+def is_trusted_proxy(peer: str | None) -> bool:
+    """Whether the socket's remote address ``peer`` is one of TRUSTED_PROXIES."""
+    return _is_trusted(_canonical(peer or "") or "")
+
+
 def client_address(*, peer: str | None, forwarded_for: str | None) -> str:
     """The client's IP address.
 

@@ -3,8 +3,9 @@
 Every series is defined here, once, with its labels; callers use the ``record_*``
 functions, never the metric objects. Labels stay bounded: routes are URL patterns (never
 raw paths), owners are API-key owners' ids (a handful per deployment), providers and
-models come from the registry, task names from Celery's registry. End-user ids, session
-ids and query ids are never labels.
+models come from the model catalogue (``model_catalogue_register``; anything else is
+``other``, since clients choose model names), task names from Celery's registry. End-user
+ids, session ids and query ids are never labels.
 
 Processes:
 
@@ -24,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "llmplatform"
 UNMATCHED_ROUTE = "<unmatched>"
+# The label of a provider or model that is not in the model catalogue.
+OTHER = "other"
 # The queues the dispatcher sends to (queries.dispatch): runs and background work.
 CELERY_QUEUES = ("agents", "default")
 # Celery tasks that are "summary and ingestion" work, by task name -> job label. A new
@@ -142,6 +145,31 @@ def _label(value: Any, fallback: str = "unknown") -> str:
     return str(value) if value not in (None, "") else fallback
 
 
+# (provider, lower-cased model) pairs a model label may name, supplied by the layer that
+# knows them (agents.providers.catalogue, registered in agents.apps): core imports no app.
+_model_catalogue: Callable[[], frozenset[tuple[str, str]]] | None = None
+
+
+def model_catalogue_register(catalogue: Callable[[], frozenset[tuple[str, str]]]) -> None:
+    """Name the known (provider, model) pairs; called once at start-up, read per record."""
+    global _model_catalogue
+    _model_catalogue = catalogue
+
+
+def model_labels(provider: str | None, model: str | None) -> tuple[str, str]:
+    """The (provider, model) labels: catalogue names as they are, anything else ``other``.
+
+    Clients choose model names (REST accepts any, and the vendor may refuse it); without
+    this every new name would add a family of series. Before a catalogue is registered,
+    every model is ``other``: bounded, never unbounded.
+    """
+    known = _model_catalogue() if _model_catalogue is not None else frozenset()
+    provider, model = _label(provider), _label(model).lower()
+    if (provider, model) in known:
+        return provider, model
+    return (provider if any(p == provider for p, _ in known) else OTHER), OTHER
+
+
 def record_request(*, route: str | None, method: str, status: int, seconds: float) -> None:
     HTTP_REQUEST_SECONDS.labels(
         route=route or UNMATCHED_ROUTE, method=method, status=str(status)
@@ -160,8 +188,9 @@ def record_query_finished(
     output_tokens: int | None,
     cost_usd: float | None,
 ) -> None:
-    """One finished run (any status). ``owner`` is the API-key owner's id, never a user_id."""
-    provider, model, owner = _label(provider), _label(model), _label(owner)
+    """One finished run (any status). ``owner`` is the API-key owner's id, never a user_id;
+    a model outside the catalogue is counted as ``other``."""
+    (provider, model), owner = model_labels(provider, model), _label(owner)
     QUERIES.labels(provider=provider, model=model, status=_label(status)).inc()
     if ttft_ms:
         TTFT_SECONDS.labels(provider=provider, model=model).observe(ttft_ms / 1000)

@@ -1,5 +1,9 @@
 """``GET /metrics`` (Prometheus text format, bearer ``METRICS_TOKEN``) and the request-latency
-middleware. The series themselves are in ``llmplatform.core.metrics``."""
+middleware. The series themselves are in ``llmplatform.core.metrics``.
+
+A wrong token counts as a failed key attempt of the client's address, in the same counter
+as wrong API keys (``API_KEY_FAILURES_PER_MINUTE``): guessing the token is limited like
+guessing a key, and a right token is never refused."""
 
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmplatform.core import metrics
+from llmplatform.core.auth import (
+    API_KEY_FAILURE_WINDOW_S,
+    RATE_LIMITED_MESSAGE,
+    api_key_failure_record,
+)
+from llmplatform.core.client_address import client_address_from_request
 from llmplatform.core.errors import error_envelope
 
 
@@ -51,6 +61,14 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     if not token:
         raise Http404("Metrics are off: set METRICS_TOKEN.")
     if not _authorized(request, token):
+        if "Authorization" in request.headers and api_key_failure_record(
+            client=client_address_from_request(request)
+        ):
+            limited = JsonResponse(
+                error_envelope(code="rate_limited", message=RATE_LIMITED_MESSAGE), status=429
+            )
+            limited["Retry-After"] = str(API_KEY_FAILURE_WINDOW_S)
+            return limited
         response = JsonResponse(
             error_envelope(
                 code="not_authenticated",

@@ -1,4 +1,5 @@
-"""Request ids, access logging, and the JSON error envelope for non-DRF errors under /api/."""
+"""Request ids, access logging, proxy headers only from trusted proxies, and the JSON error
+envelope for non-DRF errors under /api/."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import time
 import uuid
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from llmplatform.core.client_address import is_trusted_proxy
 from llmplatform.core.errors import error_envelope
 from llmplatform.core.logging import request_id_var
 
@@ -62,6 +65,30 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+class TrustedProxyHeadersMiddleware:
+    """``SECURE_PROXY_SSL_HEADER`` (``X-Forwarded-Proto``) counts only from TRUSTED_PROXIES.
+
+    Django believes that header from any client, so a plain-HTTP request saying
+    ``X-Forwarded-Proto: https`` would escape the redirect to https and be treated as
+    secure. Placed before SecurityMiddleware: from any other peer the header is dropped;
+    from a trusted proxy only its last value (the one the nearest proxy appended) is kept,
+    as ``client_address.scheme_from_scope`` reads it for websockets.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        header = settings.SECURE_PROXY_SSL_HEADER
+        if header and header[0] in request.META:
+            name = header[0]
+            if is_trusted_proxy(request.META.get("REMOTE_ADDR")):
+                request.META[name] = request.META[name].split(",")[-1].strip()
+            else:
+                del request.META[name]
+        return self.get_response(request)
 
 
 class JsonErrorMiddleware:

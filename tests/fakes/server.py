@@ -9,12 +9,14 @@ parsing and error classes are what gets exercised.
 
 from __future__ import annotations
 
+import base64
 import collections
 import json
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,7 +27,24 @@ if TYPE_CHECKING:
 
 # end_early: the stream ends cleanly (proper HTTP framing) but before the vendor's finish
 # event — what a misbehaving proxy produces; it must not pass for a short answer.
-FaultKind = Literal["rate_limit", "server_error", "auth", "hang", "cut", "end_early", "malformed"]
+# echo_key: a 400 whose message quotes the API key the request carried, encoded as
+# ``Fault.encoding`` says (see ``encode_key``), as a careless vendor or proxy might.
+FaultKind = Literal[
+    "rate_limit", "server_error", "auth", "hang", "cut", "end_early", "malformed", "echo_key"
+]
+# How an echo_key fault writes the key: whole, percent-encoded (every byte), base64 at each
+# of the three alignments (after 0, 1 or 2 other bytes), as JSON \uXXXX escapes (the text
+# itself holds the backslashes), or cut into 7-character pieces.
+KeyEncoding = Literal["plain", "percent", "base64", "base64+1", "base64+2", "json", "pieces7"]
+KEY_ENCODINGS: tuple[KeyEncoding, ...] = (
+    "plain",
+    "percent",
+    "base64",
+    "base64+1",
+    "base64+2",
+    "json",
+    "pieces7",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class Fault:
     kind: FaultKind
     retry_after: float | None = None  # seconds, for "rate_limit"
     after_chunks: int = 1  # for "cut" and "malformed" streams: good chunks sent first
+    encoding: KeyEncoding = "plain"  # for "echo_key"
 
 
 @dataclass
@@ -58,6 +78,10 @@ class Reply:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
     citations: list[tuple[str, str]] = field(default_factory=list)  # (url, title)
+    # Scripted function calls (name, arguments); when set the answer is these calls.
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Gemini: the thoughtSignature (base64) sent on the first functionCall part.
+    thought_signature: str | None = None
 
     @property
     def text(self) -> str:
@@ -71,6 +95,31 @@ class Operation:
     kind: Literal["chat", "embeddings", "shopping"]
     stream: bool = False
     model: str = ""
+
+
+def encode_key(key: str, encoding: KeyEncoding) -> str:
+    """``key`` written as ``encoding`` (KEY_ENCODINGS), as the echo_key fault quotes it."""
+    if encoding == "percent":
+        return "".join(f"%{byte:02X}" for byte in key.encode())
+    if encoding.startswith("base64"):
+        offset = int(encoding.partition("+")[2] or 0)
+        return base64.b64encode(b"\x00\xff"[:offset] + key.encode()).decode()
+    if encoding == "json":
+        return "".join(f"\\u{ord(char):04x}" for char in key)
+    if encoding == "pieces7":
+        return " ".join(key[start : start + 7] for start in range(0, len(key), 7))
+    return key
+
+
+def request_key(request: RecordedRequest) -> str:
+    """The API key a request carried, however its vendor sends it."""
+    bearer = (request.header("authorization") or "").removeprefix("Bearer ").strip()
+    return (
+        request.header("x-api-key")
+        or request.header("x-goog-api-key")
+        or request.query.get("key")
+        or bearer
+    )
 
 
 def echo_reply_text(prompt: str) -> str:
@@ -120,7 +169,14 @@ class FakeVendorServer:
 
     def _reset_config(self) -> None:
         self.chunk_count = 3
+        # A predicate on the requested model: True answers 404 "model not found".
+        self.refuses_model: Callable[[str], bool] | None = None
         self.chunk_interval = 0.0  # seconds between streamed chunks
+        # Scripted answers: tool calls (name, arguments) instead of text, and/or a fixed
+        # text instead of the echo (e.g. a JSON answer for structured-output tests).
+        self.tool_calls: list[tuple[str, dict[str, Any]]] = []
+        self.reply_text: str | None = None
+        self.thought_signature: str | None = None
         self.cached_tokens = 0
         self.reasoning_tokens = 0
         self.citations: list[tuple[str, str]] = [
@@ -175,11 +231,12 @@ class FakeVendorServer:
         times: int = 1,
         retry_after: float | None = None,
         after_chunks: int = 1,
+        encoding: KeyEncoding = "plain",
     ) -> None:
         """Make the next ``times`` requests fail with ``kind``; later requests succeed."""
         with self._lock:
             for _ in range(times):
-                self._faults.append(Fault(kind, retry_after, after_chunks))
+                self._faults.append(Fault(kind, retry_after, after_chunks, encoding))
 
     def reset(self) -> None:
         with self._lock:
@@ -202,7 +259,7 @@ class FakeVendorServer:
             return self._faults.popleft() if self._faults else None
 
     def build_reply(self, *, model: str, prompt: str, input_words: int, search: bool) -> Reply:
-        text = echo_reply_text(prompt)
+        text = echo_reply_text(prompt) if self.reply_text is None else self.reply_text
         reply = Reply(
             model=model,
             chunks=split_into_chunks(text, self.chunk_count),
@@ -213,6 +270,8 @@ class FakeVendorServer:
             cached_tokens=self.cached_tokens,
             reasoning_tokens=self.reasoning_tokens,
             citations=list(self.citations) if search else [],
+            tool_calls=list(self.tool_calls),
+            thought_signature=self.thought_signature,
         )
         with self._lock:
             self.replies.append(reply)
@@ -258,6 +317,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, adapter.error_body(404, f"no route for {method} {parts.path}"))
             return
         operation = adapter.resolve(operation, request)
+        refuses = fake.refuses_model
+        if operation.kind == "chat" and refuses is not None and refuses(operation.model):
+            message = f"The model `{operation.model}` does not exist or you do not have access."
+            self._send_json(404, adapter.error_body(404, message))
+            return
+        if fault is not None and fault.kind == "echo_key":
+            key = encode_key(request_key(request), fault.encoding)
+            self._send_json(400, adapter.error_body(400, f"Invalid request for key {key}."))
+            return
         if fault is not None and self._apply_fault_before_body(fault):
             return
         if operation.kind == "embeddings":

@@ -84,7 +84,7 @@ def test_the_scrape_is_prometheus_text(token):
 
 
 def test_a_finished_query_is_recorded_per_provider_model_and_owner(token):
-    labels = {"provider": "openai", "model": "metrics-model-1"}
+    labels = {"provider": "openai", "model": "gpt-4.1-nano"}
     before_cost = value("llmplatform_cost_usd_total", **labels, owner="owner-a")
     metrics.record_query_finished(
         **labels,
@@ -107,7 +107,7 @@ def test_a_finished_query_is_recorded_per_provider_model_and_owner(token):
         cost_usd=None,
     )
     samples = scrape()
-    key = (("model", "metrics-model-1"), ("provider", "openai"))
+    key = (("model", "gpt-4.1-nano"), ("provider", "openai"))
     assert samples[("llmplatform_queries_total", (*key, ("status", "completed")))] == 1
     assert samples[("llmplatform_queries_total", (*key, ("status", "failed")))] == 1
     assert samples[("llmplatform_time_to_first_token_seconds_count", key)] == 1
@@ -120,7 +120,7 @@ def test_a_finished_query_is_recorded_per_provider_model_and_owner(token):
                 "llmplatform_tokens_total",
                 (
                     ("direction", direction),
-                    ("model", "metrics-model-1"),
+                    ("model", "gpt-4.1-nano"),
                     ("owner", "owner-a"),
                     ("provider", "openai"),
                 ),

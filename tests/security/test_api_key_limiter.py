@@ -47,16 +47,23 @@ def test_failures_are_counted_per_client_address():
     assert _fail(_client("198.51.100.8"), 1) == [401]
 
 
-def test_the_window_is_a_minute_in_the_local_cache(monkeypatch, settings):
-    from django.core.cache.backends import locmem
+def test_the_window_is_a_minute_in_the_embedded_store(monkeypatch, settings):
+    from llmplatform.core import counter_store
 
-    # The embedded default (no REDIS_URL): Django's local-memory cache.
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # The embedded default (no REDIS_URL): the counter store in the project's MongoDB.
+    settings.CACHES = {
+        **settings.CACHES,
+        "limits": {
+            "BACKEND": "llmplatform.core.counter_store.MongoCounterCache",
+            "LOCATION": "limit_counters",
+            "KEY_PREFIX": settings.CACHES["limits"]["KEY_PREFIX"],
+        },
+    }
     assert _fail(_client("198.51.100.7"), 4)[-1] == 429
-    now = locmem.time.time()
-    monkeypatch.setattr(locmem.time, "time", lambda: now + 30)
+    now = counter_store.counter_clock()
+    monkeypatch.setattr(counter_store, "counter_clock", lambda: now + 30)
     assert _fail(_client("198.51.100.7"), 1) == [429]  # a 1 s window would have ended
-    monkeypatch.setattr(locmem.time, "time", lambda: now + 61)
+    monkeypatch.setattr(counter_store, "counter_clock", lambda: now + 61)
     assert _fail(_client("198.51.100.7"), 1) == [401]
 
 
@@ -64,11 +71,12 @@ def test_the_window_is_a_minute_in_redis(settings):
     import redis
 
     settings.CACHES = {
-        "default": {
+        **settings.CACHES,
+        "limits": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": settings.REDIS_URL,
             "KEY_PREFIX": "llmp-test-limiter",
-        }
+        },
     }
     limit = auth.api_key_failure_limit()
     limit.clear("203.0.113.1")
@@ -76,7 +84,7 @@ def test_the_window_is_a_minute_in_redis(settings):
         assert [limit.record("203.0.113.1") for _ in range(4)] == [1, 2, 3, 4]
         assert limit.exceeded("203.0.113.1")
         assert not limit.exceeded("203.0.113.2")
-        backend = caches["default"]
+        backend = caches["limits"]
         key = backend.make_and_validate_key(limit._key("203.0.113.1"))
         ttl = redis.Redis.from_url(settings.REDIS_URL).ttl(key)
         assert 55 <= ttl <= 60
@@ -211,8 +219,9 @@ def test_the_asgi_server_is_never_told_to_believe_proxy_headers():
         # daphne's --proxy-headers, uvicorn's default: both believe a client's X-Forwarded-For.
         assert not re.search(r"(?<!no-)--proxy-headers\b", text), path
         assert "proxy_headers=True" not in text, path
-    serve = (root / "llmplatform/core/management/commands/serve.py").read_text()
-    assert "proxy_headers=False" in serve or "--no-proxy-headers" in serve
+    from llmplatform.core.management.commands.serve import uvicorn_options
+
+    assert uvicorn_options(host="127.0.0.1", port=8000)["proxy_headers"] is False
 
 
 def test_trusted_proxies_are_read_as_networks(monkeypatch):

@@ -43,3 +43,19 @@ def test_a_bad_value_is_one_line_too():
         "Configuration error: MAX_FILE_SIZE='abc' is not a whole number "
         "(example: MAX_FILE_SIZE=10485760)."
     )
+
+
+def test_an_unreachable_mongodb_uri_is_one_line_not_a_traceback():
+    result = run_manage(
+        "check",
+        "--deploy",
+        **{**PRODUCTION, "MONGODB_URI": "mongodb://admin:Pw0rd-Secret-1234@127.0.0.1:1/"},
+        SECRET_KEY=secrets.token_urlsafe(64),
+        REDIS_URL="redis://127.0.0.1:6379/15",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("Configuration error: the MongoDB server of MONGODB_URI")
+    assert "127.0.0.1:1" in lines[0] and "Pw0rd" not in lines[0]

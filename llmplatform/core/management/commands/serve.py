@@ -3,25 +3,82 @@
 from __future__ import annotations
 
 import secrets
+from argparse import ArgumentParser
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from llmplatform.core.server_protocol import ServerLimits, guarded_protocol
 from llmplatform.core.services import api_key_create
 from llmplatform.embedded_mongo import attach_embedded_database
 
 
-class Command(BaseCommand):
-    help = "Apply migrations, then serve HTTP, SSE and websockets with uvicorn (Ctrl-C stops)."
+def server_limits() -> ServerLimits:
+    return ServerLimits(
+        header_timeout_s=settings.SERVER_HEADER_TIMEOUT_S,
+        body_timeout_s=settings.SERVER_BODY_TIMEOUT_S,
+        keep_alive_s=settings.SERVER_KEEP_ALIVE_S,
+        max_header_bytes=settings.SERVER_MAX_HEADER_BYTES,
+    )
 
-    def handle(self, *args: object, **options: object) -> None:
+
+def uvicorn_options(*, host: str, port: int) -> dict[str, Any]:
+    """What ``serve`` gives ``uvicorn.run`` (the tests start the same server with it).
+
+    uvicorn (uvloop + httptools) measured fastest of daphne, uvicorn and granian with every
+    streaming test passing (bench/results/sse_streams.md); daphne still serves `runserver`.
+    No proxy headers: uvicorn would believe X-Forwarded-For from 127.0.0.1. Client
+    addresses are resolved by llmplatform.core.client_address (TRUSTED_PROXIES). Channels'
+    router has no lifespan handler. httptools with our read limits (server_protocol).
+    """
+    limits = server_limits()
+    return {
+        "app": "llmplatform.asgi:application",
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": guarded_protocol(limits),
+        "ws": "websockets-sansio",
+        "lifespan": "off",
+        "proxy_headers": False,
+        "timeout_keep_alive": limits.keep_alive_s,
+        "access_log": settings.DEBUG,
+        "log_config": None,  # Django's LOGGING stays in charge
+    }
+
+
+class Command(BaseCommand):
+    help = (
+        "Apply migrations, then serve HTTP, SSE and websockets with uvicorn (Ctrl-C stops). "
+        "Requests that arrive too slowly or too large are closed: see SERVER_HEADER_TIMEOUT_S, "
+        "SERVER_BODY_TIMEOUT_S, SERVER_MAX_HEADER_BYTES and SERVER_KEEP_ALIVE_S."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--host",
+            default=None,
+            help=f"Address to listen on (default: the HOST setting, now {settings.HOST}; "
+            "0.0.0.0 for every interface).",
+        )
+        parser.add_argument(
+            "--port",
+            type=int,
+            default=None,
+            help=f"TCP port to listen on (default: the PORT setting, now {settings.PORT}).",
+        )
+
+    def handle(self, *args: object, **options: Any) -> None:
+        host: str = options["host"] or settings.HOST
+        port: int = options["port"] or settings.PORT
         # Joins (or starts) the embedded database; it stops once no process uses it.
         attach_embedded_database()
         call_command("migrate", interactive=False, verbosity=0)
         self._first_run_account()
-        base = f"http://{settings.HOST}:{settings.PORT}"
+        base = f"http://{host}:{port}"
         database = "embedded SecantusDB (var/mongo)" if settings.MONGODB_EMBEDDED else "MONGODB_URI"
         background = "Celery workers (REDIS_URL)" if settings.REDIS_URL else "in-process (no Redis)"
         self.stdout.write(
@@ -34,25 +91,9 @@ class Command(BaseCommand):
             f"  health:      {base}/api/v1/health\n"
             "Press Ctrl-C to stop.\n"
         )
-        # uvicorn (uvloop + httptools) measured fastest of daphne, uvicorn and granian with
-        # every streaming test passing (bench/results/sse_streams.md); daphne still serves
-        # `runserver`. No proxy headers: uvicorn would believe X-Forwarded-For from
-        # 127.0.0.1. Client addresses are resolved by llmplatform.core.client_address
-        # (TRUSTED_PROXIES). Channels' router has no lifespan handler.
         import uvicorn
 
-        uvicorn.run(
-            "llmplatform.asgi:application",
-            host=settings.HOST,
-            port=settings.PORT,
-            loop="uvloop",
-            http="httptools",
-            ws="websockets-sansio",
-            lifespan="off",
-            proxy_headers=False,
-            access_log=settings.DEBUG,
-            log_config=None,  # Django's LOGGING stays in charge
-        )
+        uvicorn.run(**uvicorn_options(host=host, port=port))
 
     def _first_run_account(self) -> None:
         """On a fresh development database, make an admin and a key so everything is usable."""
