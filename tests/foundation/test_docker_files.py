@@ -28,7 +28,9 @@ def test_dockerfile_installs_production_requirements_only():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     assert "requirements.txt" in dockerfile
     assert "requirements-dev.txt" not in dockerfile  # SecantusDB (GPL) stays out of the image
-    assert "llmplatform.asgi:application" in dockerfile
+    # The web process is `manage.py serve`: uvicorn with our request read limits
+    # (SERVER_* settings) and no proxy headers, as `make run` serves.
+    assert "exec python manage.py serve --host 0.0.0.0" in dockerfile
     assert "secantusdb" not in (ROOT / "requirements.txt").read_text()
 
 
