@@ -13,6 +13,8 @@ from typing import Any
 
 from llmplatform.core import metrics
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.models import ApiKey
+from llmplatform.core.stream_access import StreamAccess
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.errors import openai_error_body
 from openai_compat.serializers import OpenAIChatCompletionRequestSerializer
@@ -230,11 +232,12 @@ def _frame(payload: dict[str, Any]) -> bytes:
 
 
 async def completion_chunks(
-    query: Query, *, model_id: str, include_usage: bool
+    query: Query, *, model_id: str, include_usage: bool, api_key: ApiKey
 ) -> AsyncIterator[bytes]:
     """The query's event log as OpenAI's SSE: a role chunk, a chunk per token, a finish
     chunk, the usage chunk when asked for, ``[DONE]``. An error ends the stream with an
-    ``error`` frame, which the SDKs raise as APIError."""
+    ``error`` frame, which the SDKs raise as APIError; so does revoking ``api_key`` (the
+    key the request came with) while the stream is open (``api_key_revoked``)."""
     base = _envelope(query, model_id, "chat.completion.chunk")
     extra = {"usage": None} if include_usage else {}
 
@@ -246,25 +249,32 @@ async def completion_chunks(
     usage: dict[str, Any] | None = None
     # Counted with the other SSE streams in the active-streams gauge, however it ends.
     with metrics.stream_active("sse"):
-        async for entry_id, event in follow_query(str(query.pk), after=None):
-            if entry_id is None:
-                yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see it
-                continue
-            kind = event.get("type")
-            if kind == "chunk":
-                yield chunk({"content": event["content"]})
-            elif kind == "final":
-                usage = event.get("usage")
-            elif kind == "error":
-                error = event.get("error", {})
-                yield _frame(
-                    openai_error_body(
-                        status=500,
-                        code=error.get("code", "error"),
-                        message=error.get("message", ""),
+        events = follow_query(str(query.pk), after=None, access=StreamAccess.for_api_key(api_key))
+        try:
+            async for entry_id, event in events:
+                if entry_id is None:
+                    yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see it
+                    continue
+                kind = event.get("type")
+                if kind == "chunk":
+                    yield chunk({"content": event["content"]})
+                elif kind == "final":
+                    usage = event.get("usage")
+                elif kind == "error":
+                    error = event.get("error", {})
+                    yield _frame(
+                        openai_error_body(
+                            status=500,
+                            code=error.get("code", "error"),
+                            message=error.get("message", ""),
+                        )
                     )
-                )
-                return
+                    return
+        except ApplicationError as refusal:  # the key was revoked mid-stream
+            yield _frame(
+                openai_error_body(status=refusal.status, code=refusal.code, message=refusal.message)
+            )
+            return
     yield chunk({}, "stop")
     if include_usage:
         yield _frame({**base, "choices": [], "usage": openai_usage(usage)})

@@ -116,7 +116,12 @@ class ChatCompletionsView(_OpenAIView):
         query = query_start(owner=request.user, params=call.params, api_key=request.auth)
         if call.stream:
             response: HttpResponse = StreamingHttpResponse(
-                completion_chunks(query, model_id=call.model_id, include_usage=call.include_usage),
+                completion_chunks(
+                    query,
+                    model_id=call.model_id,
+                    include_usage=call.include_usage,
+                    api_key=request.auth,
+                ),
                 content_type="text/event-stream; charset=utf-8",
             )
             response["Cache-Control"] = "no-cache"

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import Any
@@ -25,7 +26,7 @@ from llmplatform.core.auth import api_key_for_scope
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import run_config
 from llmplatform.core.errors import ApplicationError, internal_error
-from llmplatform.core.event_log import event_log
+from llmplatform.core.event_log import TERMINAL_TYPES, event_log
 from llmplatform.core.exception_handler import application_exception_handler
 from llmplatform.core.json_body import parse_json_body
 from llmplatform.core.middleware import request_id_from
@@ -33,65 +34,153 @@ from llmplatform.core.models import ApiKey
 from llmplatform.core.origins import origin_allowed
 from llmplatform.core.quotas import rate_limit_headers, refusal_headers
 from llmplatform.core.security_headers import sse_security_headers
+from llmplatform.core.stream_access import (
+    CLOSE_NOT_AUTHENTICATED,
+    STREAM_ACCESS_CHECK_S,
+    StreamAccess,
+)
 from queries.run import FINISHED, final_event, query_cancel, query_start
 from queries.selectors import query_get
 from queries.serializers import QueryRequestSerializer
 
 logger = logging.getLogger(__name__)
 
-# Frames of a stored answer replayed after its log expired: resumed, it is replayed whole.
-_STORED_ID = re.compile(r"^stored-\d$")
+# Frames of a stored answer replayed after its log expired: ``stored-1`` (final) and
+# ``stored-2`` (done). Resumed like any id: after stored-1 comes done; past it, done again.
+_STORED_ID = re.compile(r"^stored-(\d{1,12})$")
+
+
+def _stored_position(after: str | None) -> int | None:
+    match = _STORED_ID.match(after or "")
+    return None if match is None else int(match.group(1))
+
+
+def _ends_the_stream(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("type") in TERMINAL_TYPES
 
 
 async def follow_query(
-    query_id: str, *, after: str | None, stored: Any = None
+    query_id: str, *, after: str | None, stored: Any = None, access: StreamAccess | None = None
 ) -> AsyncIterator[tuple[str, Any]]:
     """Events after ``after`` until ``done``; ``(None, None)`` marks a heartbeat's silence.
 
-    ``stored`` is the Query as the caller read it (None for a query this connection just
-    started: no log yet and nothing stored, so it is simply followed). When its log has
-    expired (or never existed in this process) and it is finished, the stored answer is
-    replayed as ``final`` + ``done``.
+    ``after`` comes from ``resume_point`` (or None: from the start). ``stored`` is the
+    Query as the caller read it (None for a query this connection just started: no log yet
+    and nothing stored, so it is simply followed). When it is finished and its log has
+    expired (or never existed in this process), or ``after`` is a ``stored-N`` id, the
+    stored answer is replayed as ``final`` + ``done``. Resuming at or past the end of a
+    finished stream gets its ``done`` at once.
+
+    ``access``, when given, is asked again every STREAM_ACCESS_CHECK_S (never per event);
+    raises its refusal (ApplicationError ``api_key_revoked`` or ``session_ended``) once the
+    credential no longer holds.
     """
     log = event_log()
-    if stored is not None and stored.status in FINISHED and not await log.aexists(query_id):
-        yield "stored-1", final_event(stored)
-        yield "stored-2", {"type": "done", "message": "Query complete"}
+    position = _stored_position(after)
+    if (
+        stored is not None
+        and stored.status in FINISHED
+        and (position is not None or not await log.aexists(query_id))
+    ):
+        replay = [
+            ("stored-1", final_event(stored)),
+            ("stored-2", {"type": "done", "message": "Query complete"}),
+        ]
+        for entry in replay[position or 0 :] or replay[-1:]:
+            yield entry
         return
+    if position is not None:
+        after = None  # stored-N of a query still running (resume_point refuses it)
+    if after is not None:
+        tail = await log.alast(query_id)
+        if (
+            tail is not None
+            and _ends_the_stream(tail[1])
+            and log.id_order(after) >= log.id_order(tail[0])
+        ):
+            yield tail
+            return
+    heartbeat_s = run_config().sse_heartbeat_s
+    last_sent = time.monotonic()
     while True:
-        block_ms = int(run_config().sse_heartbeat_s * 1000)
-        entries = await log.aread(query_id, after=after, block_ms=block_ms)
+        if access is not None:
+            refusal = await access.due_refusal()
+            if refusal is not None:
+                raise refusal
+        wait_s = heartbeat_s - (time.monotonic() - last_sent)
+        if access is not None:
+            wait_s = min(wait_s, STREAM_ACCESS_CHECK_S)
+        entries = await log.aread(query_id, after=after, block_ms=max(1, int(wait_s * 1000)))
         if not entries:
-            yield None, None
+            if time.monotonic() - last_sent >= heartbeat_s:
+                last_sent = time.monotonic()
+                yield None, None
             continue
+        last_sent = time.monotonic()
         for entry_id, event in entries:
             after = entry_id
             yield entry_id, event
-            if event.get("type") == "done":
+            if _ends_the_stream(event):
                 return
 
 
-def resume_after(value: Any) -> str | None:
-    """The event id to resume after, from a Last-Event-ID (SSE) or ``last_event_id``
-    (websocket); None replays from the start. One parser for every transport.
-
-    Raises ApplicationError(400, invalid_last_event_id) for anything that is not an id
-    this deployment's event log hands out.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        if _STORED_ID.match(value):
-            return None
-        if event_log().event_id_pattern.match(value):
-            return value
+def _not_from_this_stream(value: Any) -> ApplicationError:
     shown = value[:40] if isinstance(value, str) else type(value).__name__
-    raise ApplicationError(
+    return ApplicationError(
         f"Last-Event-ID {shown!r} is not an id from this stream: send the `id:` (SSE) or "
         "`event_id` (websocket) of the last event you received, or nothing to replay from "
         "the start.",
         code="invalid_last_event_id",
     )
+
+
+def resume_after(value: Any) -> str | None:
+    """The event id to resume after, from a Last-Event-ID (SSE) or ``last_event_id``
+    (websocket); None replays from the start. One parser for every transport: checks the
+    form only (``resume_point`` checks it against the stream).
+
+    Raises ApplicationError(400, invalid_last_event_id) for anything that is not an id
+    this deployment's event log (or a stored answer's replay, ``stored-N``) hands out.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and (
+        _STORED_ID.match(value) or event_log().event_id_pattern.match(value)
+    ):
+        return value
+    raise _not_from_this_stream(value)
+
+
+async def resume_point(*, query: Any, last_event_id: Any) -> str | None:
+    """The id ``follow_query`` resumes ``query``'s stream after (None: from the start).
+
+    Raises ApplicationError(400, invalid_last_event_id) for an id that cannot belong to
+    this stream: malformed, an event this log never held (another query's, or past the end
+    of a live stream), or ``stored-N`` of a query that is not finished. An id at or past
+    the end of a finished stream is accepted: following it returns ``done`` at once.
+    """
+    after = resume_after(last_event_id)
+    if after is None:
+        return None
+    query_id = str(query.pk)
+    finished = query.status in FINISHED
+    if _stored_position(after) is not None:
+        if finished:
+            return after
+        raise _not_from_this_stream(after)
+    log = event_log()
+    tail = await log.alast(query_id)
+    if tail is None:
+        if finished:
+            return after  # the log expired: its stored answer is replayed whole
+        raise _not_from_this_stream(after)
+    if log.id_order(after) >= log.id_order(tail[0]):
+        if _ends_the_stream(tail[1]) or after == tail[0]:
+            return after
+        raise _not_from_this_stream(after)  # past the end of a live stream: never handed out
+    if not await log.ahas(query_id, after):
+        raise _not_from_this_stream(after)
+    return after
 
 
 def _validation_error(exc: ValidationError) -> ApplicationError:
@@ -178,9 +267,12 @@ class _SseConsumer(AsyncHttpConsumer):
         query_id: str,
         *,
         after: str | None,
+        access: StreamAccess,
         stored: Any = None,
         extra_headers: dict[str, str] | None = None,
     ) -> None:
+        """Follow the query's log as SSE until ``done``; a revoked key ends it with an
+        ``error`` event and ``done`` (raised to ``handle``, which sends them)."""
         self.streaming = True
         await self.send_headers(
             status=200,
@@ -195,7 +287,8 @@ class _SseConsumer(AsyncHttpConsumer):
         # daphne sends the headers with the first body bytes: let the client know at once.
         await self.send_body(b": stream open\n\n", more_body=True)
         with metrics.stream_active("sse"):
-            async for entry_id, event in follow_query(query_id, after=after, stored=stored):
+            events = follow_query(query_id, after=after, stored=stored, access=access)
+            async for entry_id, event in events:
                 if entry_id is None:
                     await self.send_body(b": keep-alive\n\n", more_body=True)
                     continue
@@ -248,7 +341,12 @@ class QueryStreamConsumer(_SseConsumer):
         params = _query_params(parse_json_body(body or b"{}"))
         query = await to_thread(query_start)(owner=api_key.owner, params=params, api_key=api_key)
         limits = await to_thread(rate_limit_headers)(api_key=api_key, user_id=params["user_id"])
-        await self._start_stream(str(query.pk), after=None, extra_headers=limits)
+        await self._start_stream(
+            str(query.pk),
+            after=None,
+            access=StreamAccess.for_api_key(api_key),
+            extra_headers=limits,
+        )
 
 
 class QueryResumeConsumer(_SseConsumer):
@@ -261,10 +359,15 @@ class QueryResumeConsumer(_SseConsumer):
         query_id = self.scope["url_route"]["kwargs"]["query_id"]
         query = await to_thread(query_get)(owner=api_key.owner, query_id=query_id)
         params = parse_qs(self.scope.get("query_string", b"").decode())
-        after = resume_after(
-            self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
+        after = await resume_point(
+            query=query,
+            last_event_id=(
+                self._header(b"last-event-id") or (params.get("last_event_id") or [None])[-1]
+            ),
         )
-        await self._start_stream(str(query.pk), after=after, stored=query)
+        await self._start_stream(
+            str(query.pk), after=after, access=StreamAccess.for_api_key(api_key), stored=query
+        )
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -273,8 +376,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     Authenticated by API key (``Authorization`` header or ``api_key`` query parameter) or by
     the Django login session. A browser's Origin (scheme, host and port) must be the site's
     own or one of CSRF_TRUSTED_ORIGINS; a cookie-authenticated connection must come from a
-    browser (Origin set).
+    browser (Origin set). The credential is checked again before each message and every
+    STREAM_ACCESS_CHECK_S: once the key is revoked or the session ended, the socket gets an
+    ``error`` event and is closed with 4401.
     """
+
+    ended = False  # closed by us: nothing more is sent
+    watcher: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         self.followers: dict[str, asyncio.Task[None]] = {}
@@ -285,6 +393,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4429)
             return
         owner = None if self.api_key is None else self.api_key.owner
+        # A login cookie is sent by the browser with any page's request, so it counts only
+        # with an Origin that is then checked (cross-site websocket hijacking).
         if owner is None and origin is not None:
             user = self.scope.get("user")
             owner = user if user is not None and user.is_authenticated else None
@@ -292,18 +402,67 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=4403)
             return
         if owner is None:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         self.owner = owner
+        if self.api_key is not None:
+            self.access = StreamAccess.for_api_key(self.api_key)
+        else:
+            self.access = StreamAccess.for_session(
+                session_key=self.scope["session"].session_key, user_id=owner.pk
+            )
         await self.accept()
         metrics.stream_opened("websocket")
         self.stream_counted = True
+        self.watcher = asyncio.create_task(self._watch_access())
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "stream_counted", False):
             metrics.stream_closed("websocket")
+        if self.watcher is not None:
+            self.watcher.cancel()
         for task in getattr(self, "followers", {}).values():
             task.cancel()
+
+    async def _watch_access(self) -> None:
+        """Close the socket within STREAM_ACCESS_CHECK_S (+ the credential cache) of a
+        revocation or logout, even when the client sends nothing."""
+        while not self.ended:
+            await asyncio.sleep(STREAM_ACCESS_CHECK_S)
+            try:
+                refusal = await self.access.refusal()
+            except Exception:  # the task's boundary: a failed read is retried next tick
+                logger.exception("websocket credential check failed")
+                continue
+            if refusal is not None:
+                await self._end(refusal)
+
+    async def _end(self, refusal: ApplicationError) -> None:
+        """The credential no longer holds: stop following, say why, close with 4401."""
+        if self.ended:
+            return
+        self.ended = True
+        for task in self.followers.values():
+            task.cancel()
+        await self._send({"type": "error", **refusal.as_envelope()})
+        try:
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
+        except OSError:  # the client left first
+            logger.debug("websocket client left before its 4401 close")
+
+    async def _send(self, event: dict[str, Any]) -> bool:
+        """Send one event; False when the client has already left (not an error: a tab
+        closed mid-answer; the answer goes on and can be resumed)."""
+        try:
+            await self.send_json(event)
+        except OSError:  # the server's "client disconnected" (uvicorn's ClientDisconnected)
+            logger.debug(
+                "websocket client left before a %s event (query %s)",
+                event.get("type"),
+                event.get("query_id"),
+            )
+            return False
+        return True
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         try:
@@ -321,20 +480,29 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "type must be one of: query, cancel, resume.", code="unknown_message_type"
                 )
         except ApplicationError as error:
-            await self.send_json({"type": "error", **error.as_envelope()})
+            await self._send({"type": "error", **error.as_envelope()})
         except Exception:  # the message's boundary: answer, log, keep the socket
             logger.exception("websocket message failed")
-            await self.send_json({"type": "error", **internal_error().as_envelope()})
+            await self._send({"type": "error", **internal_error().as_envelope()})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.ended:
+            return
+        # Before any work (a question is a vendor call): the key or session, read fresh.
+        refusal = await self.access.refusal(fresh=True)
+        if refusal is not None:
+            await self._end(refusal)
+            return
         try:
             content = parse_json_body((text_data or "").encode())
         except ApplicationError as error:
-            await self.send_json({"type": "error", **error.as_envelope()})
+            await self._send({"type": "error", **error.as_envelope()})
             return
         await self.receive_json(content)
 
     async def _query(self, content: dict[str, Any]) -> None:
+        if self.api_key is None:  # the signed-in chat page asks only as its own end user
+            content = {**content, "user_id": self.owner.get_username()}
         params = _query_params({k: v for k, v in content.items() if k != "type"})
         query = await to_thread(query_start)(owner=self.owner, params=params, api_key=self.api_key)
         self._follow(str(query.pk), after=None)
@@ -347,7 +515,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def _cancel(self, content: dict[str, Any]) -> None:
         query, requested = await to_thread(query_cancel)(query=await self._owned(content))
-        await self.send_json(
+        await self._send(
             {
                 "type": "cancel",
                 "query_id": str(query.pk),
@@ -357,8 +525,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def _resume(self, content: dict[str, Any]) -> None:
-        after = resume_after(content.get("last_event_id"))
+        resume_after(content.get("last_event_id"))  # a malformed id: 400 before any read
         query = await self._owned(content)
+        after = await resume_point(query=query, last_event_id=content.get("last_event_id"))
         self._follow(str(query.pk), after=after, stored=query)
 
     def _follow(self, query_id: str, *, after: str | None, stored: Any = None) -> None:
@@ -372,4 +541,6 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _forward(self, query_id: str, *, after: str | None, stored: Any) -> None:
         async for entry_id, event in follow_query(query_id, after=after, stored=stored):
             if entry_id is not None:
-                await self.send_json({**event, "query_id": query_id, "event_id": entry_id})
+                sent = await self._send({**event, "query_id": query_id, "event_id": entry_id})
+                if not sent:
+                    return

@@ -159,8 +159,12 @@ SSE_DESCRIPTION = (
     '"metadata", ...}`, `{"type": "error", "error": {...}}`, then `{"type": "done"}`. The '
     "first frame carries `query_id`. A `: keep-alive` comment is sent after 15 s of "
     "silence. Disconnecting does not stop the answer; resume with "
-    "GET /api/v1/query/{id}/stream and Last-Event-ID. Also over the websocket /ws/chat/ "
-    "(messages `query`, `cancel`, `resume`)."
+    "GET /api/v1/query/{id}/stream and Last-Event-ID: an id at or past the end of a "
+    "finished stream gets `done` at once; one that cannot belong to the stream (malformed, "
+    "past the end of a live stream, `stored-N` of an unfinished query) is a 400 "
+    "`invalid_last_event_id`. Revoking the API key ends an open stream within about a "
+    "second: an `error` event (`api_key_revoked`), then `done`. Also over the websocket "
+    "/ws/chat/ (messages `query`, `cancel`, `resume`)."
 )
 
 

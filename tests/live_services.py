@@ -224,10 +224,20 @@ class SseFrame:
     event: dict | None  # None for a comment (heartbeat)
 
 
-def sse_frames(response: httpx2.Response) -> Iterator[SseFrame]:
-    """Parse an SSE body as it arrives: ``id:`` and ``data:`` lines, blank line ends a frame."""
+# A stream that is still open after this long has hung (keep-alives forever): fail.
+SSE_DEADLINE_S = 60.0
+
+
+def sse_frames(
+    response: httpx2.Response, *, deadline_s: float = SSE_DEADLINE_S
+) -> Iterator[SseFrame]:
+    """Parse an SSE body as it arrives: ``id:`` and ``data:`` lines, blank line ends a frame.
+    Fails the test once ``deadline_s`` has passed (silence is cut by the read timeout)."""
+    deadline = time.monotonic() + deadline_s
     frame_id, data = None, None
     for line in response.iter_lines():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the SSE stream did not end within {deadline_s} s")
         if line == "":
             if data is not None:
                 yield SseFrame(frame_id, json.loads(data))

@@ -67,11 +67,23 @@ _API_KEY_CACHE_MAX = 10_000
 
 def api_key_resolve(raw_key: str) -> ApiKey | None:
     """The active key for ``raw_key``, or None. Records when it was last used."""
-    key_hash = api_key_hash(raw_key)
+    return _api_key_by_hash(api_key_hash(raw_key), max_age_s=API_KEY_CACHE_S)
+
+
+def api_key_still_active(*, api_key: ApiKey, max_age_s: float) -> bool:
+    """Whether ``api_key``, which an open stream authenticated with, is still active (not
+    revoked, owner active), as this process read it at most ``max_age_s`` ago (0: read
+    now). Call in a thread. Raises nothing."""
+    current = _api_key_by_hash(api_key.key_hash, max_age_s=max_age_s)
+    return current is not None and current.pk == api_key.pk
+
+
+def _api_key_by_hash(key_hash: str, *, max_age_s: float) -> ApiKey | None:
     now_s = time.monotonic()
     with RESOLVED_KEYS_LOCK:
         cached = RESOLVED_KEYS.get(key_hash)
-    if cached is not None and now_s < cached[1]:
+    # An entry expires API_KEY_CACHE_S after it was read.
+    if cached is not None and now_s < cached[1] - API_KEY_CACHE_S + max_age_s:
         return cached[0]
     api_key = _api_key_read(key_hash)
     with RESOLVED_KEYS_LOCK:

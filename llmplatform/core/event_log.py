@@ -105,6 +105,22 @@ class RedisEventLog:
         result = await self._async().xread({key: after or "0-0"}, block=block, count=500)
         return self._decode(result[0][1]) if result else []
 
+    async def alast(self, query_id: str) -> Entry | None:
+        """The query's latest event, or None when its log is empty or gone."""
+        result = await self._async().xrevrange(_stream_key(query_id), count=1)
+        return self._decode(result)[0] if result else None
+
+    async def ahas(self, query_id: str, entry_id: str) -> bool:
+        """Whether ``entry_id`` is an event of this query's log."""
+        key = _stream_key(query_id)
+        return bool(await self._async().xrange(key, min=entry_id, max=entry_id, count=1))
+
+    @staticmethod
+    def id_order(entry_id: str) -> tuple[int, int]:
+        """Sort key of a valid id (event_id_pattern): later events sort higher."""
+        milliseconds, _, sequence = entry_id.partition("-")
+        return int(milliseconds), int(sequence)
+
     def exists(self, query_id: str) -> bool:
         return bool(self._sync.exists(_stream_key(query_id)))
 
@@ -191,6 +207,19 @@ class MemoryEventLog:
                     waiters.remove((loop, future))
         with self._changed:
             return self._after(query_id, after)
+
+    async def alast(self, query_id: str) -> Entry | None:
+        with self._changed:
+            entries = self._events.get(query_id)
+            return entries[-1] if entries else None
+
+    async def ahas(self, query_id: str, entry_id: str) -> bool:
+        with self._changed:
+            return 1 <= int(entry_id) <= len(self._events.get(query_id, []))
+
+    @staticmethod
+    def id_order(entry_id: str) -> tuple[int, int]:
+        return int(entry_id), 0
 
     def exists(self, query_id: str) -> bool:
         with self._changed:
