@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from files.extraction import MB
+
 # Beyond the per-file limit: a Celery soft limit lets the task store `failed` itself, the
 # hard limit a little later kills a worker stuck inside a C extension.
 CELERY_SOFT_MARGIN_S = 15.0
@@ -18,6 +20,8 @@ class DocumentsConfig:
     max_chunks: int
     ingest_timeout_s: float
     pending_timeout_s: float
+    max_unzipped_bytes: int
+    extract_memory_mb: int
 
     @property
     def celery_soft_limit_s(self) -> float:
@@ -40,4 +44,6 @@ def documents_config() -> DocumentsConfig:
         max_chunks=settings.DOCUMENT_MAX_CHUNKS,
         ingest_timeout_s=settings.DOCUMENT_INGEST_TIMEOUT_S,
         pending_timeout_s=settings.DOCUMENT_PENDING_TIMEOUT_S,
+        max_unzipped_bytes=settings.DOCUMENT_MAX_UNZIPPED_MB * MB,
+        extract_memory_mb=settings.DOCUMENT_EXTRACT_MEMORY_MB,
     )

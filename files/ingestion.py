@@ -26,7 +26,8 @@ from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
 from files.chunking import Chunk, chunk_pages
 from files.config import documents_config
-from files.extraction import ExtractionFailed, extract_pages
+from files.extraction import ExtractionFailed
+from files.extraction_process import extract_pages_isolated
 from files.models import DocumentChunk, File
 from files.selectors import file_bytes
 from llmplatform.core.bridge import run_sync
@@ -163,10 +164,14 @@ def _ingest(file: File) -> None:
             "document_missing", "The file's bytes are no longer stored; upload it again."
         ) from None
     try:
-        pages = extract_pages(
+        # In a child process, killed at the deadline: a hostile file cannot hold this
+        # process's memory or time (files.extraction_process).
+        pages = extract_pages_isolated(
             data=data,
             content_type=file.content_type,
             max_pages=config.max_pages,
+            max_unzipped_bytes=config.max_unzipped_bytes,
+            memory_mb=config.extract_memory_mb,
             deadline=deadline,
         )
     except ExtractionFailed as exc:

@@ -295,6 +295,12 @@ DOCUMENT_MAX_CHUNKS = env_int("DOCUMENT_MAX_CHUNKS", 5000, minimum=1)
 DOCUMENT_INGEST_TIMEOUT_S = env_float("DOCUMENT_INGEST_TIMEOUT_S", 300.0, minimum=1.0)
 # A document still `pending` after this long was never taken by a worker: the sweeper fails it.
 DOCUMENT_PENDING_TIMEOUT_S = env_float("DOCUMENT_PENDING_TIMEOUT_S", 3600.0, minimum=1.0)
+# Decompression and expansion bombs: a DOCX whose ZIP members add up to more than this is
+# refused from its directory, before parsing; no document may give more text than this.
+DOCUMENT_MAX_UNZIPPED_MB = env_int("DOCUMENT_MAX_UNZIPPED_MB", 50, minimum=1)
+# Text is extracted in a child process limited to this much address space (RLIMIT_AS) and
+# killed at the file's deadline. 1 GB reads a 200-page PDF or a DOCX at the unzipped limit.
+DOCUMENT_EXTRACT_MEMORY_MB = env_int("DOCUMENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
@@ -371,6 +377,8 @@ MIDDLEWARE = [
     # Outermost: the latency it records is all of Django's.
     "llmplatform.core.metrics_http.RequestMetricsMiddleware",
     "llmplatform.core.middleware.RequestIdMiddleware",
+    # Before SecurityMiddleware: X-Forwarded-Proto is believed only from TRUSTED_PROXIES.
+    "llmplatform.core.middleware.TrustedProxyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -385,8 +393,6 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "llmplatform.urls"
-    # Before SecurityMiddleware: X-Forwarded-Proto is believed only from TRUSTED_PROXIES.
-    "llmplatform.core.middleware.TrustedProxyHeadersMiddleware",
 ASGI_APPLICATION = "llmplatform.asgi.application"
 APPEND_SLASH = False
 
