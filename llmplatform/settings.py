@@ -457,17 +457,27 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# "limits" holds what must never be evicted: limits, budgets, lock-outs
+# (llmplatform/core/counter_store.py). On Redis every such key has a TTL and the server
+# must not evict (maxmemory-policy noeviction; check warns llmplatform.W001 otherwise).
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            # Deployments (and test runs) sharing one Redis keep their counters apart.
-            "KEY_PREFIX": CELERY_KEY_PREFIX,
-        }
+    _redis_cache = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        # Deployments (and test runs) sharing one Redis keep their counters apart.
+        "KEY_PREFIX": CELERY_KEY_PREFIX,
     }
+    CACHES = {"default": _redis_cache, "limits": dict(_redis_cache)}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # One document per counter in the project's database: shared by every process,
+        # kept across restarts, never culled (the local-memory cache keeps 300 entries).
+        "limits": {
+            "BACKEND": "llmplatform.core.counter_store.MongoCounterCache",
+            "LOCATION": "limit_counters",
+        },
+    }
 
 # "This server does not support VectorSearchIndex": expected on the embedded server and
 # self-hosted MongoDB; `manage.py setup_indexes` reports it instead, with what to do.

@@ -10,4 +10,5 @@ class CoreConfig(AppConfig):
     default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
 
     def ready(self) -> None:
-        from llmplatform.core import schema  # noqa: F401  (registers the OpenAPI auth scheme)
+        # Registering: system checks, the OpenAPI auth scheme.
+        from llmplatform.core import checks, schema  # noqa: F401

@@ -3,8 +3,9 @@
 ``LOGIN_FAILURES_PER_USERNAME`` wrong passwords for one user name, or
 ``LOGIN_FAILURES_PER_ADDRESS`` from one client address, lock that name or address out
 for ``LOGIN_LOCKOUT_SECONDS``: while locked, even the right password is refused, with a
-message that says so. The counters are the API key limiter's (``FailureLimit``: Redis
-when configured, shared by every process). Operators unlock at /admin/security/lockouts/.
+message that says so. The counters are the API key limiter's (``FailureLimit``, in the
+``limits`` cache: shared by every process, never evicted). Operators unlock at
+/admin/security/lockouts/.
 (django-axes was the alternative; its releases do not support Django 6.1.)
 """
 
@@ -21,6 +22,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import caches
 
 from llmplatform.core.client_address import client_address_from_request
+from llmplatform.core.counter_store import LIMITS_CACHE
 from llmplatform.core.failure_limiter import FailureLimit
 
 logger = logging.getLogger("llmplatform.security")
@@ -66,7 +68,7 @@ def login_locked(*, username: str, address: str) -> bool:
 
 
 def _register(kind: str, subject: str) -> None:
-    cache = caches["default"]
+    cache = caches[LIMITS_CACHE]
     now = time.time()
     registry = {
         key: until for key, until in (cache.get(_REGISTRY_KEY) or {}).items() if until > now
@@ -95,7 +97,7 @@ def login_success_record(*, username: str) -> None:
 
 def lockouts_current() -> list[Lockout]:
     now = time.time()
-    registry = caches["default"].get(_REGISTRY_KEY) or {}
+    registry = caches[LIMITS_CACHE].get(_REGISTRY_KEY) or {}
     lockouts = []
     for key, until in sorted(registry.items(), key=lambda item: item[1]):
         kind, _, subject = key.partition("\x00")
@@ -110,7 +112,7 @@ def lockout_clear(*, subject: str) -> bool:
     was_locked = _by_username().exceeded(subject) or _by_address().exceeded(subject)
     _by_username().clear(subject)
     _by_address().clear(subject)
-    cache = caches["default"]
+    cache = caches[LIMITS_CACHE]
     registry = cache.get(_REGISTRY_KEY) or {}
     for kind in ("username", "address"):
         registry.pop(f"{kind}\x00{subject}", None)
