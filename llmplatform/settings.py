@@ -78,6 +78,11 @@ DEFAULT_KEY_TOKENS_PER_DAY = env_optional_int("DEFAULT_KEY_TOKENS_PER_DAY", mini
 DEFAULT_KEY_USD_PER_MONTH = env_optional_float("DEFAULT_KEY_USD_PER_MONTH", minimum=0.0)
 DEFAULT_USER_RPM = env_optional_int("DEFAULT_USER_RPM", minimum=1)
 DEFAULT_USER_TOKENS_PER_DAY = env_optional_int("DEFAULT_USER_TOKENS_PER_DAY", minimum=1)
+# The same for signed-in accounts asking without a key (the browser chat), where their
+# AccountLimits row (admin) sets none; unset: no limit.
+DEFAULT_ACCOUNT_RPM = env_optional_int("DEFAULT_ACCOUNT_RPM", minimum=1)
+DEFAULT_ACCOUNT_TOKENS_PER_DAY = env_optional_int("DEFAULT_ACCOUNT_TOKENS_PER_DAY", minimum=1)
+DEFAULT_ACCOUNT_USD_PER_MONTH = env_optional_float("DEFAULT_ACCOUNT_USD_PER_MONTH", minimum=0.0)
 # X-Forwarded-For / X-Forwarded-Proto are believed only from these addresses or networks
 # (your load balancer); empty: the socket's peer is the client, whatever it sends.
 TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
@@ -271,6 +276,9 @@ PRODUCT_SEARCH_MAX_RESULTS = env_int("PRODUCT_SEARCH_MAX_RESULTS", 1, minimum=1)
 # ==================== File upload ====================
 UPLOAD_DIR = BASE_DIR / env_str("UPLOAD_DIR", "uploads")
 MAX_FILE_SIZE = env_int("MAX_FILE_SIZE", 10 * 1024 * 1024, minimum=1)
+# Storage per owner (uploads + stored passage text) for keys and accounts whose own
+# storage_mb is blank (`create_api_key --storage-mb N`, admin); 0: no limit.
+DEFAULT_STORAGE_MB = env_int("DEFAULT_STORAGE_MB", 1024, minimum=0) or None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Fits a full event batch (500 events x 16 KB data).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY", 10 * 1024 * 1024, minimum=1024)

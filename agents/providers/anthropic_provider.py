@@ -13,11 +13,14 @@ from anthropic.types import Message
 
 from agents.providers.base import (
     ChatChunk,
+    ChatMessage,
     ChatRequest,
     ChatResult,
     Citation,
     ProviderError,
     Timings,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from agents.providers.provider_errors import (
@@ -28,7 +31,9 @@ from agents.providers.vendor import (
     VendorChatProvider,
     VendorConfig,
     base64_text,
+    invalid_conversation_error,
     normalise_finish_reason,
+    tool_arguments,
     unique_citations,
 )
 
@@ -36,6 +41,13 @@ from agents.providers.vendor import (
 DEFAULT_MAX_TOKENS = 1024
 # Anthropic's server-side web search tool (results come back as text-block citations).
 WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
+# response_format json_object: Anthropic's native structured output needs a schema, so the
+# model is made to call this tool, whose input (any JSON object) becomes the answer text.
+JSON_OBJECT_TOOL = {
+    "name": "json_answer",
+    "description": "Give your whole answer as one JSON object.",
+    "input_schema": {"type": "object"},
+}
 
 
 class AnthropicProvider(VendorChatProvider):
@@ -53,28 +65,9 @@ class AnthropicProvider(VendorChatProvider):
         )
 
     def request_params(self, request: ChatRequest) -> dict[str, Any]:
-        messages = []
-        for message in request.messages:
-            if message.images:
-                # Images first: Anthropic documents better results with the image before
-                # the question about it.
-                content: Any = [
-                    {
-                        "type": "image",
-                        "source": {
-                            "type": "base64",
-                            "media_type": image.media_type,
-                            "data": base64_text(image),
-                        },
-                    }
-                    for image in message.images
-                ] + [{"type": "text", "text": message.content}]
-            else:
-                content = message.content
-            messages.append({"role": message.role, "content": content})
         params: dict[str, Any] = {
             "model": self.model_for(request),
-            "messages": messages,
+            "messages": anthropic_messages(request.messages, provider=self.name),
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
         }
         if request.system:
@@ -83,9 +76,38 @@ class AnthropicProvider(VendorChatProvider):
             # anthropic>=1.0 dropped temperature from the typed signature (newer Claude
             # models reject it); the API still takes it for the models that support it.
             params["extra_body"] = {"temperature": request.temperature}
-        if request.web_search:
-            params["tools"] = [WEB_SEARCH_TOOL]
+        tools: list[dict[str, Any]] = [WEB_SEARCH_TOOL] if request.web_search else []
+        tools += [_tool(tool) for tool in request.tools]
+        tool_choice = _tool_choice(request)
+        response_format = request.response_format
+        if response_format is not None and response_format.type == "json_schema":
+            # Native structured output (constrained decoding to the schema).
+            params["output_config"] = {
+                "format": {"type": "json_schema", "schema": dict(response_format.schema or {})}
+            }
+        elif response_format is not None:
+            if request.tools or request.tool_choice is not None:
+                raise ProviderError(
+                    "anthropic answers response_format json_object through a forced tool "
+                    "call, which cannot be combined with your own tools. Use response_format "
+                    "json_schema (native structured output) with tools instead.",
+                    provider=self.name,
+                    retryable=False,
+                    code="response_format_unsupported",
+                    status=400,
+                )
+            tools.append(JSON_OBJECT_TOOL)
+            tool_choice = {"type": "tool", "name": JSON_OBJECT_TOOL["name"]}
+        if tools:
+            params["tools"] = tools
+        if tool_choice is not None:
+            params["tool_choice"] = tool_choice
         return params
+
+    def _json_object_mode(self, request: ChatRequest) -> bool:
+        return request.response_format is not None and request.response_format.type == (
+            "json_object"
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         params = self.request_params(request)
@@ -97,20 +119,29 @@ class AnthropicProvider(VendorChatProvider):
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         if not isinstance(message, Message) or message.stop_reason is None:
             raise incomplete_stream_error(provider=self.name)
+        json_mode = self._json_object_mode(request)
         texts: list[str] = []
         citations: list[Citation] = []
+        tool_calls: list[ToolCall] = []
         for block in message.content:
             if block.type == "text":
                 texts.append(block.text)
                 citations.extend(_citation(c) for c in (block.citations or []))
+            elif block.type == "tool_use":
+                arguments = json.dumps(block.input, ensure_ascii=False)
+                if json_mode and block.name == JSON_OBJECT_TOOL["name"]:
+                    texts.append(arguments)
+                else:
+                    tool_calls.append(ToolCall(id=block.id, name=block.name, arguments=arguments))
         return ChatResult(
             provider=self.name,
             model=message.model or params["model"],
             text="".join(texts),
-            finish_reason=normalise_finish_reason(message.stop_reason),
+            finish_reason=_finish(message.stop_reason, json_mode=json_mode),
             citations=unique_citations([c for c in citations if c is not None]),
             usage=_usage(message.usage),
             timings=Timings(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms),
+            tool_calls=tool_calls,
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -120,6 +151,10 @@ class AnthropicProvider(VendorChatProvider):
         stop_reason: str | None = None
         stopped = False
         citations: list[Citation] = []
+        json_mode = self._json_object_mode(request)
+        # Anthropic numbers content blocks (text and tool_use alike); ours count tool calls.
+        tool_index: dict[int, int] = {}
+        answer_blocks: set[int] = set()  # json_object mode: the forced tool's block
         try:
             events = await self.client.messages.create(**params, stream=True)
             try:
@@ -127,10 +162,37 @@ class AnthropicProvider(VendorChatProvider):
                     if event.type == "message_start":
                         model = event.message.model or model
                         usage = _usage(event.message.usage)
+                    elif event.type == "content_block_start":
+                        block = event.content_block
+                        if block.type != "tool_use":
+                            continue
+                        if json_mode and block.name == JSON_OBJECT_TOOL["name"]:
+                            answer_blocks.add(event.index)
+                            continue
+                        tool_index[event.index] = len(tool_index)
+                        yield ChatChunk(
+                            tool_calls=(
+                                ToolCallDelta(
+                                    index=tool_index[event.index], id=block.id, name=block.name
+                                ),
+                            )
+                        )
                     elif event.type == "content_block_delta":
                         delta = event.delta
                         if delta.type == "text_delta" and delta.text:
                             yield ChatChunk(text=delta.text)
+                        elif delta.type == "input_json_delta" and delta.partial_json:
+                            if event.index in answer_blocks:
+                                yield ChatChunk(text=delta.partial_json)
+                            elif event.index in tool_index:
+                                yield ChatChunk(
+                                    tool_calls=(
+                                        ToolCallDelta(
+                                            index=tool_index[event.index],
+                                            arguments=delta.partial_json,
+                                        ),
+                                    )
+                                )
                         elif delta.type == "citations_delta":
                             found = _citation(delta.citation)
                             if found is not None:
@@ -149,12 +211,115 @@ class AnthropicProvider(VendorChatProvider):
         yield ChatChunk(
             citations=tuple(unique_citations(citations)),
             usage=usage,
-            finish_reason=normalise_finish_reason(stop_reason),
+            finish_reason=_finish(stop_reason, json_mode=json_mode),
             model=model,
         )
 
     def map_error(self, exc: BaseException) -> ProviderError:
         return map_sdk_error(exc, sdk=anthropic, provider=self.name, key_setting=self.key_setting)
+
+
+def _finish(stop_reason: str, *, json_mode: bool) -> str:
+    # The forced json_answer call is the answer itself, not a call for the client to make.
+    if json_mode and stop_reason == "tool_use":
+        return "stop"
+    return normalise_finish_reason(stop_reason)
+
+
+def _tool(tool: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": tool.name,
+        # Anthropic requires an input schema; a function without parameters takes {}.
+        "input_schema": dict(tool.parameters)
+        if tool.parameters is not None
+        else {"type": "object", "properties": {}},
+    }
+    if tool.description:
+        out["description"] = tool.description
+    if tool.strict:
+        out["strict"] = True
+    return out
+
+
+def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
+    """Anthropic's tool_choice; parallel_tool_calls=false rides on it as
+    ``disable_parallel_tool_use`` (so it needs one: auto when none was given)."""
+    choice = request.tool_choice
+    no_parallel = request.parallel_tool_calls is False and bool(request.tools)
+    if choice is None:
+        return {"type": "auto", "disable_parallel_tool_use": True} if no_parallel else None
+    if choice.mode == "none":
+        return {"type": "none"}
+    out: dict[str, Any] = (
+        {"type": "tool", "name": choice.name}
+        if choice.mode == "function"
+        else {"type": "any" if choice.mode == "required" else "auto"}
+    )
+    if no_parallel:
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def anthropic_messages(messages: tuple[ChatMessage, ...], *, provider: str) -> list[dict]:
+    """Our turns as Anthropic's: tool calls become ``tool_use`` blocks of the assistant
+    turn, tool results ``tool_result`` blocks of a user turn; consecutive turns of one
+    role are merged (all results of one step must sit in the one user turn after it)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        role = "user" if message.role == "tool" else message.role
+        blocks = _blocks(message, provider=provider)
+        if out and out[-1]["role"] == role:
+            previous = out[-1]["content"]
+            if isinstance(previous, str):
+                previous = [{"type": "text", "text": previous}] if previous else []
+            if isinstance(blocks, str):
+                blocks = [{"type": "text", "text": blocks}] if blocks else []
+            out[-1]["content"] = previous + blocks
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _blocks(message: ChatMessage, *, provider: str) -> Any:
+    if message.role == "tool":
+        if not message.tool_call_id:
+            raise invalid_conversation_error(
+                provider=provider, message="A tool message needs the tool_call_id it answers."
+            )
+        return [
+            {
+                "type": "tool_result",
+                "tool_use_id": message.tool_call_id,
+                "content": message.content,
+            }
+        ]
+    if message.images:
+        # Images first: Anthropic documents better results with the image before the
+        # question about it.
+        return [
+            {
+                "type": "image",
+                "source": {
+                    "type": "base64",
+                    "media_type": image.media_type,
+                    "data": base64_text(image),
+                },
+            }
+            for image in message.images
+        ] + [{"type": "text", "text": message.content}]
+    if message.tool_calls:
+        # Anthropic refuses empty text blocks.
+        text = [{"type": "text", "text": message.content}] if message.content else []
+        return text + [
+            {
+                "type": "tool_use",
+                "id": call.id,
+                "name": call.name,
+                "input": tool_arguments(call, provider=provider),
+            }
+            for call in message.tool_calls
+        ]
+    return message.content
 
 
 def _usage(usage: Any) -> Usage:

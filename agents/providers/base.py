@@ -7,9 +7,9 @@ vendor SDKs are imported in the vendor modules of this package and nowhere else.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from llmplatform.core.errors import ApplicationError
 
@@ -23,10 +23,91 @@ class ImageInput:
 
 
 @dataclass(frozen=True)
+class ToolDefinition:
+    """A function the model may call: its name, what it does and its JSON Schema parameters."""
+
+    name: str
+    description: str = ""
+    # A JSON Schema describing an object (the arguments); None: the function takes none.
+    parameters: Mapping[str, Any] | None = None
+    # OpenAI's strict function calling (arguments guaranteed to match ``parameters``);
+    # passed to the vendors that have it (OpenAI, OpenRouter, Anthropic), None: not asked.
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """Whether and which tools the model must call.
+
+    ``auto``: the model decides; ``none``: no tool call; ``required``: at least one call;
+    ``function``: a call of the function called ``name``.
+    """
+
+    mode: Literal["auto", "none", "required", "function"] = "auto"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.mode == "function") != bool(self.name):
+            raise ValueError("a tool choice names a function exactly when its mode is 'function'")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for. ``arguments`` is JSON text, as OpenAI returns it."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call, as OpenAI streams them.
+
+    The first delta of an ``index`` carries ``id`` and ``name``; later ones carry only
+    fragments of the arguments' JSON text. Several calls' deltas may interleave.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    """Structured output: any JSON object, or JSON matching ``schema``.
+
+    ``strict`` (json_schema only) asks for the answer to be validated against the schema
+    (``agents.providers.structured``); ``name`` and ``description`` are the schema's, as
+    OpenAI's ``response_format.json_schema`` carries them.
+    """
+
+    type: Literal["json_object", "json_schema"]
+    schema: Mapping[str, Any] | None = None
+    name: str = "response"
+    description: str | None = None
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.type == "json_schema") != (self.schema is not None):
+            raise ValueError("a response format has a schema exactly when its type is json_schema")
+
+
+@dataclass(frozen=True)
 class ChatMessage:
-    role: Literal["user", "assistant"]
+    """One turn of the conversation.
+
+    An ``assistant`` turn may carry the ``tool_calls`` the model made (its ``content`` then
+    often empty); each result comes back as a ``tool`` turn whose ``tool_call_id`` names
+    the call and whose ``content`` is the result's text.
+    """
+
+    role: Literal["user", "assistant", "tool"]
     content: str
     images: tuple[ImageInput, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +119,17 @@ class ChatRequest:
     max_tokens: int | None = None
     # Ask for a web-grounded answer (search-preview models, grounding, online models).
     web_search: bool = False
+    # Functions the model may call (providers with ``supports_tools``).
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None  # None: the vendor's default (auto with tools)
+    parallel_tool_calls: bool | None = None  # None: the vendor's default (allowed)
+    # Structured output (providers with ``supports_response_format``).
+    response_format: ResponseFormat | None = None
+
+    @property
+    def uses_tools(self) -> bool:
+        """Whether the request needs tool support (tools, a tool choice or tool turns)."""
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
 
 
 @dataclass(frozen=True)
@@ -96,14 +188,17 @@ class Usage:
 class ChatChunk:
     """One piece of a streamed answer.
 
-    Text chunks carry ``text``; the last chunk of a successful stream carries
-    ``finish_reason`` and ``usage`` (and any citations the vendor sent at the end).
+    Text chunks carry ``text``, tool-call chunks ``tool_calls``; the last chunk of a
+    successful stream carries ``finish_reason`` and ``usage`` (and any citations the
+    vendor sent at the end).
     """
 
     text: str = ""
     citations: tuple[Citation, ...] = ()
     usage: Usage | None = None
     finish_reason: str | None = None
+    # Pieces of the tool calls the model is making (see ToolCallDelta).
+    tool_calls: tuple[ToolCallDelta, ...] = ()
     # The model that answered, as the vendor named it (set on the last chunk): pricing and
     # ChatResult.model use it, since it can differ from the request (search models,
     # dated snapshots, fallbacks).
@@ -125,6 +220,8 @@ class ChatResult:
     citations: list[Citation] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
+    # The calls the model asked for (finish_reason "tool_calls"), in order.
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 class ProviderError(ApplicationError):
@@ -169,6 +266,10 @@ class ChatProvider(abc.ABC):
     description: str = ""
     #: Whether ``ChatRequest.web_search`` works (the vendor searches the web itself).
     supports_web_search: bool = False
+    #: Whether tools, tool choices and tool turns in the conversation work.
+    supports_tools: bool = False
+    #: Whether ``ChatRequest.response_format`` works.
+    supports_response_format: bool = False
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -190,3 +291,43 @@ class EmbeddingProvider(abc.ABC):
     @abc.abstractmethod
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One unit-length-or-not vector per text, in order. Raises ProviderError."""
+
+
+def capability_error(
+    *, provider: str, feature: Literal["tools", "response_format"], supported_by: list[str]
+) -> ApplicationError:
+    """The 400 for a request that needs ``feature`` from a provider that lacks it.
+
+    ``supported_by`` names the providers that have it, so the caller knows where to go.
+    """
+    listed = ", ".join(supported_by) if supported_by else "none is configured here"
+    if feature == "tools":
+        what, fix = "call tools", "Send the request without tools or tool messages"
+    else:
+        what, fix = "produce structured output", "Send the request without response_format"
+    return ApplicationError(
+        f"Provider {provider!r} cannot {what}. {fix}, or use a provider that can: {listed}.",
+        code=f"{feature}_unsupported",
+        status=400,
+        extra={f"providers_with_{feature}": supported_by},
+    )
+
+
+def check_capabilities(
+    provider: ChatProvider, request: ChatRequest, *, supported_by: dict[str, list[str]]
+) -> None:
+    """Refuse (400) a request using tools or response_format that ``provider`` lacks.
+
+    ``supported_by`` maps "tools" and "response_format" to the provider names that have
+    them (the edge knows which are configured). Raises ApplicationError.
+    """
+    if (request.uses_tools or request.tool_choice is not None) and not provider.supports_tools:
+        raise capability_error(
+            provider=provider.name, feature="tools", supported_by=supported_by.get("tools", [])
+        )
+    if request.response_format is not None and not provider.supports_response_format:
+        raise capability_error(
+            provider=provider.name,
+            feature="response_format",
+            supported_by=supported_by.get("response_format", []),
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from agents.providers.base import ChatResult, Citation, Timings, Usage
+from agents.providers.base import ChatResult, Citation, Timings, ToolCall, ToolCallDelta, Usage
 from agents.providers.provider_errors import incomplete_stream_error
 
 if TYPE_CHECKING:
@@ -21,6 +21,33 @@ def merge_citations(into: list[Citation], new: tuple[Citation, ...] | list[Citat
             into.append(citation)
 
 
+class ToolCallAssembler:
+    """Builds whole ToolCalls from streamed ToolCallDeltas (interleaved or not)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self._arguments: dict[int, list[str]] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        if delta.id:
+            self._ids[delta.index] = delta.id
+        if delta.name:
+            self._names[delta.index] = delta.name
+        self._arguments.setdefault(delta.index, []).append(delta.arguments)
+
+    def calls(self) -> list[ToolCall]:
+        """The calls in index order; a call whose first delta never came has no id/name."""
+        return [
+            ToolCall(
+                id=self._ids.get(index, ""),
+                name=self._names.get(index, ""),
+                arguments="".join(self._arguments[index]),
+            )
+            for index in sorted(self._arguments)
+        ]
+
+
 async def collect_stream(provider: ChatProvider, request: ChatRequest) -> ChatResult:
     """The whole streamed answer with time to first token and total time.
 
@@ -34,6 +61,7 @@ async def collect_stream(provider: ChatProvider, request: ChatRequest) -> ChatRe
     usage: Usage | None = None
     finish_reason: str | None = None
     model = request.model
+    tool_calls = ToolCallAssembler()
     stream = provider.stream(request)
     try:
         async for chunk in stream:
@@ -41,6 +69,11 @@ async def collect_stream(provider: ChatProvider, request: ChatRequest) -> ChatRe
                 if first_token_at is None:
                     first_token_at = time.perf_counter()
                 parts.append(chunk.text)
+            if chunk.tool_calls:
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                for delta in chunk.tool_calls:
+                    tool_calls.add(delta)
             if chunk.citations:
                 merge_citations(citations, chunk.citations)
             if chunk.usage is not None:
@@ -70,4 +103,5 @@ async def collect_stream(provider: ChatProvider, request: ChatRequest) -> ChatRe
             else (first_token_at - started) * 1000.0,
             total_ms=(ended - started) * 1000.0,
         ),
+        tool_calls=tool_calls.calls(),
     )

@@ -31,6 +31,7 @@ from agents.providers.base import (
     ChatRequest,
     ProviderError,
     Usage,
+    check_capabilities,
 )
 from agents.providers.packaged_models import packaged_file, verify_sha256
 
@@ -210,7 +211,19 @@ class LocalProvider(ChatProvider):
         return _load_model(path, n_ctx=self._n_ctx, n_threads=self._n_threads)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
-        """Yield the answer token by token. Raises ProviderError."""
+        """Yield the answer token by token. Raises ProviderError, or ApplicationError (400)
+        for tools and response_format, which a 135M model cannot honour."""
+        if request.uses_tools or request.tool_choice is not None or request.response_format:
+            from agents.providers.registry import providers_supporting
+
+            check_capabilities(
+                self,
+                request,
+                supported_by={
+                    "tools": providers_supporting("tools"),
+                    "response_format": providers_supporting("response_format"),
+                },
+            )
         if any(message.images for message in request.messages):
             raise ProviderError(
                 "The local model (SmolLM2-135M) cannot see images. Send the question without "

@@ -17,11 +17,14 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from agents.providers.base import (
     ChatChunk,
+    ChatMessage,
     ChatRequest,
     ChatResult,
     Citation,
     ProviderError,
     Timings,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from agents.providers.provider_errors import (
@@ -86,15 +89,9 @@ class OpenAIProvider(VendorChatProvider):
         if request.system:
             messages.append({"role": "system", "content": request.system})
         for message in request.messages:
-            if message.images:
-                content: Any = [{"type": "text", "text": message.content}] + [
-                    {"type": "image_url", "image_url": {"url": data_url(image)}}
-                    for image in message.images
-                ]
-            else:
-                content = message.content
-            messages.append({"role": message.role, "content": content})
+            messages.append(_message(message))
         params: dict[str, Any] = {"model": model, "messages": messages}
+        params.update(openai_tool_params(request))
         skip_temperature = self.search_rejects_temperature and self.is_search_model(model)
         if request.temperature is not None and not skip_temperature:
             params["temperature"] = request.temperature
@@ -152,6 +149,15 @@ class OpenAIProvider(VendorChatProvider):
             citations=unique_citations(self.citations_from(completion, choice.message)),
             usage=self.usage_from(completion.usage) if completion.usage else Usage(),
             timings=Timings(time_to_first_token_ms=elapsed_ms, total_ms=elapsed_ms),
+            tool_calls=[
+                ToolCall(
+                    id=call.id,
+                    name=call.function.name,
+                    arguments=call.function.arguments or "",
+                )
+                for call in choice.message.tool_calls or []
+                if call.type == "function"
+            ],
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -177,6 +183,8 @@ class OpenAIProvider(VendorChatProvider):
                         finish_reason = chunk.choices[0].finish_reason
                     if delta is not None and delta.content:
                         yield ChatChunk(text=delta.content)
+                    if delta is not None and delta.tool_calls:
+                        yield ChatChunk(tool_calls=tuple(_tool_delta(d) for d in delta.tool_calls))
             finally:
                 await chunks.close()
         except (openai.APIError, httpx2.TransportError, json.JSONDecodeError) as exc:
@@ -195,6 +203,81 @@ class OpenAIProvider(VendorChatProvider):
 
     def map_error(self, exc: BaseException) -> ProviderError:
         return map_sdk_error(exc, sdk=openai, provider=self.name, key_setting=self.key_setting)
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.images:
+        content: Any = [{"type": "text", "text": message.content}] + [
+            {"type": "image_url", "image_url": {"url": data_url(image)}} for image in message.images
+        ]
+    else:
+        content = message.content
+    out: dict[str, Any] = {"role": message.role, "content": content}
+    if message.tool_calls:
+        # OpenAI wants null, not "", beside tool calls that came without text.
+        out["content"] = content or None
+        out["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in message.tool_calls
+        ]
+    return out
+
+
+def openai_tool_params(request: ChatRequest) -> dict[str, Any]:
+    """``tools``, ``tool_choice``, ``parallel_tool_calls`` and ``response_format`` as
+    OpenAI's chat completions API (and every OpenAI-compatible one) takes them."""
+    params: dict[str, Any] = {}
+    if request.tools:
+        tools = []
+        for tool in request.tools:
+            function: dict[str, Any] = {"name": tool.name}
+            if tool.description:
+                function["description"] = tool.description
+            if tool.parameters is not None:
+                function["parameters"] = dict(tool.parameters)
+            if tool.strict is not None:
+                function["strict"] = tool.strict
+            tools.append({"type": "function", "function": function})
+        params["tools"] = tools
+    choice = request.tool_choice
+    if choice is not None:
+        params["tool_choice"] = (
+            {"type": "function", "function": {"name": choice.name}}
+            if choice.mode == "function"
+            else choice.mode
+        )
+    if request.parallel_tool_calls is not None:
+        params["parallel_tool_calls"] = request.parallel_tool_calls
+    response_format = request.response_format
+    if response_format is not None:
+        if response_format.type == "json_object":
+            params["response_format"] = {"type": "json_object"}
+        else:
+            schema: dict[str, Any] = {
+                "name": response_format.name,
+                "schema": dict(response_format.schema or {}),
+                "strict": response_format.strict,
+            }
+            if response_format.description:
+                schema["description"] = response_format.description
+            params["response_format"] = {"type": "json_schema", "json_schema": schema}
+    return params
+
+
+def _tool_delta(delta: Any) -> ToolCallDelta:
+    function = delta.function
+    return ToolCallDelta(
+        index=delta.index,
+        id=delta.id or None,
+        name=(function.name if function is not None else None) or None,
+        arguments=(function.arguments if function is not None else None) or "",
+    )
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from agents.providers.base import ChatProvider
+from agents.providers.base import ChatProvider, ChatRequest, check_capabilities
 from agents.providers.reliability import FallbackProvider, ReliableProvider, RetryPolicy
 from agents.providers.vendor import VendorConfig
 from llmplatform.core.config import on_config_change, provider_config
@@ -112,6 +112,30 @@ def available_providers() -> list[str]:
     if _local_available():
         names.append("local")
     return names
+
+
+def providers_supporting(feature: str) -> list[str]:
+    """Available providers whose ``supports_<feature>`` is true ("tools", "web_search",
+    "response_format"), for errors that say where to go instead."""
+    return [
+        name
+        for name in available_providers()
+        if getattr(get_chat_provider(name), f"supports_{feature}", False)
+    ]
+
+
+def check_request_capabilities(provider: str, request: ChatRequest) -> None:
+    """Refuse (ApplicationError 400 ``tools_unsupported`` / ``response_format_unsupported``)
+    a request whose tools or response_format ``provider`` cannot honour, naming the
+    providers that can. For the edges, before admission."""
+    check_capabilities(
+        get_chat_provider(provider),
+        request,
+        supported_by={
+            "tools": providers_supporting("tools"),
+            "response_format": providers_supporting("response_format"),
+        },
+    )
 
 
 def _vendor_config(name: str) -> VendorConfig:

@@ -5,8 +5,9 @@ The registry hands out providers wrapped here, so every caller gets the same rul
 * retry only retryable errors, with exponential backoff and full jitter, honouring the
   vendor's Retry-After (capped);
 * a stream is retried, or handed to the next provider of a fallback chain, only before
-  its first chunk was yielded: once a client has seen a token, switching would splice two
-  different answers together;
+  its first chunk was yielded: once a client has seen a token or a tool-call delta,
+  switching would splice two different answers together;
+* requests with tools or a response_format go only to fallbacks that support them;
 * a stream that ends without a finish chunk is an error, never a short success;
 * cost is computed here, once, from the usage the vendor reported (not in each vendor).
 """
@@ -104,6 +105,8 @@ class ReliableProvider(ChatProvider):
         self.name = inner.name
         self.description = inner.description
         self.supports_web_search = inner.supports_web_search
+        self.supports_tools = inner.supports_tools
+        self.supports_response_format = inner.supports_response_format
         self.default_model: str = getattr(inner, "default_model", "")
         self.policy = policy
         # Public so tests can record the waits instead of sleeping through them.
@@ -182,7 +185,19 @@ class FallbackProvider(ChatProvider):
         self.name = chain[0].name
         self.description = chain[0].description
         self.supports_web_search = chain[0].supports_web_search
+        self.supports_tools = chain[0].supports_tools
+        self.supports_response_format = chain[0].supports_response_format
         self.default_model: str = getattr(chain[0], "default_model", "")
+
+    def _members_for(self, request: ChatRequest) -> list[tuple[int, ChatProvider]]:
+        """The chain members that can honour ``request``: a fallback without tools or
+        structured output would only fail it (or, worse, answer it half)."""
+        members = list(enumerate(self.chain))
+        if request.uses_tools or request.tool_choice is not None:
+            members = [(i, p) for i, p in members if i == 0 or p.supports_tools]
+        if request.response_format is not None:
+            members = [(i, p) for i, p in members if i == 0 or p.supports_response_format]
+        return members
 
     def _request_for(self, index: int, request: ChatRequest) -> ChatRequest:
         if index == 0:
@@ -206,20 +221,22 @@ class FallbackProvider(ChatProvider):
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The first provider's answer that succeeds. Raises ProviderError."""
         errors: list[ProviderError] = []
-        for index, provider in enumerate(self.chain):
+        members = self._members_for(request)
+        for position, (index, provider) in enumerate(members):
             try:
                 return await provider.complete(self._request_for(index, request))
             except ProviderError as error:
                 errors.append(error)
-                if index + 1 < len(self.chain):
-                    metrics.record_fallback(provider.name, self.chain[index + 1].name)
+                if position + 1 < len(members):
+                    metrics.record_fallback(provider.name, members[position + 1][1].name)
                 logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
         raise self._all_failed(errors)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """The first provider's stream that yields a chunk. Raises ProviderError."""
         errors: list[ProviderError] = []
-        for index, provider in enumerate(self.chain):
+        members = self._members_for(request)
+        for position, (index, provider) in enumerate(members):
             yielded = False
             chunks = provider.stream(self._request_for(index, request))
             try:
@@ -231,8 +248,8 @@ class FallbackProvider(ChatProvider):
                 if yielded:
                     raise
                 errors.append(error)
-                if index + 1 < len(self.chain):
-                    metrics.record_fallback(provider.name, self.chain[index + 1].name)
+                if position + 1 < len(members):
+                    metrics.record_fallback(provider.name, members[position + 1][1].name)
                 logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
             finally:
                 await _aclose(chunks)

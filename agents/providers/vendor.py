@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from agents.providers.base import ChatProvider, ChatRequest, Citation, ImageInput
+from agents.providers.base import (
+    ChatMessage,
+    ChatProvider,
+    ChatRequest,
+    Citation,
+    ImageInput,
+    ProviderError,
+    ToolCall,
+)
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,11 @@ class VendorChatProvider(ChatProvider):
 
     #: The setting an operator must fix when the vendor rejects the key.
     key_setting: ClassVar[str]
-    # Every cloud vendor here searches the web (a search model, a tool or grounding).
+    # Every cloud vendor here searches the web (a search model, a tool or grounding),
+    # calls tools and answers in JSON (translated to each vendor's form).
     supports_web_search = True
+    supports_tools = True
+    supports_response_format = True
 
     def __init__(self, config: VendorConfig) -> None:
         self.config = config
@@ -76,3 +88,43 @@ def unique_citations(citations: list[Citation]) -> list[Citation]:
             seen.add(citation.url)
             unique.append(citation)
     return unique
+
+
+def invalid_conversation_error(*, provider: str, message: str) -> ProviderError:
+    """A 400 for a conversation the vendor's format cannot express (never retried)."""
+    return ProviderError(
+        message, provider=provider, retryable=False, code="invalid_conversation", status=400
+    )
+
+
+def tool_arguments(call: ToolCall, *, provider: str) -> dict[str, Any]:
+    """A tool call's arguments as the JSON object vendors other than OpenAI want.
+
+    Raises ProviderError (400) when they are not a JSON object.
+    """
+    if not call.arguments.strip():
+        return {}
+    try:
+        parsed = json.loads(call.arguments)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise invalid_conversation_error(
+            provider=provider,
+            message=f"The arguments of tool call {call.id!r} are not a JSON object; send "
+            "them as the model returned them.",
+        )
+    return parsed
+
+
+def tool_call_names(messages: tuple[ChatMessage, ...]) -> dict[str, str]:
+    """Function name by tool call id, over every assistant turn (a later id wins).
+
+    Vendors without call ids (Gemini) need the name on each tool result.
+    """
+    return {
+        call.id: call.name
+        for message in messages
+        if message.role == "assistant"
+        for call in message.tool_calls
+    }

@@ -16,7 +16,13 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from tests.fakes.server import FakeVendorServer, Operation, RecordedRequest, Reply
+from tests.fakes.server import (
+    FakeVendorServer,
+    Operation,
+    RecordedRequest,
+    Reply,
+    split_into_chunks,
+)
 
 
 def _words(text: str) -> int:
@@ -162,7 +168,61 @@ class OpenAIWire(WireAdapter):
             "service_tier": "default",
         }
 
+    def _tool_call_list(self, reply: Reply) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"call_fake{index}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for index, (name, arguments) in enumerate(reply.tool_calls)
+        ]
+
+    def _tool_call_frames(self, reply: Reply) -> list[bytes]:
+        """Parallel calls as OpenAI streams them: each call's first delta carries index,
+        id and name, then fragments of its arguments; the next call follows."""
+        frames = [
+            _sse(self._chunk(reply, {"role": "assistant", "content": None, "refusal": None}, None))
+        ]
+        for index, call in enumerate(self._tool_call_list(reply)):
+            head = {**call, "index": index, "function": {**call["function"], "arguments": ""}}
+            frames.append(_sse(self._chunk(reply, {"tool_calls": [head]}, None)))
+            for piece in split_into_chunks(call["function"]["arguments"], 3):
+                fragment = {"index": index, "function": {"arguments": piece}}
+                frames.append(_sse(self._chunk(reply, {"tool_calls": [fragment]}, None)))
+        frames.append(_sse(self._chunk(reply, {}, "tool_calls")))
+        frames.append(
+            _sse(
+                {
+                    **self._envelope(reply, "chat.completion.chunk"),
+                    "choices": [],
+                    "usage": self._usage(reply),
+                }
+            )
+        )
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
     def completion_body(self, reply: Reply, request: RecordedRequest) -> Any:
+        if reply.tool_calls:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": self._tool_call_list(reply),
+            }
+            return {
+                **self._envelope(reply, "chat.completion"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": "tool_calls",
+                    }
+                ],
+                "usage": self._usage(reply),
+            }
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
         message["annotations"] = self._annotations(reply)
         return {
@@ -181,6 +241,8 @@ class OpenAIWire(WireAdapter):
         }
 
     def stream_frames(self, reply: Reply) -> list[bytes]:
+        if reply.tool_calls:
+            return self._tool_call_frames(reply)
         frames = [
             _sse(self._chunk(reply, {"role": "assistant", "content": "", "refusal": None}, None))
         ]
@@ -341,13 +403,73 @@ class AnthropicWire(WireAdapter):
             "usage": self._usage(reply, output_tokens=out),
         }
 
+    def _tool_use_blocks(self, reply: Reply) -> list[dict[str, Any]]:
+        return [
+            {"type": "tool_use", "id": f"toolu_fake{index}", "name": name, "input": arguments}
+            for index, (name, arguments) in enumerate(reply.tool_calls)
+        ]
+
+    def _tool_use_frames(self, reply: Reply) -> list[bytes]:
+        """Each tool_use block as Anthropic streams it: content_block_start with id and
+        name (empty input), input_json_delta fragments, content_block_stop."""
+        frames = [
+            _sse(
+                {"type": "message_start", "message": self._message(reply, [], None, 1)},
+                "message_start",
+            ),
+            _sse({"type": "ping"}, "ping"),
+        ]
+        for index, block in enumerate(self._tool_use_blocks(reply)):
+            frames.append(
+                _sse(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {**block, "input": {}},
+                    },
+                    "content_block_start",
+                )
+            )
+            for piece in split_into_chunks(json.dumps(block["input"]), 3):
+                frames.append(
+                    _sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": piece},
+                        },
+                        "content_block_delta",
+                    )
+                )
+            frames.append(
+                _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+            )
+        frames.append(
+            _sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                    "usage": {"output_tokens": reply.output_tokens},
+                },
+                "message_delta",
+            )
+        )
+        frames.append(_sse({"type": "message_stop"}, "message_stop"))
+        return frames
+
     def completion_body(self, reply: Reply, request: RecordedRequest) -> Any:
+        if reply.tool_calls:
+            return self._message(
+                reply, self._tool_use_blocks(reply), "tool_use", reply.output_tokens
+            )
         block: dict[str, Any] = {"type": "text", "text": reply.text}
         if reply.citations:
             block["citations"] = self._citations(reply)
         return self._message(reply, [block], "end_turn", reply.output_tokens)
 
     def stream_frames(self, reply: Reply) -> list[bytes]:
+        if reply.tool_calls:
+            return self._tool_use_frames(reply)
         frames = [
             _sse(
                 {"type": "message_start", "message": self._message(reply, [], None, 1)},
@@ -501,10 +623,39 @@ class GoogleWire(WireAdapter):
             "responseId": "fake0001",
         }
 
+    def _function_call_parts(self, reply: Reply) -> list[dict[str, Any]]:
+        parts: list[dict[str, Any]] = []
+        for name, arguments in reply.tool_calls:
+            part: dict[str, Any] = {"functionCall": {"name": name, "args": arguments}}
+            if reply.thought_signature and not parts:  # Gemini 3 signs the first call
+                part["thoughtSignature"] = reply.thought_signature
+            parts.append(part)
+        return parts
+
+    def _function_call_response(
+        self, reply: Reply, parts: list[dict[str, Any]], *, final: bool
+    ) -> dict[str, Any]:
+        response = self._response(reply, "", final=final)
+        response["candidates"][0]["content"]["parts"] = parts
+        return response
+
     def completion_body(self, reply: Reply, request: RecordedRequest) -> Any:
+        if reply.tool_calls:
+            return self._function_call_response(reply, self._function_call_parts(reply), final=True)
         return self._response(reply, reply.text, final=True)
 
     def stream_frames(self, reply: Reply) -> list[bytes]:
+        if reply.tool_calls:
+            # One functionCall part per chunk, whole (Gemini does not stream arguments).
+            parts = self._function_call_parts(reply)
+            return [
+                "data: {}\r\n\r\n".format(
+                    json.dumps(
+                        self._function_call_response(reply, [part], final=i == len(parts) - 1)
+                    )
+                ).encode()
+                for i, part in enumerate(parts)
+            ]
         last = len(reply.chunks) - 1
         return [
             f"data: {json.dumps(self._response(reply, piece, final=i == last))}\r\n\r\n".encode()
