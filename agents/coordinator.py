@@ -32,6 +32,8 @@ CLASSIFIER_PROMPT = (
     "You route questions on a chat platform. Reply with exactly one word: "
     "PRODUCTS if the user wants to find, compare or buy a product, otherwise CHAT."
 )
+# One word is the whole answer; admission (queries.admission) reserves this much for it.
+CLASSIFIER_MAX_TOKENS = 5
 
 
 def classify_intent(*, text: str, mode: str, has_images: bool) -> tuple[str, bool]:
@@ -54,7 +56,7 @@ async def _classify_with_model(state: RunState) -> str:
                 system=CLASSIFIER_PROMPT,
                 messages=(ChatMessage(role="user", content=state.text),),
                 temperature=0.0,
-                max_tokens=5,
+                max_tokens=CLASSIFIER_MAX_TOKENS,
             )
         )
     except ProviderError as exc:

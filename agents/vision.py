@@ -11,6 +11,8 @@ VISION_PROMPT = (
     "Describe these images in detail for someone who cannot see them: objects, text, "
     "people, setting, and anything relevant to this question: {question}"
 )
+# The description's length, at most (and at most the run's max_tokens).
+VISION_MAX_TOKENS = 512
 
 
 async def run(state: RunState, ports: Ports) -> None:
@@ -26,7 +28,7 @@ async def run(state: RunState, ports: Ports) -> None:
                 ),
             ),
             temperature=0.2,
-            max_tokens=min(state.max_tokens, 512),
+            max_tokens=min(state.max_tokens, VISION_MAX_TOKENS),
         )
     )
     state.vision_notes = result.text.strip()

@@ -9,9 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from documents.selectors import SCOPES, semantic_search
-from documents.services import document_upload
+from documents.selectors import SCOPES
+from documents.services import document_search, document_upload
 from files.serializers import FileSerializer, FileUploadSerializer
+from llmplatform.core.schema import error_response
 
 MAX_SEARCH_RESULTS = 50
 
@@ -23,7 +24,19 @@ class FileUploadView(APIView):
         summary="Upload a file: images for vision; PDF, text, Markdown, CSV, JSON, HTML and "
         "DOCX documents are ingested in the background for questions (limit MAX_FILE_SIZE bytes)",
         request={"multipart/form-data": FileUploadSerializer},
-        responses={201: FileSerializer},
+        responses={
+            201: FileSerializer,
+            413: error_response(
+                413,
+                "File over MAX_FILE_SIZE (file_too_large), or storing it would exceed the "
+                "storage quota (storage_quota_exceeded; used_bytes and limit_bytes in details)",
+            ),
+            429: error_response(
+                429,
+                "A document whose ingestion would be charged to a used-up token or USD "
+                "budget (budget_exceeded; Retry-After)",
+            ),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = FileUploadSerializer(data=request.data)
@@ -32,6 +45,7 @@ class FileUploadView(APIView):
             owner=request.user,
             user_id=serializer.validated_data["user_id"],
             upload=serializer.validated_data["file"],
+            api_key=request.auth,
         )
         return Response(FileSerializer(stored).data, status=201)
 
@@ -65,7 +79,10 @@ class DocumentSearchResultSerializer(serializers.Serializer):
 class SearchResponseSerializer(serializers.Serializer):
     results = PolymorphicProxySerializer(
         component_name="SearchResult",
-        serializers=[QuerySearchResultSerializer, DocumentSearchResultSerializer],
+        serializers={
+            "query": QuerySearchResultSerializer,
+            "document": DocumentSearchResultSerializer,
+        },
         resource_type_field_name="type",
         many=True,
     )
@@ -74,11 +91,18 @@ class SearchResponseSerializer(serializers.Serializer):
 class SearchView(APIView):
     @extend_schema(
         summary="Semantic search over an end user's past queries and ready documents",
+        description="Embedding the search text counts against the key's limits like a "
+        "question: one request per minute, and its tokens against the token budgets.",
         parameters=[SearchParamsSerializer],
-        responses={200: SearchResponseSerializer},
+        responses={
+            200: SearchResponseSerializer,
+            429: error_response(
+                429, "Over the key's rate limit (rate_limited) or budget (budget_exceeded)"
+            ),
+        },
     )
     def get(self, request: Request) -> Response:
         params = SearchParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        results = semantic_search(owner=request.user, **params.validated_data)
+        results = document_search(owner=request.user, api_key=request.auth, **params.validated_data)
         return Response({"results": results})

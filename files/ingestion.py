@@ -24,13 +24,22 @@ from django.utils import timezone
 
 from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from files.charges import (
+    EmbeddingCharge,
+    Payer,
+    embedding_admit,
+    embedding_settle,
+    embedding_tokens,
+)
 from files.chunking import Chunk, chunk_pages
 from files.config import documents_config
 from files.extraction import ExtractionFailed
 from files.extraction_process import extract_pages_isolated
 from files.models import DocumentChunk, File
 from files.selectors import file_bytes
+from files.storage_quota import storage_check
 from llmplatform.core.bridge import run_sync
+from llmplatform.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +119,51 @@ def _check_deadline(deadline: float) -> None:
         )
 
 
-def _embed(file: File, chunks: list[Chunk], deadline: float) -> tuple[list[list[float]], str]:
+def _payer(file: File) -> Payer:
+    # The key the file was uploaded with; none (the chat UI, or a deleted key): the account.
+    if file.api_key_id is not None:
+        return Payer(api_key=file.api_key, user_id=file.user_id)
+    return Payer(api_key=None, account=file.owner, user_id=file.user_id)
+
+
+def _text_bytes(chunks: list[Chunk]) -> int:
+    return sum(len(chunk.text.encode("utf-8", "surrogatepass")) for chunk in chunks)
+
+
+def _admit(file: File, chunks: list[Chunk], model: str, deadline: float) -> EmbeddingCharge:
+    """The passages' storage checked and their tokens admitted against the uploader's
+    limits, before any is embedded. A full minute is waited out (within the deadline); a
+    used-up budget or storage quota fails the file, charging nothing."""
+    payer = _payer(file)
+    try:
+        storage_check(
+            owner_id=file.owner_id,
+            payer=payer,
+            adding=_text_bytes(chunks),
+            excluding_file_id=file.pk,
+            what="this document's passages",
+        )
+    except ApplicationError as exc:
+        raise _IngestionFailed(exc.code, exc.message) from None
+    tokens = embedding_tokens([chunk.text for chunk in chunks])
+    while True:
+        try:
+            return embedding_admit(payer=payer, model=model, tokens=tokens)
+        except ApplicationError as exc:
+            wait_s = float(exc.extra.get("retry_after") or 0)
+            if exc.code != "rate_limited" or time.monotonic() + wait_s > deadline:
+                raise _IngestionFailed(
+                    exc.code,
+                    f"The document was not embedded and nothing was charged: {exc.message} "
+                    "Then upload it again (or re-ingest it: admin → Files).",
+                ) from None
+        time.sleep(wait_s)  # the requests-per-minute window starts over
+        _beat(file, EXTRACTED_PROGRESS)
+
+
+def _embed(
+    file: File, chunks: list[Chunk], deadline: float, charge: EmbeddingCharge
+) -> tuple[list[list[float]], str]:
     embedder = get_embedder()
     vectors: list[list[float]] = []
     for start in range(0, len(chunks), EMBED_BATCH):
@@ -118,6 +171,7 @@ def _embed(file: File, chunks: list[Chunk], deadline: float) -> tuple[list[list[
         batch = [chunk.text for chunk in chunks[start : start + EMBED_BATCH]]
         try:
             vectors.extend(run_sync(embedder.embed(batch)))
+            charge.embedded(embedding_tokens(batch))
         except ProviderError as exc:
             raise _IngestionFailed(
                 "embedding_failed",
@@ -191,12 +245,17 @@ def _ingest(file: File) -> None:
     _check_deadline(deadline)
     if not chunks:
         raise _IngestionFailed("document_no_text", "The file has no text to search.")
-    vectors, model = _embed(file, chunks, deadline)
+    charge = _admit(file, chunks, model, deadline)
+    try:
+        vectors, model = _embed(file, chunks, deadline, charge)
+    finally:
+        embedding_settle(charge)  # what was embedded, also when it stopped half-way
     _check_deadline(deadline)
     _store_chunks(file, chunks, vectors, model)
     finished = File.objects.filter(pk=file.pk, ingestion_status=File.Ingestion.PROCESSING).update(
         ingestion_status=File.Ingestion.READY,
         ingestion_chunks=len(chunks),
+        chunk_bytes=_text_bytes(chunks),
         ingestion_progress=1.0,
         ingestion_heartbeat_at=_now(),
         ingestion_finished_at=_now(),
@@ -214,6 +273,7 @@ def _store_failure(file_id: object, code: str, message: str) -> None:
         ingestion_status=File.Ingestion.FAILED,
         ingestion_error={"code": code, "message": message},
         ingestion_chunks=0,
+        chunk_bytes=0,
         ingestion_finished_at=_now(),
     )
     DocumentChunk.objects.filter(file_id=file_id).delete()

@@ -48,6 +48,13 @@ class File(models.Model):
     ingestion_finished_at = models.DateTimeField(null=True, blank=True)
     # The model of the chunks' vectors: `reindex_documents` re-embeds files of another.
     embedding_model = models.CharField(max_length=100, blank=True, default="")
+    # Who pays for the file's ingestion and whose storage limit applies: the key it was
+    # uploaded with; none: the owner's own account (the signed-in chat UI).
+    api_key = models.ForeignKey(
+        "core.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # UTF-8 bytes of the stored passages' text, counted in the owner's storage.
+    chunk_bytes = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         db_table = "files"

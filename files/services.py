@@ -17,9 +17,11 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
+from files.charges import Payer, budget_check_left
 from files.extraction import DOCUMENT_TYPES, DOCX
 from files.models import DocumentChunk, File
 from files.storage import upload_storage
+from files.storage_quota import storage_check
 from llmplatform.core.errors import ApplicationError
 
 # What the VisionAgent and document ingestion can use; anything else is refused up front.
@@ -132,12 +134,25 @@ def file_check(*, upload: UploadedFile) -> str:
     return content_type
 
 
-def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
+def file_upload(*, owner, user_id: str, upload: UploadedFile, payer: Payer | None = None) -> File:
     """Validate and store an upload; a document is stored ``pending`` ingestion.
 
-    Raises ApplicationError (413 too large, 415 bad type).
+    ``payer`` (the uploading key, or the account for the chat UI) is recorded as who pays
+    for the ingestion; its storage limit applies, and a document is refused up front when
+    its budget is used up. Raises ApplicationError (413 too large or over the storage
+    quota, 415 bad type, 429 budget used up).
     """
     content_type = file_check(upload=upload)
+    is_document = content_type in DOCUMENT_TYPES
+    if payer is not None:
+        if is_document:
+            budget_check_left(payer=payer)
+        storage_check(
+            owner_id=owner.pk,
+            payer=payer,
+            adding=upload.size or 0,
+            what="this upload",
+        )
     name = str(
         PurePosixPath(str(owner.pk))
         / user_id_safe(user_id)
@@ -151,9 +166,9 @@ def file_upload(*, owner, user_id: str, upload: UploadedFile) -> File:
     upload.seek(0)
     # The name is random, so the storage never renames it; kept as the storage returns it.
     stored_name = upload_storage().save(name, upload)
-    is_document = content_type in DOCUMENT_TYPES
     return File.objects.create(
         owner=owner,
+        api_key=None if payer is None else payer.api_key,
         user_id=user_id,
         filename=safe_filename(upload.name, content_type=content_type),
         content_type=content_type,

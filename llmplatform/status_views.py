@@ -11,6 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.providers.registry import available_providers
+from files.charges import Payer
+from files.storage_quota import storage_usage
 from llmplatform.core.quotas import quota_windows, rate_limit_headers
 from llmplatform.core.selectors import health_report, status_report
 
@@ -65,6 +67,14 @@ class WindowSerializer(serializers.Serializer):
     resets_in_s = serializers.IntegerField()
 
 
+class StorageSerializer(serializers.Serializer):
+    limit = serializers.FloatField(allow_null=True, help_text="MB; null: no limit")
+    used = serializers.FloatField(
+        help_text="MB: the owner's uploads plus their documents' stored passages"
+    )
+    remaining = serializers.FloatField(allow_null=True, help_text="MB")
+
+
 UsageSerializer = inline_serializer(
     "KeyUsage",
     {
@@ -73,7 +83,12 @@ UsageSerializer = inline_serializer(
         ),
         "limits": serializers.DictField(
             child=WindowSerializer(),
-            help_text="requests_per_minute, tokens_per_day, usd_per_month",
+            help_text="requests_per_minute, tokens_per_day, usd_per_month (embeddings, "
+            "search and document ingestion count here as questions do)",
+        ),
+        "storage_mb": StorageSerializer(
+            help_text="the storage quota (storage_mb of the key, else DEFAULT_STORAGE_MB): "
+            "counted over everything the key's owner stores; deleting files frees it"
         ),
         "user": inline_serializer(
             "KeyUsageEndUser",
@@ -105,6 +120,9 @@ class UsageView(APIView):
         body = {
             "key": {"name": request.auth.name, "prefix": request.auth.prefix},
             "limits": shown("key"),
+            "storage_mb": storage_usage(
+                owner_id=request.user.pk, payer=Payer(api_key=request.auth)
+            ).as_dict(),
             "user": None if user_id is None else {"user_id": user_id, "limits": shown("user")},
         }
         return Response(body, headers=rate_limit_headers(api_key=request.auth, user_id=user_id))

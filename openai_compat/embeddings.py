@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from agents.providers.embeddings import get_embedder
+from files.charges import Payer, embedding_admit, embedding_settle, embedding_tokens
+from llmplatform.core.bridge import to_thread
 from llmplatform.core.errors import ApplicationError
 from openai_compat.catalog import embedding_model_ids
 
@@ -20,10 +22,11 @@ def _vector(values: list[float], encoding_format: str) -> list[float] | str:
 
 
 async def embeddings_create(
-    *, texts: list[str], model: str, encoding_format: str, dimensions: int | None
+    *, payer: Payer, texts: list[str], model: str, encoding_format: str, dimensions: int | None
 ) -> dict[str, Any]:
-    """OpenAI's embedding list for ``texts``. Raises ApplicationError (404 model_not_found,
-    400 for other dimensions) and ProviderError."""
+    """OpenAI's embedding list for ``texts``, admitted against ``payer``'s limits first and
+    settled after (``files.charges``). Raises ApplicationError (404 model_not_found, 400
+    for other dimensions, 429 rate_limited or budget_exceeded) and ProviderError."""
     embedder = get_embedder()
     if model not in embedding_model_ids(embedder.model):
         raise ApplicationError(
@@ -40,7 +43,13 @@ async def embeddings_create(
             code="invalid_request",
             extra={"param": "dimensions"},
         )
-    vectors = await embedder.embed(texts)
+    tokens = embedding_tokens(texts)
+    charge = await to_thread(embedding_admit)(payer=payer, model=embedder.model, tokens=tokens)
+    try:
+        vectors = await embedder.embed(texts)
+        charge.embedded(tokens)
+    finally:
+        await to_thread(embedding_settle)(charge)
     return {
         "object": "list",
         "data": [
@@ -48,6 +57,7 @@ async def embeddings_create(
             for index, vector in enumerate(vectors)
         ],
         "model": embedder.model,
-        # The embedders do not report token counts; none are billed to the caller either.
-        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+        # The embedders report no token counts: these are the tokens counted against the
+        # caller's budget (about 4 characters a token).
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }

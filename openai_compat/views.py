@@ -17,10 +17,16 @@ from rest_framework.views import APIView
 
 from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from files.charges import Payer
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
 from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
-from openai_compat.chat import chat_call_from_request, completion_body, completion_chunks
+from openai_compat.chat import (
+    DEFAULT_USER_ID,
+    chat_call_from_request,
+    completion_body,
+    completion_chunks,
+)
 from openai_compat.embeddings import embeddings_create
 from openai_compat.errors import openai_error_response, openai_exception_response
 from openai_compat.schema import OpenAIAutoSchema
@@ -146,6 +152,12 @@ class ChatCompletionsView(_OpenAIView):
 class EmbeddingsView(_OpenAIView):
     @extend_schema(
         summary="Embed texts with the platform's embedder (OpenAI-compatible)",
+        description=(
+            "Counted against the key's limits like a question: one request per minute, and "
+            "the input's tokens (about 4 characters each; usage.prompt_tokens) against its "
+            "token budget, priced against its USD budget where the embedder has a price. "
+            "Over a limit: 429 rate_limited or budget_exceeded with Retry-After."
+        ),
         request=OpenAIEmbeddingRequestSerializer,
         responses={200: OpenAIEmbeddingListSerializer},
     )
@@ -156,6 +168,8 @@ class EmbeddingsView(_OpenAIView):
         # On the server's event loop (a sync view under ASGI), where the embedder's SDK
         # client and its connection pool are kept between requests.
         body = async_to_sync(embeddings_create)(
+            # The key's own limits and budgets apply as to a question (429 with Retry-After).
+            payer=Payer(api_key=request.auth, user_id=data.get("user") or DEFAULT_USER_ID),
             texts=data["input"],
             model=data["model"],
             encoding_format=data.get("encoding_format") or "float",

@@ -26,10 +26,10 @@ from bson import ObjectId
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from agents import memory
 from agents.engine import run_engine
 from agents.ports import Scope
-from agents.providers.base import ChatMessage, ImageInput, Usage
-from agents.providers.pricing import cost_for
+from agents.providers.base import ChatMessage, ImageInput
 from agents.providers.registry import (
     available_providers,
     default_model_for,
@@ -47,8 +47,10 @@ from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.event_log import event_log, wait_for_cancel
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quotas import quota_admit, quota_settle
+from queries.admission import question_reservation
 from queries.dispatch import dispatcher
 from queries.engine_ports import ENGINE_PORTS
+from queries.memory_store import recent_turns
 from queries.models import Query
 from sessions.selectors import session_variants
 from sessions.services import session_for_query
@@ -227,16 +229,54 @@ def _check_web_search(provider: str) -> None:
     )
 
 
-def _admit(*, api_key: ApiKey | None, params: dict[str, Any], choices: _Choices) -> dict | None:
-    """Count the question against the key's limits, reserving its estimated usage: the
-    question (about 4 characters a token) and the most the answer may use."""
-    max_tokens = params.get("max_tokens") or run_config().default_max_tokens
-    estimate = Usage(input_tokens=len(params["query"]) // 4 + 1, output_tokens=max_tokens)
+def _stored_history(
+    *, owner: Any, params: dict[str, Any], conversation: list[dict[str, str]] | None
+) -> list[tuple[str, str]]:
+    """The session's stored turns the memory agent will put in the prompt (none when the
+    client sends its own conversation or memory is off): what admission reserves for it."""
+    if conversation is not None or not params.get("use_memory", True):
+        return []
+    scope = Scope(
+        owner_id=str(owner.pk),
+        user_id=params["user_id"],
+        session_id=params["session_id"],
+        query_id="",
+    )
+    turns = recent_turns(scope, limit=memory.HISTORY_TURNS)
+    return [(turn.question, turn.answer) for turn in turns]
+
+
+def _admit(
+    *,
+    api_key: ApiKey | None,
+    owner: Any,
+    params: dict[str, Any],
+    choices: _Choices,
+    conversation: list[dict[str, str]] | None,
+    documents: list[str],
+) -> dict | None:
+    """Count the question against the key's limits (the owner account's without a key:
+    the signed-in chat UI), reserving the most it can use (``queries.admission``).
+    Raises ApplicationError (429)."""
+    reservation = question_reservation(
+        provider=choices.provider,
+        model=choices.model,
+        text=params["query"],
+        mode=params.get("mode", "chat"),
+        max_tokens=params.get("max_tokens") or run_config().default_max_tokens,
+        conversation=conversation,
+        system_prompt=_client_system_prompt(conversation) or choices.system_prompt,
+        use_memory=params.get("use_memory", True),
+        use_documents=bool(documents) or params.get("use_documents", False),
+        images=len(params.get("attachments", [])),
+        history=_stored_history(owner=owner, params=params, conversation=conversation),
+    )
     return quota_admit(
         api_key=api_key,
+        account=owner if api_key is None else None,
         user_id=params["user_id"],
-        tokens_estimate=estimate.input_tokens + estimate.output_tokens,
-        usd_estimate=cost_for(choices.provider, choices.model, estimate),
+        tokens_estimate=reservation.tokens,
+        usd_estimate=reservation.usd,
     )
 
 
@@ -244,10 +284,10 @@ def query_start(*, owner, params: dict[str, Any], api_key: ApiKey | None = None)
     """Store a pending Query for validated ``params`` and dispatch its run.
 
     The one entry of every edge. The session is started through ``session_start`` when
-    it is new, so every query counts in analytics and experiments. ``api_key`` (absent
-    for the signed-in chat UI) is the caller whose limits and budgets apply; a refusal
-    comes before anything is stored or any provider is called. Raises ApplicationError
-    (400, 404, 413, 415, 429).
+    it is new, so every query counts in analytics and experiments. ``api_key`` is the
+    caller whose limits and budgets apply; without one (the signed-in chat UI) the
+    owner's account limits apply. A refusal comes before anything is stored or any
+    provider is called. Raises ApplicationError (400, 404, 413, 415, 429).
     """
     conversation = _conversation(params)
     session = session_for_query(
@@ -261,7 +301,14 @@ def query_start(*, owner, params: dict[str, Any], api_key: ApiKey | None = None)
     documents = documents_ready(
         owner=owner, user_id=params["user_id"], file_ids=params.get("documents", [])
     )
-    reservation = _admit(api_key=api_key, params=params, choices=choices)
+    reservation = _admit(
+        api_key=api_key,
+        owner=owner,
+        params=params,
+        choices=choices,
+        conversation=conversation,
+        documents=documents,
+    )
     try:
         attachments = _attachment_ids(
             owner=owner, user_id=params["user_id"], attachments=params.get("attachments", [])

@@ -9,6 +9,9 @@ from llmplatform.core.pagination import CursorPageParamsSerializer
 from queries.models import Query
 
 MAX_QUERY_CHARS = 8000
+# The longest answer a question may ask for (max_tokens); stored answers are at most this
+# long, which bounds the history a question's admission reserves (queries.admission).
+MAX_ANSWER_TOKENS = 32000
 MAX_ATTACHMENTS = 4
 MAX_DOCUMENTS = 20
 
@@ -48,7 +51,7 @@ class QueryRequestSerializer(serializers.Serializer):
         help_text="The option the user picked for the last shopping question",
     )
     temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
-    max_tokens = serializers.IntegerField(min_value=1, max_value=32000, required=False)
+    max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_ANSWER_TOKENS, required=False)
 
 
 class QueryHistoryParamsSerializer(CursorPageParamsSerializer):

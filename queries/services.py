@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -10,10 +11,13 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from agents.providers.base import ChatMessage, ChatRequest
+from agents.providers.pricing import cost_for
 from agents.providers.registry import get_chat_provider
+from files.charges import Payer, budget_check_left, charge_unreserved
 from llmplatform.core.bridge import run_sync
 from llmplatform.core.config import run_config
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.models import ApiKey
 from queries.models import Query, Summary
 
 logger = logging.getLogger(__name__)
@@ -32,7 +36,12 @@ def query_completed(*, query_id: str) -> str | None:
     """After an answer, in the background: every MEMORY_SUMMARY_INTERVAL answered pairs of
     a session, its summary. Returns the summary's id when one was due. Raises
     ProviderError."""
-    query = Query.objects.filter(pk=ObjectId(query_id)).only("owner_id", "session_id").first()
+    query = (
+        Query.objects.filter(pk=ObjectId(query_id))
+        .select_related("owner")
+        .only("owner", "user_id", "session_id", "request")
+        .first()
+    )
     if query is None:
         return None
     # Filtered on the indexed (owner, session) pair only, statuses counted here: the
@@ -44,11 +53,45 @@ def query_completed(*, query_id: str) -> str | None:
     if pairs % run_config().summary_interval:
         return None
     summary = summary_create(
-        owner_id=str(query.owner_id), session_id=query.session_id, pair_count=pairs
+        owner_id=str(query.owner_id),
+        session_id=query.session_id,
+        pair_count=pairs,
+        payer=summary_payer(query=query),
+        charged_to=(query.request or {}).get("quota"),
     )
-    return str(summary.pk)
+    return None if summary is None else str(summary.pk)
 
 
+def _hashed(text: str) -> str:
+    # Session ids are client input: hashed into a safe, bounded counter name.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _admitted_key_id(reservation: dict[str, Any] | None) -> str | None:
+    """The id of the key a question's reservation was admitted against, where it names
+    one (its budget counters are ``quota:<window>:<key id>:<period>``)."""
+    if not reservation:
+        return None
+    if reservation.get("api_key_id"):
+        return str(reservation["api_key_id"])
+    for budget in reservation.get("budgets") or []:
+        parts = str(budget.get("counter", "")).split(":")
+        if len(parts) >= 3 and parts[0] == "quota" and ObjectId.is_valid(parts[2]):
+            return parts[2]
+    return None
+
+
+def summary_payer(*, query: Query) -> Payer:
+    """Who pays for the summary ``query``'s answer triggers: the key the question was
+    admitted against, else (the signed-in chat UI) the owner's account. Raises nothing."""
+    key_id = _admitted_key_id((query.request or {}).get("quota"))
+    api_key = None if key_id is None else ApiKey.objects.filter(pk=ObjectId(key_id)).first()
+    if api_key is not None:
+        return Payer(api_key=api_key, user_id=query.user_id)
+    return Payer(api_key=None, account=query.owner, user_id=query.user_id)
+
+
+SUMMARY_MAX_TOKENS = 300
 SUMMARY_PROMPT = (
     "Summarise this conversation for your own memory in at most 120 words: the user's "
     "goals, facts they gave, decisions and open questions. Write plain sentences."
@@ -60,8 +103,21 @@ async def _complete(provider_name: str, request: Any) -> Any:
     return await get_chat_provider(provider_name).complete(request)
 
 
-def summary_create(*, owner_id: str, session_id: str, pair_count: int) -> Summary:
-    """Summary of a session's first ``pair_count`` pairs, made once. Raises ProviderError."""
+def summary_create(
+    *,
+    owner_id: str,
+    session_id: str,
+    pair_count: int,
+    payer: Payer | None = None,
+    charged_to: dict[str, Any] | None = None,
+) -> Summary | None:
+    """Summary of a session's first ``pair_count`` pairs, made once.
+
+    It runs in the background, after the answer that caused it: not a request of its own
+    (no requests-per-minute slot), it is skipped when ``payer``'s token or USD budget is
+    already used up (None, logged; the next summary covers these pairs too), and what the
+    vendor reports is counted on the budget counters of that answer's reservation
+    ``charged_to``. Raises ProviderError."""
     owner = ObjectId(owner_id)
     existing = Summary.objects.filter(
         owner_id=owner, session_id=session_id, pair_count=pair_count
@@ -88,6 +144,14 @@ def summary_create(*, owner_id: str, session_id: str, pair_count: int) -> Summar
             status=409,
         )
     last = pairs[-1]
+    if payer is not None:
+        try:
+            budget_check_left(payer=payer)
+        except ApplicationError as exc:
+            logger.info(
+                "summary of session %s (%d pairs) skipped: %s", session_id, pair_count, exc.code
+            )
+            return None
     result = run_sync(
         _complete(
             last.model_provider,
@@ -96,9 +160,19 @@ def summary_create(*, owner_id: str, session_id: str, pair_count: int) -> Summar
                 system=SUMMARY_PROMPT,
                 messages=(ChatMessage(role="user", content=transcript),),
                 temperature=0.2,
-                max_tokens=300,
+                max_tokens=SUMMARY_MAX_TOKENS,
             ),
         )
+    )
+    usage = result.usage
+    charge_unreserved(
+        charged_to,
+        # One summary is charged once, whoever makes it (a retried or concurrent task).
+        run_id=f"summary-{owner_id}-{_hashed(session_id)}-{pair_count}",
+        tokens=usage.input_tokens + usage.output_tokens,
+        usd=usage.cost_usd
+        if usage.cost_usd is not None
+        else cost_for(last.model_provider, last.model_name, usage),
     )
     try:
         return Summary.objects.create(

@@ -29,6 +29,23 @@ _SNAPSHOT_SUFFIXES = (
     re.compile(r"-preview-\d{2}-\d{2}$"),  # gemini-2.5-flash-preview-05-20
 )
 
+# The most input tokens one attached image is billed as, by vendor: what a question's
+# admission reserves per image (queries.admission), from each vendor's documented image
+# accounting for the largest image it accepts.
+# - openai: "high" detail scales an image to fit 2048x2048, then its short side to 768 px:
+#   at most 2 x 4 tiles of 512 px at 170 tokens each, plus 85 = 1,445.
+# - anthropic: about width x height / 750, images over ~1.15 megapixels being scaled
+#   down first: at most about 1,600.
+# - google: 258 tokens per 768 x 768 tile (Gemini 2.x); 24 tiles cover a 12-megapixel
+#   (4000 x 3000) photo: 6,192.
+# - openrouter routes to any of these, and a vendor not listed may be any: the largest.
+IMAGE_INPUT_TOKENS = {"openai": 1445, "anthropic": 1600, "google": 258 * 24}
+
+
+def image_input_tokens(provider: str) -> int:
+    """The most input tokens ``provider`` bills for one image."""
+    return IMAGE_INPUT_TOKENS.get(provider, max(IMAGE_INPUT_TOKENS.values()))
+
 
 @dataclass(frozen=True)
 class ModelPrice:

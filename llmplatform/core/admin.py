@@ -1,4 +1,5 @@
-"""Operator console: API keys. Creating one shows the raw key once; revoking is an action."""
+"""Operator console: API keys (creating one shows the raw key once; revoking is an
+action) and the limits of accounts that ask without a key (the browser chat)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
-from llmplatform.core.models import ApiKey
+from llmplatform.core.models import AccountLimits, ApiKey
 from llmplatform.core.quotas import quota_windows
 from llmplatform.core.services import (
     KEY_LIMIT_FIELDS,
@@ -24,9 +25,9 @@ class ApiKeyCreateForm(forms.ModelForm):
         fields = ("owner", "name", *KEY_LIMIT_FIELDS)
 
 
-def _usage_line(api_key: ApiKey) -> str:
+def _usage_line(windows) -> str:
     parts = []
-    for window in quota_windows(api_key=api_key):
+    for window in windows:
         label = {
             "requests_per_minute": "questions this minute",
             "tokens_per_day": "tokens today",
@@ -56,7 +57,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description="Usage against budget (UTC windows)")
     def usage(self, api_key: ApiKey) -> str:
-        return _usage_line(api_key)
+        return _usage_line(quota_windows(api_key=api_key))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -101,3 +102,27 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key=api_key)
         self.message_user(request, f"Revoked {queryset.count()} key(s).", messages.SUCCESS)
+
+
+@admin.register(AccountLimits)
+class AccountLimitsAdmin(admin.ModelAdmin):
+    """Limits of a user's own questions from the chat page (no API key); a user without
+    a row, or a blank field, gets the DEFAULT_ACCOUNT_* setting."""
+
+    list_display = ("user", "requests_per_minute", "tokens_per_day", "usd_per_month", "usage")
+    search_fields = ("user__username",)
+    fieldsets = (
+        (None, {"fields": ("user",)}),
+        (
+            "Limits and budgets (blank: the DEFAULT_ACCOUNT_* setting)",
+            {"fields": ("requests_per_minute", "tokens_per_day", "usd_per_month", "storage_mb")},
+        ),
+        ("Usage now", {"fields": ("usage",)}),
+    )
+    readonly_fields = ("usage",)
+
+    @admin.display(description="Usage against budget (UTC windows)")
+    def usage(self, limits: AccountLimits) -> str:
+        if limits.pk is None:
+            return "-"
+        return _usage_line(quota_windows(account=limits.user))

@@ -1,4 +1,5 @@
-"""API keys: how REST and websocket clients authenticate, one owner each."""
+"""API keys (how REST and websocket clients authenticate, one owner each) and the
+limits of accounts that sign in without a key (the browser chat)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,12 @@ class ApiKey(models.Model):
     user_tokens_per_day = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Tokens per UTC day for each end user (user_id)."
     )
+    storage_mb = models.PositiveIntegerField(
+        "storage (MB)",
+        null=True,
+        blank=True,
+        help_text="Uploaded documents and their chunks, in MB.",
+    )
 
     class Meta:
         db_table = "api_keys"
@@ -53,3 +60,43 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class AccountLimits(models.Model):
+    """Limits and budgets of a signed-in user's own questions (the chat UI, no API key).
+
+    Blank: the DEFAULT_ACCOUNT_* setting applies; no limit when that is unset too. A user
+    without a row gets the defaults.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account_limits"
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Questions per minute from the chat page."
+    )
+    tokens_per_day = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Input + output tokens per UTC day."
+    )
+    usd_per_month = models.DecimalField(
+        "USD per month",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Provider cost per UTC calendar month.",
+    )
+    storage_mb = models.PositiveIntegerField(
+        "storage (MB)",
+        null=True,
+        blank=True,
+        help_text="Uploaded documents and their chunks, in MB.",
+    )
+
+    class Meta:
+        db_table = "account_limits"
+        verbose_name = "account limits"
+        verbose_name_plural = "account limits"
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"

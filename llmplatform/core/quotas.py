@@ -1,20 +1,29 @@
-"""Per-API-key limits and budgets: questions per minute, tokens per day, USD per month.
+"""Limits and budgets: questions per minute, tokens per day, USD per month.
 
-A key's limits are its own fields or, where blank, the ``DEFAULT_KEY_*`` settings; inside
-a key, each end user (``user_id``) can have a tighter questions-per-minute and
-tokens-per-day limit (``user_*`` fields, ``DEFAULT_USER_*``). No value means no limit.
+Whose: an API key, or a signed-in account asking without one (the browser chat UI).
+
+- A key's limits are its own fields or, where blank, the ``DEFAULT_KEY_*`` settings;
+  inside a key, each end user (``user_id``) can have a tighter questions-per-minute and
+  tokens-per-day limit (``user_*`` fields, ``DEFAULT_USER_*``).
+- An account's limits are its ``AccountLimits`` row or, where blank (or with no row),
+  the ``DEFAULT_ACCOUNT_*`` settings. Its counters are keyed ``acct:<user pk>``.
+
+No value means no limit; usage is counted either way.
 
 Every question is admitted by ``quota_admit`` before anything is stored or any provider is
 called, whatever the transport, so a refusal (429 ``rate_limited`` or ``budget_exceeded``,
-``retry_after`` in the details) never costs a model call. Counters live in the default
-cache: Redis when ``REDIS_URL`` is set (shared by every process; ``INCRBY`` is atomic),
-the process-local cache in the embedded default (one process).
+``retry_after`` in the details) never costs a model call. Counters live in the ``limits``
+cache (``llmplatform.core.counter_store``), which never evicts: Redis when ``REDIS_URL``
+is set, the project's database in the embedded default; both add atomically and are
+shared by every process.
 
-Budgets are reserved, then settled: admission adds the question's estimated tokens and
-cost to the period's counter, and is refused only when the counter was already at the
-budget, so concurrent streams overshoot by at most one question's reservation.
-``quota_settle`` replaces the estimate with what the run really used, once; a run that
-never settles (its worker died) is settled by the sweeper through the same call.
+Budgets are reserved, then settled: admission adds the question's reservation (the most
+it can use: everything its prompts will send plus the most its answers may be, see
+``queries.admission``) to the period's counter, and is refused only when the counter was
+already at the budget. Concurrent questions therefore overshoot a budget by at most one
+question's reservation. ``quota_settle`` replaces the reservation with what the run
+really used, once; a run that never settles (its worker died) is settled by the sweeper
+through the same call.
 """
 
 from __future__ import annotations
@@ -28,8 +37,9 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 
+from llmplatform.core.counter_store import LIMITS_CACHE, counter_add
 from llmplatform.core.errors import ApplicationError
-from llmplatform.core.models import ApiKey
+from llmplatform.core.models import AccountLimits, ApiKey
 
 # Cost is counted in millionths of a dollar: cache counters are integers.
 MICRO_USD = 1_000_000
@@ -45,7 +55,9 @@ class Window:
     """One limit in force: how much of it is used, and when it starts over."""
 
     name: str  # requests_per_minute | tokens_per_day | usd_per_month
-    scope: str  # "key", or "user" for the end-user limit inside the key
+    # "key"; "user" for the end-user limit inside the key; "account" for a signed-in
+    # account's own limit (no key)
+    scope: str
     limit: int | Decimal | None
     used: int | Decimal
     resets_at: datetime
@@ -78,24 +90,60 @@ class KeyLimits:
 
     @classmethod
     def of(cls, api_key: ApiKey) -> KeyLimits:
-        def pick(own: Any, default: Any) -> Any:
-            return own if own is not None else default
-
-        default_usd = settings.DEFAULT_KEY_USD_PER_MONTH
         return cls(
-            requests_per_minute=pick(api_key.requests_per_minute, settings.DEFAULT_KEY_RPM),
-            tokens_per_day=pick(api_key.tokens_per_day, settings.DEFAULT_KEY_TOKENS_PER_DAY),
-            usd_per_month=pick(
-                api_key.usd_per_month,
-                None if default_usd is None else Decimal(str(default_usd)),
-            ),
-            user_requests_per_minute=pick(
+            requests_per_minute=_pick(api_key.requests_per_minute, settings.DEFAULT_KEY_RPM),
+            tokens_per_day=_pick(api_key.tokens_per_day, settings.DEFAULT_KEY_TOKENS_PER_DAY),
+            usd_per_month=_pick(api_key.usd_per_month, _usd(settings.DEFAULT_KEY_USD_PER_MONTH)),
+            user_requests_per_minute=_pick(
                 api_key.user_requests_per_minute, settings.DEFAULT_USER_RPM
             ),
-            user_tokens_per_day=pick(
+            user_tokens_per_day=_pick(
                 api_key.user_tokens_per_day, settings.DEFAULT_USER_TOKENS_PER_DAY
             ),
         )
+
+    @classmethod
+    def of_account(cls, account: Any) -> KeyLimits:
+        """A signed-in account's limits (no end users inside it)."""
+        own = AccountLimits.objects.filter(user_id=account.pk).first()
+        return cls(
+            requests_per_minute=_pick(
+                own and own.requests_per_minute, settings.DEFAULT_ACCOUNT_RPM
+            ),
+            tokens_per_day=_pick(
+                own and own.tokens_per_day, settings.DEFAULT_ACCOUNT_TOKENS_PER_DAY
+            ),
+            usd_per_month=_pick(
+                own and own.usd_per_month, _usd(settings.DEFAULT_ACCOUNT_USD_PER_MONTH)
+            ),
+            user_requests_per_minute=None,
+            user_tokens_per_day=None,
+        )
+
+
+def _pick(own: Any, default: Any) -> Any:
+    return own if own is not None else default
+
+
+def _usd(setting: float | None) -> Decimal | None:
+    return None if setting is None else Decimal(str(setting))
+
+
+@dataclass(frozen=True)
+class _Payer:
+    """Whose counters a question moves: an API key's, or an account's."""
+
+    counter_id: str
+    scope: str  # "key" | "account"
+    limits: KeyLimits
+
+    @classmethod
+    def of(cls, *, api_key: ApiKey | None, account: Any) -> _Payer | None:
+        if api_key is not None:
+            return cls(str(api_key.pk), "key", KeyLimits.of(api_key))
+        if account is not None and account.pk is not None:
+            return cls(f"acct:{account.pk}", "account", KeyLimits.of_account(account))
+        return None
 
 
 @dataclass(frozen=True)
@@ -137,13 +185,7 @@ def _counter(kind: str, key_id: str, period: str, user_id: str | None = None) ->
 
 def _add(counter: str, amount: int, *, ttl_s: int) -> int:
     """Add ``amount`` (may be negative) to ``counter``; the new total. Atomic."""
-    cache = caches["default"]
-    cache.add(counter, 0, timeout=ttl_s)
-    try:
-        return int(cache.incr(counter, amount))
-    except ValueError:  # expired between add and incr: this amount opens the window
-        cache.add(counter, amount, timeout=ttl_s)
-        return amount
+    return counter_add(counter, amount, ttl_s=ttl_s)
 
 
 def _ttl(ends: datetime, now: datetime) -> int:
@@ -175,69 +217,80 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(int((moment - now).total_seconds() + 0.999), 1)
 
 
-def _refusal(check: _Check, now: datetime) -> ApplicationError:
-    retry_after = _seconds_until(check.ends, now)
-    whose = "this API key" if check.scope == "key" else "this end user (user_id)"
-    if check.counts_requests:
-        message = (
-            f"Too many questions: {whose} may ask {check.limit} per minute. "
-            f"Retry after {retry_after} s."
+_WHOSE = {"key": "this API key", "user": "this end user (user_id)", "account": "this account"}
+_WHERE = {"key": "API keys", "user": "API keys", "account": "Account limits"}
+
+
+class QuotaRefusal(ApplicationError):
+    """A 429 of ``quota_admit``, with the ``RateLimit-*`` headers of the questions-per-
+    minute limit in force (the README documents those headers as the per-minute limit,
+    whichever window refused; empty when no such limit applies)."""
+
+    def __init__(self, check: _Check, now: datetime, rate_limit: dict[str, str]) -> None:
+        retry_after = _seconds_until(check.ends, now)
+        whose = _WHOSE[check.scope]
+        if check.counts_requests:
+            message = (
+                f"Too many questions: {whose} may ask {check.limit} per minute. "
+                f"Retry after {retry_after} s."
+            )
+            code = "rate_limited"
+        else:
+            budget = (
+                f"${check.shown_limit():.2f} a month"
+                if check.window == "usd_per_month"
+                else f"{check.limit} tokens a day"
+            )
+            message = (
+                f"The budget of {whose} ({budget}) is used up. It starts over in "
+                f"{retry_after} s; an operator can raise it in admin under "
+                f"{_WHERE[check.scope]}."
+            )
+            code = "budget_exceeded"
+        super().__init__(
+            message,
+            code=code,
+            status=429,
+            extra={
+                "retry_after": retry_after,
+                "window": check.window,
+                "scope": check.scope,
+                "limit": check.shown_limit(),
+                "remaining": 0,
+            },
         )
-        code = "rate_limited"
-    else:
-        budget = (
-            f"${check.shown_limit():.2f} a month"
-            if check.window == "usd_per_month"
-            else f"{check.limit} tokens a day"
-        )
-        message = (
-            f"The budget of {whose} ({budget}) is used up. It starts over in "
-            f"{retry_after} s; an operator can raise it in admin under API keys."
-        )
-        code = "budget_exceeded"
-    return ApplicationError(
-        message,
-        code=code,
-        status=429,
-        extra={
-            "retry_after": retry_after,
-            "window": check.window,
-            "scope": check.scope,
-            "limit": check.shown_limit(),
-            "remaining": 0,
-        },
-    )
+        self.rate_limit = rate_limit
 
 
 def _checks(
-    *, api_key: ApiKey, user_id: str, tokens: int, micro_usd: int, periods: _Periods
+    *, payer: _Payer, user_id: str, tokens: int, micro_usd: int, periods: _Periods
 ) -> list[_Check]:
-    """Every counter a question moves. The key's are always counted (usage is shown even
+    """Every counter a question moves. The payer's are always counted (usage is shown even
     without a limit); an end user's only where a limit for end users is in force."""
-    limits = KeyLimits.of(api_key)
-    key_id = str(api_key.pk)
+    limits = payer.limits
+    who = payer.counter_id
     usd_limit = None if limits.usd_per_month is None else int(limits.usd_per_month * MICRO_USD)
     checks = [
         _Check(
             "requests_per_minute",
-            "key",
-            _counter("rpm", key_id, periods.minute),
+            payer.scope,
+            _counter("rpm", who, periods.minute),
             limits.requests_per_minute,
             1,
             periods.minute_ends,
         ),
         _Check(
             "tokens_per_day",
-            "key",
-            _counter("tok", key_id, periods.day),
+            payer.scope,
+            _counter("tok", who, periods.day),
             limits.tokens_per_day,
             tokens,
             periods.day_ends,
         ),
         _Check(
             "usd_per_month",
-            "key",
-            _counter("usd", key_id, periods.month),
+            payer.scope,
+            _counter("usd", who, periods.month),
             usd_limit,
             micro_usd,
             periods.month_ends,
@@ -248,7 +301,7 @@ def _checks(
             _Check(
                 "requests_per_minute",
                 "user",
-                _counter("rpm", key_id, periods.minute, user_id),
+                _counter("rpm", who, periods.minute, user_id),
                 limits.user_requests_per_minute,
                 1,
                 periods.minute_ends,
@@ -259,7 +312,7 @@ def _checks(
             _Check(
                 "tokens_per_day",
                 "user",
-                _counter("tok", key_id, periods.day, user_id),
+                _counter("tok", who, periods.day, user_id),
                 limits.user_tokens_per_day,
                 tokens,
                 periods.day_ends,
@@ -274,8 +327,29 @@ def _over(check: _Check, total: int) -> bool:
     if check.counts_requests:
         return total > check.limit  # this question must fit
     # A budget refuses only once it is used up: a question larger than what is left still
-    # runs, so the overshoot is at most one question's usage.
+    # runs, so concurrent questions overshoot by at most one question's reservation.
     return total - check.amount >= check.limit
+
+
+def _rate_limit(checks: list[_Check], now: datetime, *, refused: _Check | None) -> dict[str, str]:
+    """``RateLimit-*`` of the tightest questions-per-minute limit among ``checks``, read
+    from the counters (``refused``: the one that just refused, so nothing remains)."""
+    limited = [c for c in checks if c.counts_requests and c.limit is not None]
+    if not limited:
+        return {}
+    counts = caches[LIMITS_CACHE].get_many([c.counter for c in limited])
+
+    def remaining(check: _Check) -> int:
+        if check is refused:
+            return 0
+        return max(check.limit - max(int(counts.get(check.counter) or 0), 0), 0)
+
+    tightest = min(limited, key=remaining)
+    return {
+        "RateLimit-Limit": str(tightest.limit),
+        "RateLimit-Remaining": str(remaining(tightest)),
+        "RateLimit-Reset": str(_seconds_until(tightest.ends, now)),
+    }
 
 
 def quota_admit(
@@ -285,18 +359,21 @@ def quota_admit(
     tokens_estimate: int,
     usd_estimate: float | None,
     now: datetime | None = None,
+    account: Any = None,
 ) -> dict[str, Any] | None:
-    """Count one question against ``api_key``'s limits, reserving its estimated usage.
+    """Count one question against ``api_key``'s limits or, without a key, against the
+    signed-in ``account``'s (a Django user: the chat UI), reserving its estimated usage.
 
     Returns the reservation to store with the query and hand to ``quota_settle`` (None
-    without a key: the browser chat UI signs in, it has no key). Raises ApplicationError
-    (429 ``rate_limited`` or ``budget_exceeded``) and counts nothing when over a limit.
+    with neither a key nor an account). Raises QuotaRefusal (an ApplicationError: 429
+    ``rate_limited`` or ``budget_exceeded``) and counts nothing when over a limit.
     """
-    if api_key is None:
+    payer = _Payer.of(api_key=api_key, account=account)
+    if payer is None:
         return None
     now = now or quota_now()
     checks = _checks(
-        api_key=api_key,
+        payer=payer,
         user_id=user_id,
         tokens=tokens_estimate,
         micro_usd=round((usd_estimate or 0.0) * MICRO_USD),
@@ -309,8 +386,15 @@ def quota_admit(
         if _over(check, total):
             for done in added:
                 _add(done.counter, -done.amount, ttl_s=_ttl(done.ends, now))
-            raise _refusal(check, now)
+            raise QuotaRefusal(check, now, _rate_limit(checks, now, refused=check))
     return {
+        # Who was admitted: what a later charge caused by this question (its summary)
+        # is counted against.
+        **(
+            {"api_key_id": str(api_key.pk)}
+            if api_key is not None
+            else {"account_id": str(account.pk)}
+        ),
         "budgets": [
             {
                 "counter": c.counter,
@@ -335,8 +419,7 @@ def quota_settle(
     if not reservation or not reservation.get("budgets"):
         return False
     now = quota_now()
-    cache = caches["default"]
-    if not cache.add(f"quota:settled:{run_id}", 1, timeout=32 * 24 * 3600):
+    if not caches[LIMITS_CACHE].add(f"quota:settled:{run_id}", 1, timeout=32 * 24 * 3600):
         return False
     used_micro_usd = round((usd or 0.0) * MICRO_USD)
     for budget in reservation["budgets"]:
@@ -347,19 +430,27 @@ def quota_settle(
 
 
 def quota_windows(
-    *, api_key: ApiKey, user_id: str | None = None, now: datetime | None = None
+    *,
+    api_key: ApiKey | None = None,
+    user_id: str | None = None,
+    now: datetime | None = None,
+    account: Any = None,
 ) -> list[Window]:
-    """The key's windows, and the end user's where ``user_id`` is given and limited, with
-    what is used (reservations of running questions included)."""
+    """The windows of ``api_key`` (and of its end user where ``user_id`` is given and
+    limited) or, without a key, of the signed-in ``account``, with what is used
+    (reservations of running questions included). Empty with neither."""
+    payer = _Payer.of(api_key=api_key, account=account)
+    if payer is None:
+        return []
     now = now or quota_now()
     checks = [
         check
         for check in _checks(
-            api_key=api_key, user_id=user_id or "", tokens=0, micro_usd=0, periods=_Periods.at(now)
+            payer=payer, user_id=user_id or "", tokens=0, micro_usd=0, periods=_Periods.at(now)
         )
-        if check.scope == "key" or user_id is not None
+        if check.scope != "user" or user_id is not None
     ]
-    counts = caches["default"].get_many([check.counter for check in checks])
+    counts = caches[LIMITS_CACHE].get_many([check.counter for check in checks])
     windows = []
     for check in checks:
         used = max(int(counts.get(check.counter) or 0), 0)
@@ -380,38 +471,38 @@ def quota_windows(
     return windows
 
 
-def rate_limit_headers(*, api_key: ApiKey | None, user_id: str | None = None) -> dict[str, str]:
+def rate_limit_headers(
+    *, api_key: ApiKey | None, user_id: str | None = None, account: Any = None
+) -> dict[str, str]:
     """``RateLimit-Limit/Remaining/Reset`` for the tightest questions-per-minute limit in
-    force (none when the key has no such limit). Raises nothing."""
-    if api_key is None:
+    force (none when there is no such limit). Raises nothing."""
+    payer = _Payer.of(api_key=api_key, account=account)
+    if payer is None:
         return {}
-    limits = KeyLimits.of(api_key)
+    limits = payer.limits
     if limits.requests_per_minute is None and limits.user_requests_per_minute is None:
         return {}  # nothing to report, and no counter to read
     now = quota_now()
-    limited = [
-        window
-        for window in quota_windows(api_key=api_key, user_id=user_id, now=now)
-        if window.name == "requests_per_minute" and window.limit is not None
+    checks = [
+        check
+        for check in _checks(
+            payer=payer, user_id=user_id or "", tokens=0, micro_usd=0, periods=_Periods.at(now)
+        )
+        if check.scope != "user" or user_id is not None
     ]
-    if not limited:
-        return {}
-    tightest = min(limited, key=lambda window: window.remaining)
-    return {
-        "RateLimit-Limit": str(tightest.limit),
-        "RateLimit-Remaining": str(tightest.remaining),
-        "RateLimit-Reset": str(tightest.resets_in_s),
-    }
+    return _rate_limit(checks, now, refused=None)
 
 
 def refusal_headers(error: ApplicationError) -> dict[str, str]:
-    """``Retry-After`` for any error with a ``retry_after``, plus ``RateLimit-*`` for a
-    refusal of ``quota_admit``; empty otherwise."""
+    """``Retry-After`` for any error with a ``retry_after``, plus, for a refusal of
+    ``quota_admit``, ``RateLimit-*`` of the questions-per-minute limit; empty otherwise.
+
+    A budget refusal's ``RateLimit-*`` still describe the per-minute limit (a client
+    reads them as that), not the budget: ``Retry-After`` says when the budget starts over.
+    """
     headers: dict[str, str] = {}
     if "retry_after" in error.extra:
         headers["Retry-After"] = str(error.extra["retry_after"])
-    if "window" in error.extra and error.extra.get("limit") is not None:
-        headers["RateLimit-Limit"] = f"{error.extra['limit']:g}"
-        headers["RateLimit-Remaining"] = "0"
-        headers["RateLimit-Reset"] = str(error.extra["retry_after"])
+    if isinstance(error, QuotaRefusal):
+        headers.update(error.rate_limit)
     return headers

@@ -34,6 +34,7 @@ KEY_LIMIT_FIELDS = (
     "usd_per_month",
     "user_requests_per_minute",
     "user_tokens_per_day",
+    "storage_mb",
 )
 
 

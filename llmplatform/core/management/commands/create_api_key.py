@@ -1,5 +1,6 @@
 """python manage.py create_api_key --name NAME [--user USERNAME] [--rpm N]
-[--tokens-per-day N] [--usd-per-month X] [--user-rpm N] [--user-tokens-per-day N]"""
+[--tokens-per-day N] [--usd-per-month X] [--user-rpm N] [--user-tokens-per-day N]
+[--storage-mb N]"""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ def _dollars(value: str) -> Decimal:
 class Command(BaseCommand):
     help = (
         "Create an API key for a user (created if missing), optionally with limits and "
-        "budgets (unset ones follow DEFAULT_KEY_* / DEFAULT_USER_*). The raw key is printed "
-        "once, alone on the last line; only its hash is stored."
+        "budgets (unset ones follow DEFAULT_KEY_* / DEFAULT_USER_* / DEFAULT_STORAGE_MB). "
+        "The raw key is printed once, alone on the last line; only its hash is stored."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -62,6 +63,13 @@ class Command(BaseCommand):
             dest="user_tokens_per_day",
             type=_positive_int,
             help="tokens per UTC day for each end user (user_id) of this key",
+        )
+        parser.add_argument(
+            "--storage-mb",
+            dest="storage_mb",
+            type=_positive_int,
+            help="MB of uploads and document passages the key's owner may keep "
+            "(default DEFAULT_STORAGE_MB)",
         )
 
     def handle(self, *args: object, **options: object) -> None:
