@@ -12,6 +12,7 @@ exact at any moment and cost grows with the days asked for, not with rows stored
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -42,18 +43,26 @@ MAX_ANALYTICS_DAYS = 366
 Z_95 = 1.959963984540054
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
 def analytics_range(*, start: str | None, end: str | None) -> tuple[date, date]:
     """Parse ``from``/``to`` (ISO dates, inclusive, UTC). Raises ApplicationError 400."""
     today = timezone.now().date()
 
     def parse(value: str | None, name: str, default: date) -> date:
-        if value in (None, ""):
+        if value is None:
             return default
         try:
+            # Exactly YYYY-MM-DD, as the schema's "date" format says: fromisoformat alone
+            # also reads 20260131 and week dates.
+            if not ISO_DATE.fullmatch(value):
+                raise ValueError(value)
             return date.fromisoformat(value)
         except ValueError:
             raise ApplicationError(
-                f'"{name}" must be an ISO date like 2026-01-31, not "{value[:40]}".',
+                f'"{name}" must be an ISO date like 2026-01-31, not "{value[:40]}"; leave '
+                "it out for the default.",
                 code="invalid_date",
                 status=400,
             ) from None
@@ -308,6 +317,18 @@ def in_experiment(rows: QuerySet, key: str) -> QuerySet:
     )
 
 
+def experiment_rows(rows: QuerySet, experiment: Experiment) -> QuerySet:
+    """The rows (sessions or queries) exposed to ``experiment``: keys are per owner, so an
+    owner's experiment counts only that owner's rows, and an operator-wide one every
+    owner's except those of owners whose own experiment has the same key."""
+    rows = in_experiment(rows, experiment.key)
+    if experiment.owner_id is not None:
+        return rows.filter(owner_id=experiment.owner_id)
+    own_keys = Experiment.objects.filter(key=experiment.key, owner__isnull=False)
+    owners = list(own_keys.values_list("owner_id", flat=True))
+    return rows.exclude(owner_id__in=owners) if owners else rows
+
+
 def nearest_rank(sorted_values: list[float], fraction: float) -> float:
     """The nearest-rank percentile of a non-empty, sorted list."""
     rank = max(1, math.ceil(fraction * len(sorted_values)))
@@ -329,7 +350,7 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         for variant in variants
     }
     for row in (
-        in_experiment(Session.objects.all(), experiment.key)
+        experiment_rows(Session.objects.all(), experiment)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
         .values("variant")
         .annotate(n=Count("id"))
@@ -338,7 +359,7 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         if row["variant"] in results:
             results[row["variant"]].sessions = row["n"]
     for row in (
-        in_experiment(Query.objects.all(), experiment.key)
+        experiment_rows(Query.objects.all(), experiment)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
         .values("variant")
         .annotate(
@@ -362,7 +383,7 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
         result.cost_usd = round(number(row["cost"]), 6)
     latencies: dict[str, list[float]] = defaultdict(list)
     for variant, total_ms in (
-        in_experiment(Query.objects.all(), experiment.key)
+        experiment_rows(Query.objects.all(), experiment)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
         .values_list("variant", "latency__total_ms")
     ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bson import ObjectId
 from django import forms
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
@@ -17,7 +18,7 @@ from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
 from sessions.assignment import OVERRIDE_KEYS, variants_clean
 from sessions.models import Event, Experiment, Session
-from sessions.selectors import session_metrics_document
+from sessions.selectors import experiment_key_in_use, session_metrics_document
 from sessions.services import EVENT_TYPES, experiment_save, experiment_start, experiment_stop
 
 EVENTS_PER_PAGE = 50
@@ -27,10 +28,17 @@ class ExperimentVariantFilter(admin.SimpleListFilter):
     title = "experiment variant"
     parameter_name = "variant"
 
+    # Keys are per owner: an owner's experiment is "key=variant@<owner id>", and filters
+    # that owner's sessions; an operator-wide one is "key=variant" (every owner's).
     def lookups(self, request, model_admin):
         return [
-            (f"{experiment.key}={variant['name']}", f"{experiment.key}: {variant['name']}")
-            for experiment in Experiment.objects.order_by("key")
+            (
+                f"{experiment.key}={variant['name']}"
+                + (f"@{experiment.owner_id}" if experiment.owner_id else ""),
+                f"{experiment.key}: {variant['name']}"
+                + (f" ({experiment.owner})" if experiment.owner_id else ""),
+            )
+            for experiment in Experiment.objects.order_by("key").prefetch_related("owner")
             for variant in experiment.variants or []
         ]
 
@@ -38,8 +46,16 @@ class ExperimentVariantFilter(admin.SimpleListFilter):
         if not self.value() or "=" not in self.value():
             return queryset
         key, _, variant = self.value().partition("=")
+        variant, _, owner_id = variant.partition("@")
         # A key transform, not a lookup string: "?variant=isnull=x" stays a key name.
-        return queryset.alias(assigned=KeyTransform(key, "experiments")).filter(assigned=variant)
+        queryset = queryset.alias(assigned=KeyTransform(key, "experiments")).filter(
+            assigned=variant
+        )
+        if not owner_id:
+            return queryset
+        if not ObjectId.is_valid(owner_id):
+            return queryset.none()
+        return queryset.filter(owner_id=owner_id)
 
 
 class DeviceFilter(admin.SimpleListFilter):
@@ -170,6 +186,25 @@ class ExperimentForm(forms.ModelForm):
         if "__" in key:
             raise forms.ValidationError("Use single '-' or '_' between words.")
         return key
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        key = cleaned.get("key") or self.instance.key
+        owner = cleaned.get("owner")
+        if key and experiment_key_in_use(
+            owner_id=owner.pk if owner else None, key=key, exclude_pk=self.instance.pk
+        ):
+            # Keys are per owner; an operator-wide experiment shares a key space with all.
+            raise forms.ValidationError(
+                f'The key "{key}" is used by '
+                + (
+                    "this owner's experiment or an operator-wide one"
+                    if owner
+                    else "an experiment of some owner (operator-wide keys must be new to all)"
+                )
+                + "; choose another key."
+            )
+        return cleaned
 
     def clean_variants(self) -> list:
         try:

@@ -115,8 +115,12 @@ class Experiment(models.Model):
         blank=True,
         help_text="Only this owner's sessions are assigned; empty: every owner's sessions.",
     )
-    # Unique across owners: sessions and queries store exposure by key alone.
-    key = models.SlugField(max_length=64, unique=True)
+    # Unique per owner (and among operator-wide experiments): sessions and queries store
+    # exposure by key, and always belong to one owner, so (owner, key) names the experiment.
+    # An owner's key never equals an operator-wide one (services check it): both would
+    # assign that owner's sessions under one key. (A slug field is indexed: that check
+    # reads by key alone.)
+    key = models.SlugField(max_length=64)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
@@ -132,6 +136,12 @@ class Experiment(models.Model):
         indexes = [
             # The API lists one owner's experiments, newest first.
             models.Index(fields=["owner", "-created_at"], name="experiments_owner_created"),
+        ]
+        constraints = [
+            # nulls_distinct=False: operator-wide experiments (owner null) are unique too.
+            models.UniqueConstraint(
+                fields=["owner", "key"], name="experiments_unique_owner_key", nulls_distinct=False
+            )
         ]
 
     def __str__(self) -> str:

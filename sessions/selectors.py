@@ -52,6 +52,21 @@ def session_get(*, owner, session_id: str) -> Session:
         ) from None
 
 
+def end_user_session_get(*, owner, user_id: str, session_id: str) -> Session:
+    """The owner's session of one end user (the chat page acts only for its own user).
+
+    Raises NotFound, also for the same owner's other end users' sessions: the page must
+    not learn that they exist.
+    """
+    try:
+        return Session.objects.get(owner=owner, user_id=user_id, session_id=session_id)
+    except Session.DoesNotExist:
+        raise NotFound(
+            f'Conversation "{session_id}"',
+            extra={"hint": "Open one of your own conversations (GET /chat/api/conversations)."},
+        ) from None
+
+
 @dataclass
 class SessionMetrics:
     duration_seconds: float
@@ -171,6 +186,19 @@ def experiment_get(*, owner, experiment_id: str) -> Experiment:
 def experiments_applying_to(*, owner_id) -> QuerySet[Experiment]:
     """The experiments that may assign this owner's sessions: its own and operator-wide ones."""
     return Experiment.objects.filter(Q(owner__isnull=True) | Q(owner_id=owner_id))
+
+
+def experiment_key_in_use(*, owner_id, key: str, exclude_pk=None) -> bool:
+    """Whether ``key`` would name two experiments for some owner's sessions: the owner's
+    own or an operator-wide one with that key; for an operator-wide experiment
+    (``owner_id`` None), any experiment with that key. Other owners' keys never count
+    against an owner (keys are per owner)."""
+    same_key = Experiment.objects.filter(key=key)
+    if exclude_pk is not None:
+        same_key = same_key.exclude(pk=exclude_pk)
+    if owner_id is not None:
+        same_key = same_key.filter(Q(owner__isnull=True) | Q(owner_id=owner_id))
+    return same_key.exists()
 
 
 @dataclass(frozen=True)

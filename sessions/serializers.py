@@ -28,7 +28,13 @@ from sessions.services import (
 EVENT_SCHEMA = {
     "type": "object",
     "properties": {
-        "id": {"type": "string", "minLength": 1, "maxLength": MAX_EVENT_ID_LENGTH},
+        # null (or left out): the server makes one up.
+        "id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_EVENT_ID_LENGTH,
+            "nullable": True,
+        },
         "t": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_T},
         "type": {"type": "string", "enum": list(EVENT_TYPES)},
         "data": {"type": "object", "nullable": True, "description": "at most 16 KB as JSON"},
@@ -56,13 +62,25 @@ def _not_reserved(value: str) -> None:
         )
 
 
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 128,
+        "pattern": SESSION_ID_PATTERN,
+        "not": {"enum": sorted(RESERVED_SESSION_IDS)},
+    }
+)
 class SessionIdField(serializers.CharField):
     def __init__(self, **kwargs) -> None:
         super().__init__(
             max_length=128,
             validators=[
                 RegexValidator(
-                    r"^[A-Za-z0-9._:\-]+$",
+                    SESSION_ID_PATTERN,
                     "Use letters, digits and . _ : - only (at most 128 characters).",
                 ),
                 _not_reserved,

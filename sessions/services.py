@@ -20,7 +20,13 @@ from django.utils import timezone
 from llmplatform.core.errors import ApplicationError
 from sessions.assignment import variant_for_user, variants_clean
 from sessions.models import Event, Experiment, Session
-from sessions.selectors import experiments_applying_to, session_get, session_metrics
+from sessions.selectors import (
+    end_user_session_get,
+    experiment_key_in_use,
+    experiments_applying_to,
+    session_get,
+    session_metrics,
+)
 
 # The event types clients may send. "custom" is the escape hatch for anything else.
 EVENT_TYPES = (
@@ -365,29 +371,33 @@ def _activity_mark(*, session: Session, ends_in: timedelta) -> None:
     session.last_active_at, session.ends_after = now, now + ends_in
 
 
-def conversation_activity_record(*, owner, session_id: str, event: Any) -> EventBatchResult:
-    """Store the event and keep the session open. Raises NotFound, ApplicationError 4xx
-    (409 session_ended once it ended)."""
+def conversation_activity_record(
+    *, owner, user_id: str, session_id: str, event: Any
+) -> EventBatchResult:
+    """Store the event and keep the end user's session open. Raises NotFound (also for the
+    owner's other end users' sessions), ApplicationError 4xx (409 session_ended once it ended)."""
+    end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
     result = session_event_track(owner=owner, session_id=session_id, event=event)
     _activity_mark(
-        session=session_get(owner=owner, session_id=session_id), ends_in=CONVERSATION_IDLE_END
+        session=end_user_session_get(owner=owner, user_id=user_id, session_id=session_id),
+        ends_in=CONVERSATION_IDLE_END,
     )
     return result
 
 
-def conversation_leave(*, owner, session_id: str) -> Session:
-    """The user left the page: the session ends unless they come back within the grace
-    period. Raises NotFound."""
-    session = session_get(owner=owner, session_id=session_id)
+def conversation_leave(*, owner, user_id: str, session_id: str) -> Session:
+    """The end user left the page: the session ends unless they come back within the grace
+    period. Raises NotFound (also for the owner's other end users' sessions)."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
     if not session.is_ended:
         _activity_mark(session=session, ends_in=CONVERSATION_LEAVE_GRACE)
     return session
 
 
-def conversation_rename(*, owner, session_id: str, title: str) -> Session:
-    """Set the conversation's title; blank returns to its first question. Raises NotFound,
-    ApplicationError 400."""
-    session = session_get(owner=owner, session_id=session_id)
+def conversation_rename(*, owner, user_id: str, session_id: str, title: str) -> Session:
+    """Set the end user's conversation's title; blank returns to its first question.
+    Raises NotFound (also for the owner's other end users' sessions), ApplicationError 400."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
     title = " ".join(title.split())
     if len(title) > MAX_TITLE_CHARS:
         raise ApplicationError(
@@ -460,9 +470,10 @@ def experiment_save(
 def experiment_create(
     *, owner, key: str, name: str, description: str = "", variants: Any
 ) -> Experiment:
-    """A draft experiment of ``owner``. Raises ApplicationError 400 (variants), 409 (key)."""
+    """A draft experiment of ``owner``. Raises ApplicationError 400 (variants), 409 (key
+    used by another of the owner's experiments or an operator-wide one)."""
     cleaned = variants_clean(variants)
-    if Experiment.objects.filter(key=key).exists():
+    if experiment_key_in_use(owner_id=owner.pk, key=key):
         raise _key_taken(key)
     experiment = Experiment(
         owner=owner,
@@ -480,10 +491,11 @@ def experiment_create(
 
 
 def _key_taken(key: str) -> ApplicationError:
-    # Keys are unique across owners (exposure is stored by key alone); the message says
-    # only that the key is taken, nothing about whose experiment holds it.
+    # Keys are unique per owner: only the owner's own experiments, or an operator-wide
+    # one that assigns the owner's sessions too, can hold it. Another owner's never does.
     return ApplicationError(
-        f'The experiment key "{key}" is taken; choose another.',
+        f'You already have an experiment with the key "{key}" (or an operator-wide one '
+        "uses it); choose another key.",
         code="experiment_key_taken",
         status=409,
     )

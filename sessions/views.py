@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.json_body import DepthLimitedJSONParser
 from llmplatform.core.pagination import NewestFirstCursorPagination
 from llmplatform.core.schema import error_response, paginated
 from sessions.selectors import (
@@ -77,11 +78,23 @@ def _limit_param(request: Request, name: str, default: int, maximum: int) -> int
     return value
 
 
-class SessionStartView(APIView):
+class JsonApiView(APIView):
+    """Bodies are JSON only: no form or multipart variants for clients (or the schema)."""
+
+    parser_classes = [DepthLimitedJSONParser]
+
+
+_SESSION_CONFLICT = error_response(
+    409, "session_conflict: this session id was started for another user_id"
+)
+_SESSION_ENDED = error_response(409, "session_ended: the session has ended; start a new one")
+
+
+class SessionStartView(JsonApiView):
     @extend_schema(
         summary="Start a session (idempotent per session_id) and assign running experiments",
         request=SessionStartSerializer,
-        responses={201: SessionSerializer, 200: SessionSerializer},
+        responses={201: SessionSerializer, 200: SessionSerializer, 409: _SESSION_CONFLICT},
     )
     def post(self, request: Request) -> Response:
         serializer = SessionStartSerializer(data=request.data)
@@ -92,11 +105,16 @@ class SessionStartView(APIView):
         )
 
 
-class SessionEventView(APIView):
+class SessionEventView(JsonApiView):
     @extend_schema(
         summary="Record one event (re-sending the same event id stores it once)",
         request=SessionEventSerializer,
-        responses={201: EventBatchResultSerializer, 200: EventBatchResultSerializer},
+        responses={
+            201: EventBatchResultSerializer,
+            200: EventBatchResultSerializer,
+            409: _SESSION_ENDED,
+            413: error_response(413, "event_data_too_large: data over 16 KB as JSON"),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = SessionEventSerializer(data=request.data)
@@ -107,11 +125,15 @@ class SessionEventView(APIView):
         )
 
 
-class SessionEventsView(APIView):
+class SessionEventsView(JsonApiView):
     @extend_schema(
         summary="Record up to 500 events; valid ones are stored, rejected ones are listed",
         request=SessionEventsSerializer,
-        responses={200: EventBatchResultSerializer},
+        responses={
+            200: EventBatchResultSerializer,
+            409: _SESSION_ENDED,
+            413: error_response(413, "batch_too_large: more than 500 events"),
+        },
     )
     def post(self, request: Request) -> Response:
         serializer = SessionEventsSerializer(data=request.data)
@@ -127,14 +149,18 @@ class SessionDetailView(APIView):
         responses={200: SessionSerializer},
     )
     def get(self, request: Request, session_id: str) -> Response:
+        # Every parameter is checked, used or not: a bad one is a 400 either way.
+        include_events = _bool_param(request, "include_events")
+        limit = _limit_param(request, "events_limit", DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT)
+        SessionDetailParamsSerializer(data=request.query_params).is_valid(raise_exception=True)
         session = session_get(owner=request.user, session_id=session_id)
         body = SessionSerializer(session).data
         body["metrics"] = session_metrics_document(session=session)
         body["query_count"] = body["metrics"]["query_count"]
-        if _bool_param(request, "include_events"):
+        if include_events:
             page = session_events_page(
                 session=session,
-                limit=_limit_param(request, "events_limit", DEFAULT_EVENTS_LIMIT, MAX_EVENTS_LIMIT),
+                limit=limit,
                 cursor=request.query_params.get("events_cursor") or None,
             )
             body["events"] = EventSerializer(page.events, many=True).data
@@ -142,7 +168,7 @@ class SessionDetailView(APIView):
         return Response(body)
 
 
-class SessionEndView(APIView):
+class SessionEndView(JsonApiView):
     @extend_schema(
         summary="End a session and store its final metrics (ending twice is a no-op)",
         request=SessionEndSerializer,
@@ -177,13 +203,15 @@ class AnalyticsSummaryView(APIView):
 
 # ----- experiments -----
 
-_KEY_TAKEN = error_response(409, "experiment_key_taken: another experiment has this key")
+_KEY_TAKEN = error_response(
+    409, "experiment_key_taken: one of your experiments (or an operator-wide one) has this key"
+)
 _RUNNING = error_response(
     409, "experiment_running: stop the experiment before changing its variants"
 )
 
 
-class ExperimentListView(APIView):
+class ExperimentListView(JsonApiView):
     @extend_schema(
         summary="List your experiments, newest first (cursor pagination)",
         operation_id="experiments_list",
@@ -210,7 +238,7 @@ class ExperimentListView(APIView):
         return Response(ExperimentSerializer(experiment).data, status=201)
 
 
-class ExperimentDetailView(APIView):
+class ExperimentDetailView(JsonApiView):
     @extend_schema(summary="One of your experiments", responses={200: ExperimentSerializer})
     def get(self, request: Request, experiment_id: str) -> Response:
         experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
@@ -242,7 +270,7 @@ class ExperimentDetailView(APIView):
         return Response(status=204)
 
 
-class ExperimentStartView(APIView):
+class ExperimentStartView(JsonApiView):
     @extend_schema(
         summary="Start (or restart) an experiment: new sessions of yours get a variant",
         request=None,
@@ -253,7 +281,7 @@ class ExperimentStartView(APIView):
         return Response(ExperimentSerializer(experiment_start(experiment=experiment)).data)
 
 
-class ExperimentStopView(APIView):
+class ExperimentStopView(JsonApiView):
     @extend_schema(
         summary="Stop an experiment: no new assignments, no overrides (idempotent)",
         request=None,

@@ -1,7 +1,10 @@
 """Reads for the chat UI: a user's conversations (sessions) with their questions (queries).
 
 These combine two apps (a conversation's title falls back to its first question, which
-lives in ``queries``), so they live above both, here.
+lives in ``queries``), so they live above both, here. Every read is scoped to the owner
+(the signed-in account) AND its end user (``user_id``, the page's own user name): an
+owner's API clients may have made sessions, answers and files for other end users, and
+the page must neither see nor change them (another end user's object is a 404).
 """
 
 from __future__ import annotations
@@ -10,11 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from files.charges import Payer
+from files.models import File
+from files.selectors import file_get
+from files.storage_quota import StorageUsage, storage_usage
+from llmplatform.core.errors import NotFound
+from llmplatform.core.quotas import Window, quota_windows
 from queries.models import Query
 from queries.run import final_event
-from queries.selectors import query_history
+from queries.selectors import query_get, query_history
 from sessions.models import Session
-from sessions.selectors import session_get
+from sessions.selectors import end_user_session_get
 
 CONVERSATION_LIST_LIMIT = 50
 # A conversation longer than this opens with its latest turns only.
@@ -29,9 +38,9 @@ class ConversationRow:
     ended: bool
 
 
-def _first_question(*, owner, session_id: str) -> str:
+def _first_question(*, owner, user_id: str, session_id: str) -> str:
     first = (
-        query_history(owner=owner, session_id=session_id, user_id=None)
+        query_history(owner=owner, session_id=session_id, user_id=user_id)
         .order_by("timestamp", "pk")
         .values_list("query", flat=True)
         .first()
@@ -46,7 +55,8 @@ def conversation_list(*, owner, user_id: str) -> list[ConversationRow]:
     return [
         ConversationRow(
             session_id=session.session_id,
-            title=session.title or _first_question(owner=owner, session_id=session.session_id),
+            title=session.title
+            or _first_question(owner=owner, user_id=user_id, session_id=session.session_id),
             started_at=session.start_t,
             ended=session.is_ended,
         )
@@ -107,19 +117,55 @@ def _usage(queries: list[Query]) -> ConversationUsage:
     )
 
 
-def conversation_get(*, owner, session_id: str) -> Conversation:
-    """One conversation with its latest turns, oldest first, and its usage. Raises NotFound
-    (another owner's conversation included)."""
-    session = session_get(owner=owner, session_id=session_id)
+def conversation_get(*, owner, user_id: str, session_id: str) -> Conversation:
+    """One of the end user's conversations with its latest turns (that end user's
+    questions), oldest first, and their usage. Raises NotFound (other owners' and other
+    end users' conversations included)."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
     latest = list(
-        query_history(owner=owner, session_id=session_id, user_id=None).order_by(
+        query_history(owner=owner, session_id=session_id, user_id=user_id).order_by(
             "-timestamp", "-pk"
         )[:CONVERSATION_TURNS_LIMIT]
     )
     latest.reverse()
     return Conversation(
         session=session,
-        title=session.title or _first_question(owner=owner, session_id=session_id),
+        title=session.title or _first_question(owner=owner, user_id=user_id, session_id=session_id),
         turns=[_turn(query) for query in latest],
         usage=_usage(latest),
+    )
+
+
+def answer_get(*, owner, user_id: str, query_id: str) -> Query:
+    """One of the end user's answers. Raises NotFound (other owners' and other end
+    users' answers included)."""
+    query = query_get(owner=owner, query_id=query_id)
+    if query.user_id != user_id:
+        raise NotFound("Query")
+    return query
+
+
+def file_of_end_user_get(*, owner, user_id: str, file_id: str) -> File:
+    """One of the end user's files. Raises NotFound (other owners' and other end users'
+    files included)."""
+    stored = file_get(owner=owner, file_id=file_id)
+    if stored.user_id != user_id:
+        raise NotFound("File")
+    return stored
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """The signed-in account's own limits (the page asks without an API key)."""
+
+    windows: list[Window]
+    storage: StorageUsage
+
+
+def account_usage(*, account) -> AccountUsage:
+    """What the account used of each limit in the current windows, and its storage.
+    Raises nothing."""
+    return AccountUsage(
+        windows=quota_windows(account=account),
+        storage=storage_usage(owner_id=account.pk, payer=Payer(api_key=None, account=account)),
     )

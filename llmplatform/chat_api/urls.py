@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from llmplatform.chat_api.views import (
+    AccountUsageView,
     AnswerFeedbackView,
     ConversationActivityView,
     ConversationDetailView,
@@ -32,4 +33,5 @@ urlpatterns = [
     path("answers/<str:query_id>/feedback", AnswerFeedbackView.as_view(), name="chat-feedback"),
     path("files", FileUploadView.as_view(), name="chat-files"),
     path("files/<str:file_id>", FileDetailView.as_view(), name="chat-file"),
+    path("usage", AccountUsageView.as_view(), name="chat-usage"),
 ]

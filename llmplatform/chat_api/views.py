@@ -17,10 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from documents.services import document_upload
-from files.selectors import file_get
 from files.serializers import FileSerializer, FileUploadSerializer
-from llmplatform.chat_api.selectors import conversation_get, conversation_list
-from queries.selectors import query_get
+from llmplatform.chat_api.selectors import (
+    account_usage,
+    answer_get,
+    conversation_get,
+    conversation_list,
+    file_of_end_user_get,
+)
 from queries.serializers import FeedbackSerializer
 from queries.services import query_feedback
 from sessions.serializers import EnvironmentSerializer, SessionIdField
@@ -43,6 +47,7 @@ class ChatApiView(APIView):
     schema = None  # the page's private API: not part of the public OpenAPI contract
 
     def end_user(self, request: Request) -> str:
+        # Never from the request's parameters or body: the page acts for its own user only.
         return request.user.get_username()
 
 
@@ -105,7 +110,9 @@ class ConversationListView(ChatApiView):
 
 class ConversationDetailView(ChatApiView):
     def get(self, request: Request, session_id: str) -> Response:
-        conversation = conversation_get(owner=request.user, session_id=session_id)
+        conversation = conversation_get(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
         return Response(
             {
                 "session_id": conversation.session.session_id,
@@ -123,7 +130,10 @@ class ConversationDetailView(ChatApiView):
         serializer = ConversationRenameSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         session = conversation_rename(
-            owner=request.user, session_id=session_id, title=serializer.validated_data["title"]
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            title=serializer.validated_data["title"],
         )
         return Response({"session_id": session.session_id, "title": session.title})
 
@@ -133,7 +143,10 @@ class ConversationActivityView(ChatApiView):
         serializer = ActivitySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = conversation_activity_record(
-            owner=request.user, session_id=session_id, event=dict(serializer.validated_data)
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            event=dict(serializer.validated_data),
         )
         return Response({"stored": result.stored})
 
@@ -144,13 +157,15 @@ class ConversationLeaveView(ChatApiView):
     parser_classes = [MultiPartParser]
 
     def post(self, request: Request, session_id: str) -> Response:
-        conversation_leave(owner=request.user, session_id=session_id)
+        conversation_leave(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
         return Response(status=204)
 
 
 class AnswerFeedbackView(ChatApiView):
     def post(self, request: Request, query_id: str) -> Response:
-        query = query_get(owner=request.user, query_id=query_id)
+        query = answer_get(owner=request.user, user_id=self.end_user(request), query_id=query_id)
         serializer = FeedbackSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         query = query_feedback(query=query, **serializer.validated_data)
@@ -185,4 +200,21 @@ class FileDetailView(ChatApiView):
     files app reports it)."""
 
     def get(self, request: Request, file_id: str) -> Response:
-        return Response(FileSerializer(file_get(owner=request.user, file_id=file_id)).data)
+        stored = file_of_end_user_get(
+            owner=request.user, user_id=self.end_user(request), file_id=file_id
+        )
+        return Response(FileSerializer(stored).data)
+
+
+class AccountUsageView(ChatApiView):
+    """The signed-in account's limits, what is used and what is left (the page's details
+    panel): the same windows ``GET /api/v1/usage`` shows for a key."""
+
+    def get(self, request: Request) -> Response:
+        usage = account_usage(account=request.user)
+        return Response(
+            {
+                "limits": {window.name: window.as_dict() for window in usage.windows},
+                "storage_mb": usage.storage.as_dict(),
+            }
+        )

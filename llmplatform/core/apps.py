@@ -12,3 +12,6 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # Registering: system checks, the OpenAPI auth scheme.
         from llmplatform.core import checks, schema  # noqa: F401
+        from llmplatform.core.strict_strings import strict_strings_install
+
+        strict_strings_install()

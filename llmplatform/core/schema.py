@@ -5,10 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse, inline_serializer
+from drf_spectacular.plumbing import force_instance, is_basic_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+# What DRF's CharField refuses, said as patterns (Python ``re``: ``\s`` is exactly the
+# whitespace ``trim_whitespace`` strips). Every CharField refuses NUL characters; one that
+# trims and refuses blanks also needs a character that is not whitespace.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+NOT_BLANK_PATTERN = r"^[^\x00]*[^\x00\s][^\x00]*$"
+# A query parameter that is optional and sent empty ("?user_id=") is read as absent.
+EMPTY_OR_NOT_BLANK_PATTERN = r"^(?:[^\x00]*[^\x00\s][^\x00]*)?$"
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -73,7 +83,44 @@ def paginated(serializer: type[serializers.Serializer], *, name: str) -> seriali
 
 
 class ApiAutoSchema(AutoSchema):
-    """Every operation documents the error envelope for the statuses it can answer."""
+    """Every operation documents the error envelope for the statuses it can answer, and
+    its inputs as DRF validates them (NUL characters, blanks, empty query parameters)."""
+
+    def _map_serializer_field(self, field, direction, bypass_extensions=False):
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if (
+            direction != "request"
+            or not isinstance(field, serializers.CharField)
+            or schema.get("type") != "string"
+            or {"enum", "format"} & schema.keys()
+        ):
+            return schema
+        # Regex validators become the pattern after this (drf-spectacular keeps one set
+        # here); only "not only spaces" is widened to say NUL too.
+        regexes = [v.regex.pattern for v in field.validators if isinstance(v, RegexValidator)]
+        if regexes:
+            if regexes == [r"\S"]:
+                schema["pattern"] = NOT_BLANK_PATTERN
+            return schema
+        refuses_blank = not field.allow_blank and field.trim_whitespace
+        schema["pattern"] = NOT_BLANK_PATTERN if refuses_blank else NO_NUL_PATTERN
+        return schema
+
+    def _process_override_parameters(self, direction="request"):
+        result = super()._process_override_parameters(direction)
+        for parameter in self.get_override_parameters():
+            if not is_basic_serializer(parameter):
+                continue
+            for name, field in force_instance(parameter).fields.items():
+                built = result.get((name, OpenApiParameter.QUERY))
+                if not built or field.required or built["schema"].get("type") != "string":
+                    continue
+                # DRF reads a query string as form input, where an optional field sent
+                # empty counts as not sent: the empty string is valid too.
+                built["schema"].pop("minLength", None)
+                if built["schema"].get("pattern") == NOT_BLANK_PATTERN:
+                    built["schema"]["pattern"] = EMPTY_OR_NOT_BLANK_PATTERN
+        return result
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

@@ -141,11 +141,71 @@ def test_patch_refuses_key_and_status(api):
     assert Experiment.objects.get().key == "tone"
 
 
-def test_a_key_is_unique_across_owners(api, other_api):
-    _create(api)
-    error = _error(other_api.post("/api/v1/experiments", BODY, format="json"), 409)
-    assert error["code"] == "experiment_key_taken"
-    assert Experiment.objects.count() == 1
+def test_keys_are_per_owner_and_never_reveal_another_owners(api, other_api, owner):
+    """Two owners can both have "tone"; each sees its own; a key is taken only by the
+    owner's own experiment or an operator-wide one (issue 19, defect 13)."""
+    mine = _create(api)
+    theirs = other_api.post("/api/v1/experiments", {**BODY, "name": "Theirs"}, format="json")
+    assert theirs.status_code == 201, theirs.content
+    theirs = theirs.json()
+    assert mine["id"] != theirs["id"] and theirs["key"] == "tone"
+    assert [e["name"] for e in api.get("/api/v1/experiments").json()["results"]] == ["Tone"]
+    assert [e["name"] for e in other_api.get("/api/v1/experiments").json()["results"]] == ["Theirs"]
+    assert Experiment.objects.filter(key="tone").count() == 2
+
+    again = _error(api.post("/api/v1/experiments", BODY, format="json"), 409)
+    assert again["code"] == "experiment_key_taken"
+    Experiment.objects.create(key="global", name="Global", variants=VARIANTS)
+    reserved = _error(
+        api.post("/api/v1/experiments", {**BODY, "key": "global"}, format="json"), 409
+    )
+    assert reserved["code"] == "experiment_key_taken"
+    assert Experiment.objects.filter(key="global").count() == 1
+
+
+def test_the_database_holds_one_key_per_owner_and_one_operator_wide():
+    from django.db import IntegrityError
+
+    first, second = (get_user_model().objects.create(username=name) for name in ("first", "second"))
+    for user in (first, second, None):
+        Experiment.objects.create(owner=user, key="tone", name="Tone", variants=VARIANTS)
+    for user in (first, None):
+        with pytest.raises(IntegrityError):
+            Experiment.objects.create(owner=user, key="tone", name="Again", variants=VARIANTS)
+
+
+def test_results_count_only_the_experiments_owners_sessions_and_queries(
+    api, other_api, owner, make_owner
+):
+    mine = _create(api)["id"]
+    theirs = other_api.post("/api/v1/experiments", BODY, format="json").json()["id"]
+    mallory = get_user_model().objects.get(username="mallory")
+    for user, sessions in ((owner[0], 1), (mallory, 3)):
+        for n in range(sessions):
+            Session.objects.create(
+                owner=user, session_id=f"s{n}", user_id="u", experiments={"tone": "warm"}
+            )
+    _query(owner[0], "warm", 1, latency=100, cost=0.01)
+    for _ in range(2):
+        _query(mallory, "warm", -1, latency=100, cost=0.01)
+
+    def warm(client, experiment_id):
+        rows = client.get(f"/api/v1/experiments/{experiment_id}/results").json()["variants"]
+        return next(
+            (r["sessions"], r["queries"], r["thumbs_up"]) for r in rows if r["name"] == "warm"
+        )
+
+    assert warm(api, mine) == (1, 1, 1)
+    assert warm(other_api, theirs) == (3, 2, 0)
+    # An operator-wide experiment under a key some owners also use (made before the
+    # check existed) counts the other owners' rows only.
+    stranger, _ = make_owner("stranger")
+    Session.objects.create(
+        owner=stranger, session_id="s", user_id="u", experiments={"tone": "warm"}
+    )
+    operator = Experiment.objects.create(key="tone", name="Global", variants=VARIANTS)
+    rows = {r.name: r for r in experiment_results(experiment=operator)}
+    assert rows["warm"].sessions == 1
 
 
 def test_another_owners_experiment_is_a_404(api, other_api):
@@ -262,6 +322,38 @@ def test_admin_still_manages_every_owners_experiments(api):
     )
     assert response.status_code == 302, response.content
     assert Experiment.objects.get(key="ops").owner is None
+    # An operator-wide key shares its key space with every owner's.
+    clash = client.post(
+        "/admin/chat_sessions/experiment/add/",
+        {
+            "key": "tone",
+            "name": "Ops",
+            "description": "",
+            "owner": "",
+            "variants": json.dumps(VARIANTS),
+        },
+    )
+    assert clash.status_code == 200 and b"is used by" in clash.content
+    assert Experiment.objects.filter(key="tone").count() == 1
+
+
+def test_the_admin_variant_filter_names_the_owner(api, owner, other_api):
+    _create(api)
+    other_api.post("/api/v1/experiments", BODY, format="json")
+    mallory = get_user_model().objects.get(username="mallory")
+    Session.objects.create(
+        owner=owner[0], session_id="alices", user_id="u", experiments={"tone": "warm"}
+    )
+    Session.objects.create(
+        owner=mallory, session_id="mallorys", user_id="u", experiments={"tone": "warm"}
+    )
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456")
+    client = Client()
+    client.force_login(root)
+    page = client.get("/admin/chat_sessions/session/", {"variant": f"tone=warm@{owner[0].pk}"})
+    assert page.status_code == 200
+    assert b"alices" in page.content and b"mallorys" not in page.content
+    assert f"tone%3Dwarm%40{mallory.pk}".encode() in page.content  # both owners listed
 
 
 @pytest.fixture

@@ -1,29 +1,41 @@
-"""Schemathesis over /openapi.json, in process (WSGI), with a bounded number of examples:
-no server errors, and every response as documented. SSE endpoints are excluded (served by
-the ASGI consumers, tested in tests/streaming), and so is POST /query/ (it runs a model).
+"""Schemathesis over /openapi.json, in process (WSGI): every check Schemathesis has, on
+schema-valid (positive) and schema-violating (negative) requests, with 0 failures.
+
+Per-operation allowances live in ``schemathesis.toml`` (the same file ``st run`` reads
+against a live server, see the README): refusals the schema cannot express, such as
+unique variant names. SSE endpoints are excluded (served by the ASGI consumers, tested in
+tests/streaming), and so is POST /query/ (it runs a model; the live run covers it).
 
 Driven with Hypothesis directly: Schemathesis' pytest plugin does not run on pytest 9.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from hypothesis.errors import Unsatisfiable
+from schemathesis.config import SchemathesisConfig
+from schemathesis.generation.modes import GenerationMode
 
 pytestmark = pytest.mark.django_db
 
-# Examples per operation: enough to find shape mismatches, few enough for `make test`.
-MAX_EXAMPLES = 6
+CONFIG = Path(__file__).resolve().parents[2] / "schemathesis.toml"
+# Examples per operation and mode: enough to find shape mismatches, few enough for
+# `make test`; the live run (README) uses more.
+MAX_EXAMPLES = 8
 
 
 def _schema():
     from django.core.wsgi import get_wsgi_application
 
     return (
-        schemathesis.openapi.from_wsgi("/openapi.json", get_wsgi_application())
+        schemathesis.openapi.from_wsgi(
+            "/openapi.json", get_wsgi_application(), config=SchemathesisConfig.from_path(CONFIG)
+        )
         .exclude(path_regex=r"/stream$")
         .exclude(method="POST", path="/api/v1/query/")
     )
@@ -43,22 +55,25 @@ def test_the_schema_has_operations():
     assert len(_labels()) >= 12
 
 
-# Acceptance here depends on the file's bytes (types are sniffed), on variant names being
-# unique within an experiment, or on "from" not being after "to", which OpenAPI cannot
-# say: refusals must still be documented envelopes, but may happen for schema-valid input.
-CONTENT_CHECKED = {
-    "POST /api/v1/files/upload",
-    "POST /api/v1/experiments",
-    "GET /api/v1/analytics/summary",
-}
+def test_every_check_is_on_and_the_allowances_are_few():
+    config = SchemathesisConfig.from_path(CONFIG)
+    checks = config.projects.default.checks
+    assert checks.positive_data_acceptance.enabled and checks.negative_data_rejection.enabled
+    assert checks.status_code_conformance.enabled and checks.response_schema_conformance.enabled
+    assert len(config.projects.default.operations.operations) <= 8
 
 
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 @pytest.mark.parametrize("label", _labels())
-def test_api_conforms_to_its_schema(label, owner):
+def test_api_conforms_to_its_schema(label, mode, owner):
     operation = _schema().find_operation_by_label(label)
+    modes = operation.schema.config.generation_for(operation=operation).modes
+    if mode not in modes:
+        pytest.skip(f"{mode} data is not generated for {label} (schemathesis.toml)")
+    # Explicit, so negative cases never drop it (that is tests/security' job, per route).
     headers = {"Authorization": f"Bearer {owner[1]}"}
 
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(generation_mode=mode, headers=headers))
     @hypothesis_settings(
         max_examples=MAX_EXAMPLES,
         deadline=None,
@@ -67,8 +82,12 @@ def test_api_conforms_to_its_schema(label, owner):
         suppress_health_check=list(HealthCheck),
     )
     def run(case) -> None:
-        case.call_and_validate(headers=headers, excluded_checks=excluded)
+        # Every check: raises with each failure (status, content type, body, acceptance).
+        case.call_and_validate(headers=headers)
 
-    excluded = [positive_data_acceptance] if label in CONTENT_CHECKED else []
-
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        # Nothing this operation takes can violate its schema (a free-form path id, no
+        # body, no parameters): there is no negative case to send.
+        assert mode is GenerationMode.NEGATIVE

@@ -50,10 +50,10 @@ def test_an_idle_conversation_ends_at_its_last_activity(user):
 def test_leaving_ends_it_after_the_grace_unless_the_user_comes_back(user):
     started(user, "left")
     started(user, "reloaded")
-    conversation_leave(owner=user, session_id="left")
-    conversation_leave(owner=user, session_id="reloaded")
+    conversation_leave(owner=user, user_id="erin", session_id="left")
+    conversation_leave(owner=user, user_id="erin", session_id="reloaded")
     conversation_activity_record(
-        owner=user, session_id="reloaded", event={"type": "page_view", "t": 1}
+        owner=user, user_id="erin", session_id="reloaded", event={"type": "page_view", "t": 1}
     )
     assert sessions_end_idle(now=timezone.now() + CONVERSATION_LEAVE_GRACE * 2) == 1
     assert Session.objects.get(session_id="left").end_t is not None
@@ -70,7 +70,9 @@ def test_an_ended_conversation_accepts_no_activity(user):
     started(user, "over")
     sessions_end_idle(now=timezone.now() + CONVERSATION_IDLE_END * 2)
     with pytest.raises(ApplicationError) as raised:
-        conversation_activity_record(owner=user, session_id="over", event={"type": "query", "t": 1})
+        conversation_activity_record(
+            owner=user, user_id="erin", session_id="over", event={"type": "query", "t": 1}
+        )
     assert raised.value.code == "session_ended"
 
 

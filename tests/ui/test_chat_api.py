@@ -45,10 +45,18 @@ def start(client: Client, session_id: str, **extra) -> object:
     )
 
 
-def ask(user, session_id: str, question: str, *, minutes_ago: int = 0, **fields) -> Query:
+def ask(
+    user,
+    session_id: str,
+    question: str,
+    *,
+    minutes_ago: int = 0,
+    user_id_override: str | None = None,
+    **fields,
+) -> Query:
     return Query.objects.create(
         owner=user,
-        user_id=user.get_username(),
+        user_id=user_id_override or user.get_username(),
         session_id=session_id,
         query=question,
         response="Answer to " + question,
@@ -284,3 +292,125 @@ def test_activity_keeps_the_session_open_and_leaving_ends_it_soon(dana):
     session = Session.objects.get(session_id="c-1")
     assert session.end_t is None
     assert session.ends_after <= timezone.now() + timedelta(seconds=61)
+
+
+def test_the_page_acts_only_for_its_own_end_user(dana):
+    """Sessions, answers and files the owner's API clients made for another end user are
+    404s to the page, whatever ``user_id`` a request names (issue 19, defect 12)."""
+    client, user = dana
+    Session.objects.create(owner=user, session_id="shared", user_id="shared_user")
+    theirs = ask(user, "shared", "Shared user's secret", user_id_override="shared_user")
+    stored = File.objects.create(
+        owner=user,
+        user_id="shared_user",
+        filename="theirs.png",
+        content_type="image/png",
+        size=len(PNG_1X1),
+        storage_path="theirs.png",
+        sha256="0" * 64,
+    )
+    as_them = "?user_id=shared_user"
+
+    listed = client.get("/chat/api/conversations" + as_them).json()["conversations"]
+    assert [row["session_id"] for row in listed] == []
+    assert client.get("/chat/api/conversations/shared" + as_them).status_code == 404
+    for method, path, body in [
+        ("patch", "/chat/api/conversations/shared", {"title": "mine now", "user_id": "x"}),
+        ("post", "/chat/api/conversations/shared/activity", {"type": "query", "t": 1}),
+        ("post", f"/chat/api/answers/{theirs.pk}/feedback", {"rating": -1}),
+    ]:
+        response = getattr(client, method)(
+            path + as_them, body, content_type="application/json", **csrf(client)
+        )
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    left = client.post("/chat/api/conversations/shared/leave" + as_them, {}, **csrf(client))
+    assert left.status_code == 404
+    assert client.get(f"/chat/api/files/{stored.pk}" + as_them).status_code == 404
+
+    session = Session.objects.get(owner=user, session_id="shared")
+    assert (session.title, session.ends_after, session.event_count) == ("", None, 0)
+    assert not Event.objects.filter(session_id="shared").exists()
+    theirs.refresh_from_db()
+    assert theirs.feedback_rating is None
+
+    # In the page's own conversation, another end user's question (an API client may
+    # name any session of its owner) is not one of its turns.
+    start(client, "mine")
+    ask(user, "mine", "Dana asks")
+    ask(user, "mine", "Shared user asks", user_id_override="shared_user")
+    body = client.get("/chat/api/conversations/mine" + as_them).json()
+    assert [turn["question"] for turn in body["turns"]] == ["Dana asks"]
+    assert body["usage"]["answers"] == 1
+
+
+def test_the_list_holds_only_the_signed_in_owners_conversations(dana):
+    """Another owner's API clients may use the same ``user_id`` as this account's user
+    name; their sessions are not this account's conversations."""
+    client, _ = dana
+    start(client, "mine")
+    other_owner = get_user_model().objects.create_user("api-owner")
+    Session.objects.create(owner=other_owner, session_id="other-owners", user_id="dana")
+    listed = client.get("/chat/api/conversations").json()["conversations"]
+    assert [row["session_id"] for row in listed] == ["mine"]
+    assert client.get("/chat/api/conversations/other-owners").status_code == 404
+
+
+def test_the_conversation_list_selector_filters_on_the_owner(dana):
+    from llmplatform.chat_api.selectors import conversation_list
+
+    _, user = dana
+    other_owner = get_user_model().objects.create_user("api-owner")
+    Session.objects.create(owner=user, session_id="mine", user_id="shared")
+    Session.objects.create(owner=other_owner, session_id="other-owners", user_id="shared")
+    rows = conversation_list(owner=user, user_id="shared")
+    assert [row.session_id for row in rows] == ["mine"]
+
+
+def test_the_page_shows_the_signed_in_accounts_limits_and_usage(dana, mallory):
+    """GET /chat/api/usage: the account's own windows (the page asks without a key) with
+    what is used and left, and its storage; another account's questions do not count."""
+    from decimal import Decimal
+
+    from llmplatform.core.models import AccountLimits
+    from llmplatform.core.quotas import quota_admit, quota_settle
+
+    client, user = dana
+    other_client, other = mallory
+    AccountLimits.objects.create(
+        user=user,
+        requests_per_minute=5,
+        tokens_per_day=1000,
+        usd_per_month=Decimal("2.00"),
+        storage_mb=1,
+    )
+    reservation = quota_admit(
+        api_key=None, user_id="dana", tokens_estimate=100, usd_estimate=0.25, account=user
+    )
+    quota_settle(reservation, run_id="dana-q1", tokens=40, usd=0.1)
+    quota_admit(api_key=None, user_id="mallory", tokens_estimate=7, usd_estimate=0.0, account=other)
+    File.objects.create(
+        owner=user,
+        user_id="dana",
+        filename="notes.pdf",
+        content_type="application/pdf",
+        size=256 * 1024,
+        storage_path="notes.pdf",
+        sha256="0" * 64,
+    )
+
+    body = client.get("/chat/api/usage").json()
+    limits = body["limits"]
+    assert {name: (w["limit"], w["used"], w["remaining"]) for name, w in limits.items()} == {
+        "requests_per_minute": (5, 1, 4),
+        "tokens_per_day": (1000, 40, 960),
+        "usd_per_month": (2.0, 0.1, 1.9),
+    }
+    assert all(w["resets_in_s"] >= 0 and w["resets_at"] for w in limits.values())
+    assert body["storage_mb"] == {"limit": 1.0, "used": 0.25, "remaining": 0.75}
+
+    theirs = other_client.get("/chat/api/usage").json()["limits"]
+    assert (theirs["requests_per_minute"]["used"], theirs["tokens_per_day"]["used"]) == (1, 7)
+    assert Client().get("/chat/api/usage").status_code == 403
+    page = client.get("/").content.decode()
+    assert 'id="limits"' in page and "Your limits" in page
