@@ -11,7 +11,8 @@ def main() -> None:
 
     from llmplatform.embedded_mongo import attach_for_command
 
-    # Only the commands that use the database start (or join) the embedded one.
+    # Every command but a few known not to need it (check, help...) joins the embedded
+    # database, starting it if none runs.
     attach_for_command(sys.argv)
     execute_from_command_line(sys.argv)
 

@@ -10,11 +10,11 @@ cannot resolve. A process that needs the database calls ``attach_embedded_databa
 before its first query; that leases the server (starting it if none runs) and puts its
 URI into ``settings.DATABASES`` and ``settings.MONGODB_URI``. The callers:
 
-- ``manage.py``, for the commands in ``COMMANDS_USING_DATABASE`` (migrate, shell,
-  createsuperuser, create_api_key, setup_indexes, runserver, ...), never for ``check``,
-  ``help`` and the like. (Django's model checks ask the server whether it supports
-  search indexes; for the embedded default manage.py answers "no", true of SecantusDB,
-  so ``check`` needs no server.)
+- ``manage.py``, for every command except the few in ``COMMANDS_WITHOUT_DATABASE``
+  (``check``, ``help``, ``version``, ``collectstatic``...) and any ``--help``: a command
+  added later works on the embedded default without being listed anywhere. (Django's
+  model checks ask the server whether it supports search indexes; for the embedded
+  default manage.py answers "no", true of SecantusDB, so ``check`` needs no server.)
 - the ``serve`` command (``make run``);
 - Celery worker, beat and ``celery shell`` (``import_modules`` in ``llmplatform/celery.py``);
 - a script of your own: ``django.setup()`` then ``attach_embedded_database()``.
@@ -72,26 +72,26 @@ NOT_ATTACHED_URI = "mongodb://embedded-database-not-attached.invalid/"
 # Set by attach for child processes (ASGI workers, reloader children): they use the
 # parent's server under the parent's lease. Internal, not a setting.
 ATTACHED_URI_ENV = "LLMPLATFORM_EMBEDDED_MONGODB_URI"
-COMMANDS_USING_DATABASE = frozenset(
+# The manage.py commands known to run without a database; every other one attaches, so a
+# command added later cannot fail on the embedded default for want of a listing. Kept
+# short on purpose: a command wrongly listed here fails on its first query, while one
+# wrongly attaching only starts a server it did not need. (`makemigrations` and
+# `squashmigrations` read the applied migrations, so they attach; `check` attaches when
+# given --database.)
+COMMANDS_WITHOUT_DATABASE = frozenset(
     {
-        "serve",
-        "runserver",
-        "migrate",
-        "makemigrations",
-        "showmigrations",
-        "shell",
-        "dbshell",
-        "createsuperuser",
-        "changepassword",
-        "create_api_key",
-        "setup_indexes",
-        "loaddata",
-        "dumpdata",
-        "flush",
-        "clearsessions",
-        "remove_stale_contenttypes",
-        "test",
-        "testserver",
+        "help",
+        "version",
+        "check",
+        "collectstatic",
+        "findstatic",
+        "compilemessages",
+        "makemessages",
+        "diffsettings",
+        "optimizemigration",
+        "sendtestemail",
+        "startapp",
+        "startproject",
     }
 )
 
@@ -395,7 +395,7 @@ def attach_embedded_database() -> None:
 
 
 def attach_for_command(argv: list[str]) -> None:
-    """manage.py: attach when the subcommand in ``argv`` uses the database."""
+    """manage.py: attach unless the command line ``argv`` is known not to need a database."""
     from django.core.management.base import CommandParser, handle_default_options
 
     # Honour --settings/--pythonpath before reading settings, as Django will.
@@ -418,10 +418,19 @@ def attach_for_command(argv: list[str]) -> None:
     # server whether it supports search indexes. SecantusDB never does: say so, and no
     # server is needed to answer.
     connections["default"].features.supports_search = False
-    subcommand = argv[1] if len(argv) > 1 else "help"
-    wants_help = bool({"-h", "--help"} & set(argv[2:]))
-    if subcommand in COMMANDS_USING_DATABASE and not wants_help:
+    if command_uses_database(argv):
         attach_embedded_database()
+
+
+def command_uses_database(argv: list[str]) -> bool:
+    """Whether the manage.py command line ``argv`` needs the database (see above)."""
+    subcommand = argv[1] if len(argv) > 1 else "help"
+    arguments = argv[2:]
+    if subcommand in ("-h", "--help", "--version") or {"-h", "--help"} & set(arguments):
+        return False
+    if subcommand == "check":
+        return any(arg == "--database" or arg.startswith("--database=") for arg in arguments)
+    return subcommand not in COMMANDS_WITHOUT_DATABASE
 
 
 def main(argv: list[str] | None = None) -> int:

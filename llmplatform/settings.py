@@ -40,6 +40,9 @@ IS_PRODUCTION = ENVIRONMENT == "production"
 # ==================== Server ====================
 HOST = env_str("HOST", "127.0.0.1")
 PORT = env_int("PORT", 8000, minimum=1)
+# `serve` writes a fresh development database's admin password and API key here (0600);
+# the first login deletes it (llmplatform/core/first_run.py).
+FIRST_RUN_FILE = BASE_DIR / "var" / "first-run.txt"
 # `manage.py serve` closes a request that arrives too slowly or too large (see
 # llmplatform/core/server_protocol.py): the request line and headers within
 # SERVER_HEADER_TIMEOUT_S of the connection or the request's first byte and at most
@@ -325,6 +328,8 @@ LOGGING = {
     "formatters": {
         "json": {"()": "llmplatform.core.logging.JsonFormatter"},
     },
+    # Scheduled sweeps that found nothing log at DEBUG (llmplatform/core/periodic_logging.py).
+    "filters": {"quiet_idle_sweeps": {"()": "llmplatform.core.periodic_logging.QuietIdleSweeps"}},
     "handlers": {
         "stdout": {
             "class": "logging.StreamHandler",
@@ -351,6 +356,7 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},  # logs request URLs, which may carry keys
         "pymongo": {"level": "WARNING"},
+        "celery.app.trace": {"filters": ["quiet_idle_sweeps"]},
     },
 }
 
@@ -389,7 +395,8 @@ MIDDLEWARE = [
     "llmplatform.core.middleware.TrustedProxyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # WhiteNoise, streaming asynchronously under ASGI (no warning per static file).
+    "llmplatform.core.static_files.AsyncStreamingWhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -463,6 +470,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fully offline: no badge from validator.swagger.io. ReDoc's page is our template
+    # (templates/drf_spectacular/redoc.html): no Google Fonts, no Redocly logo.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # "limits" holds what must never be evicted: limits, budgets, lock-outs

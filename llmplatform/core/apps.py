@@ -10,8 +10,8 @@ class CoreConfig(AppConfig):
     default_auto_field = "django_mongodb_backend.fields.ObjectIdAutoField"
 
     def ready(self) -> None:
-        # Registering: system checks, the OpenAPI auth scheme.
-        from llmplatform.core import checks, schema  # noqa: F401
+        # Registering: system checks, the first-run login receiver, the OpenAPI auth scheme.
+        from llmplatform.core import checks, first_run, schema  # noqa: F401
         from llmplatform.core.strict_strings import strict_strings_install
 
         strict_strings_install()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 from argparse import ArgumentParser
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from uvicorn import Config, Server
 
+from llmplatform.core.first_run import FirstRunCredentials, first_run_box, first_run_file_write
 from llmplatform.core.server_protocol import ServerLimits, guarded_protocol
 from llmplatform.core.services import api_key_create
 from llmplatform.embedded_mongo import attach_embedded_database
@@ -52,7 +57,8 @@ def uvicorn_options(*, host: str, port: int) -> dict[str, Any]:
 
 class Command(BaseCommand):
     help = (
-        "Apply migrations, then serve HTTP, SSE and websockets with uvicorn (Ctrl-C stops). "
+        "Apply migrations, then serve HTTP, SSE and websockets with uvicorn on HOST:PORT "
+        "(--host/--port, or the HOST and PORT environment variables; Ctrl-C stops). "
         "Requests that arrive too slowly or too large are closed: see SERVER_HEADER_TIMEOUT_S, "
         "SERVER_BODY_TIMEOUT_S, SERVER_MAX_HEADER_BYTES and SERVER_KEEP_ALIVE_S."
     )
@@ -61,14 +67,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--host",
             default=None,
-            help=f"Address to listen on (default: the HOST setting, now {settings.HOST}; "
-            "0.0.0.0 for every interface).",
+            help="Address to listen on (default: the HOST environment variable, now "
+            f"{settings.HOST}; 0.0.0.0 for every interface).",
         )
         parser.add_argument(
             "--port",
             type=int,
             default=None,
-            help=f"TCP port to listen on (default: the PORT setting, now {settings.PORT}).",
+            help="TCP port to listen on (default: the PORT environment variable, now "
+            f"{settings.PORT}).",
         )
 
     def handle(self, *args: object, **options: Any) -> None:
@@ -77,11 +84,11 @@ class Command(BaseCommand):
         # Joins (or starts) the embedded database; it stops once no process uses it.
         attach_embedded_database()
         call_command("migrate", interactive=False, verbosity=0)
-        self._first_run_account()
         base = f"http://{host}:{port}"
+        credentials = self._first_run_account(base_url=base)
         database = "embedded SecantusDB (var/mongo)" if settings.MONGODB_EMBEDDED else "MONGODB_URI"
         background = "Celery workers (REDIS_URL)" if settings.REDIS_URL else "in-process (no Redis)"
-        self.stdout.write(
+        banner = (
             f"\n{settings.APP_NAME} {settings.APP_VERSION} [{settings.ENVIRONMENT}]\n"
             f"  database:    {database}\n"
             f"  background:  {background}\n"
@@ -91,21 +98,46 @@ class Command(BaseCommand):
             f"  health:      {base}/api/v1/health\n"
             "Press Ctrl-C to stop.\n"
         )
-        import uvicorn
+        if credentials is not None:
+            banner += f"\n{credentials}\n"
 
-        uvicorn.run(**uvicorn_options(host=host, port=port))
+        def announce() -> None:
+            self.stdout.write(banner)
+            self.stdout.flush()
 
-    def _first_run_account(self) -> None:
-        """On a fresh development database, make an admin and a key so everything is usable."""
+        server = _AnnouncingServer(Config(**uvicorn_options(host=host, port=port)), announce)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        if not server.started:
+            if credentials is not None:  # still shown: they were made, and only now
+                self.stdout.write(f"\n{credentials}\n")
+            raise CommandError(f"The server did not start on {host}:{port}: see the log above.")
+
+    def _first_run_account(self, *, base_url: str) -> str | None:
+        """On a fresh development database, make an admin and a key so everything is usable.
+
+        Returns the box showing their secrets (also written to FIRST_RUN_FILE), or None.
+        """
         user_model = get_user_model()
         if settings.ENVIRONMENT != "development" or user_model.objects.exists():
-            return
+            return None
         password = secrets.token_urlsafe(12)
         user = user_model.objects.create_superuser(username="admin", password=password)
         _, raw_key = api_key_create(owner=user, name="first run")
-        self.stdout.write(
-            "First run: created the superuser 'admin' (change the password in admin).\n"
-            f"  password: {password}\n"
-            f"  API key:  {raw_key}\n"
-            "Both are shown only now.\n"
-        )
+        credentials = FirstRunCredentials(username="admin", password=password, api_key=raw_key)
+        file = first_run_file_write(credentials=credentials, base_url=base_url)
+        return first_run_box(credentials=credentials, base_url=base_url, file=file)
+
+
+class _AnnouncingServer(Server):
+    """uvicorn's server, calling ``announce`` once it listens: after its start-up logging,
+    so the banner and the first-run credentials are the last lines on the terminal."""
+
+    def __init__(self, config: Config, announce: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._announce()
