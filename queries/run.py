@@ -37,6 +37,7 @@ from agents.providers.registry import (
     get_chat_provider,
 )
 from agents.state import RunState
+from files.charges import Payer
 from files.models import File
 from files.selectors import documents_ready, file_bytes, file_get
 from files.services import file_check, file_upload
@@ -68,8 +69,9 @@ CONVERSATION_ROLES = ("system", "user", "assistant")
 # ----- start -----
 
 
-def _attachment_ids(*, owner, user_id: str, attachments: list[str]) -> list[str]:
-    """File ids for every attachment; image data URLs are stored as files.
+def _attachment_ids(*, owner, payer: Payer, attachments: list[str]) -> list[str]:
+    """File ids for every attachment; image data URLs are stored as files, counted
+    against ``payer``'s storage quota like any upload.
 
     Everything is checked before anything is stored: a rejected query leaves no files.
     Raises ApplicationError (400, 404 for another owner's or unknown file, 413, 415).
@@ -108,7 +110,10 @@ def _attachment_ids(*, owner, user_id: str, attachments: list[str]) -> list[str]
     ]
     for upload in uploads:
         file_check(upload=upload)
-    ids.extend(str(file_upload(owner=owner, user_id=user_id, upload=u).pk) for u in uploads)
+    ids.extend(
+        str(file_upload(owner=owner, user_id=payer.user_id, upload=upload, payer=payer).pk)
+        for upload in uploads
+    )
     return ids
 
 
@@ -310,8 +315,13 @@ def query_start(*, owner, params: dict[str, Any], api_key: ApiKey | None = None)
         documents=documents,
     )
     try:
+        payer = Payer(
+            api_key=api_key,
+            account=owner if api_key is None else None,
+            user_id=params["user_id"],
+        )
         attachments = _attachment_ids(
-            owner=owner, user_id=params["user_id"], attachments=params.get("attachments", [])
+            owner=owner, payer=payer, attachments=params.get("attachments", [])
         )
     except ApplicationError:
         # Refused after admission: the question used nothing.

@@ -5,6 +5,7 @@ caused them); and the per-owner storage quota, shown at ``/api/v1/usage``."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from datetime import UTC, datetime
@@ -360,6 +361,29 @@ def test_the_storage_quota_refuses_the_upload_that_would_cross_it(api, owner):
     # Deleting a file frees its bytes at once.
     assert api.delete(f"/api/v1/files/{first.json()['file_id']}").status_code == 204
     assert upload(api, "b.png", _png(600_000), "image/png").status_code == 201
+
+
+@pytest.mark.usefixtures("in_process", "uploads")
+def test_an_image_sent_with_a_question_counts_against_the_storage_quota(api, owner):
+    limit(owner, storage_mb=1)
+    assert upload(api, "a.png", _png(600_000), "image/png").status_code == 201
+    image = base64.b64encode(_png(600_000)).decode()
+
+    refused = api.post(
+        "/api/v1/query/",
+        {
+            "user_id": "user_1",
+            "session_id": "s-image",
+            "query": "What is in this picture?",
+            "attachments": [f"data:image/png;base64,{image}"],
+        },
+        format="json",
+    )
+
+    assert refused.status_code == 413
+    assert refused.json()["error"]["code"] == "storage_quota_exceeded"
+    assert File.objects.count() == 1
+    assert not Query.objects.filter(session_id="s-image").exists()
 
 
 @pytest.mark.usefixtures("in_process", "uploads")
