@@ -799,9 +799,16 @@
       }
     });
     socket.addEventListener("message", (event) => onMessage(event.data));
-    socket.addEventListener("close", () => {
+    socket.addEventListener("close", (event) => {
       if (ws !== socket) return;
       ws = null;
+      if (event.code === 4401) {
+        // Signed out or the session ended (the server re-checks it): reconnecting cannot help.
+        stopped = true;
+        setConnection("closed", "signed out");
+        showError("You have been signed out. Reload the page to sign in again.");
+        return;
+      }
       if (!opened) failures += 1;
       setConnection("closed", "disconnected, retrying…");
       if (current) setStatus("Connection lost; the answer keeps being written and will resume.");
