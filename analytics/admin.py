@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from analytics.dashboard import dashboard_view
-from analytics.selectors import experiment_results
+from analytics.selectors import experiment_report
 from analytics.services import experiment_indexes_ensure
 from llmplatform.charts import bar_chart
 from sessions.admin import ExperimentAdmin
@@ -39,8 +39,10 @@ class ExperimentWithResultsAdmin(ExperimentAdmin):
         if experiment is None:
             raise Http404("No such experiment.")
         experiment_indexes_ensure(experiment=experiment)
-        results = experiment_results(experiment=experiment)
+        report = experiment_report(experiment=experiment)
+        results = report.variants
         context = {
+            "report": report,
             **self.admin_site.each_context(request),
             "title": f"Results: {experiment.key}",
             "experiment": experiment,

@@ -14,14 +14,15 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Min, Q, QuerySet, Sum
+from django.db.models import Count, Min, QuerySet
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
+from analytics import statistics
 from analytics.models import ActivityDay, QueryDay, RollupWatermark
 from analytics.services import WATERMARK
 from analytics.sketch import LatencySketch
@@ -40,7 +41,6 @@ from sessions.assignment import control_variant_name
 from sessions.models import Experiment, Session
 
 MAX_ANALYTICS_DAYS = 366
-Z_95 = 1.959963984540054
 
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -262,6 +262,41 @@ def session_query_stats(*, owner_id, session_id: str) -> tuple[int, datetime | N
 
 # ----- experiment results -----
 
+EXCLUDED_FIELD = "experiments_excluded"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One metric of a variant against control (``analytics.statistics``).
+
+    ``status``: "baseline" (the control arm itself), "not_enough_data" (below the stated
+    minimum in either arm), or "estimated" (``difference`` with its 95% interval).
+    """
+
+    status: str
+    difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @property
+    def significant(self) -> bool:
+        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+
+
+BASELINE = Comparison(status="baseline")
+NOT_ENOUGH_DATA = Comparison(status="not_enough_data")
+
+
+def _comparison(interval: statistics.Interval | None) -> Comparison:
+    if interval is None:
+        return NOT_ENOUGH_DATA
+    return Comparison(
+        status="estimated",
+        difference=round(interval.difference, 6),
+        ci_low=round(interval.low, 6),
+        ci_high=round(interval.high, 6),
+    )
+
 
 @dataclass
 class VariantResult:
@@ -269,59 +304,103 @@ class VariantResult:
     weight: float
     is_control: bool
     sessions: int = 0
+    # Queries exposed to the experiment in this arm.
     queries: int = 0
+    # Queries of this arm's sessions not exposed, and why ("request_set:temperature": n).
+    excluded_queries: int = 0
+    excluded_reasons: dict[str, int] = field(default_factory=dict)
     rated: int = 0
     thumbs_up: int = 0
+    errors: int = 0
     average_latency_ms: float | None = None
     # Exact nearest-rank percentiles of the variant's answers' total latency.
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     total_tokens: int = 0
     cost_usd: float = 0.0
-    # Thumbs-up rate minus control's, with its 95% confidence interval.
-    difference: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
+    # Against control: the thumbs-up rate (Newcombe), cost per query and latency (Welch).
+    thumbs_up_comparison: Comparison = NOT_ENOUGH_DATA
+    cost_comparison: Comparison = NOT_ENOUGH_DATA
+    latency_comparison: Comparison = NOT_ENOUGH_DATA
 
     @property
     def thumbs_up_rate(self) -> float | None:
         return self.thumbs_up / self.rated if self.rated else None
 
     @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.queries if self.queries else None
+
+    @property
+    def tokens_per_query(self) -> float | None:
+        return round(self.total_tokens / self.queries, 1) if self.queries else None
+
+    @property
+    def cost_per_query_usd(self) -> float | None:
+        return round(self.cost_usd / self.queries, 8) if self.queries else None
+
+    # The thumbs-up difference, flat, as the page and API showed it before.
+    @property
+    def difference(self) -> float | None:
+        return self.thumbs_up_comparison.difference
+
+    @property
+    def ci_low(self) -> float | None:
+        return self.thumbs_up_comparison.ci_low
+
+    @property
+    def ci_high(self) -> float | None:
+        return self.thumbs_up_comparison.ci_high
+
+    @property
     def significant(self) -> bool:
-        return self.ci_low is not None and (self.ci_low > 0 or self.ci_high < 0)
+        return self.thumbs_up_comparison.significant
 
 
-def difference_interval(
-    *, up_a: int, n_a: int, up_b: int, n_b: int, z: float = Z_95
-) -> tuple[float, float, float] | None:
-    """p_a - p_b with its normal-approximation (Wald) interval; None without data."""
-    if not n_a or not n_b:
-        return None
-    p_a, p_b = up_a / n_a, up_b / n_b
-    standard_error = math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
-    difference = p_a - p_b
-    return difference, difference - z * standard_error, difference + z * standard_error
+@dataclass
+class ExperimentReport:
+    """An experiment's results: per arm, and whether the split of sessions is trustworthy."""
+
+    control: str | None
+    variants: list[VariantResult]
+    # Chi-square of sessions per arm against the weights; None without sessions.
+    sample_ratio: statistics.SampleRatio | None = None
+
+    @property
+    def srm(self) -> bool:
+        """A sample-ratio mismatch: p < SRM_P_VALUE. No difference should be trusted."""
+        return self.sample_ratio is not None and self.sample_ratio.mismatch
+
+    @property
+    def minimums(self) -> dict[str, float]:
+        return {
+            "rated_per_arm": statistics.MIN_RATED_PER_ARM,
+            "queries_per_arm": statistics.MIN_QUERIES_PER_ARM,
+            "srm_p_value": statistics.SRM_P_VALUE,
+        }
 
 
-def in_experiment(rows: QuerySet, key: str) -> QuerySet:
+def in_experiment(rows: QuerySet, key: str, *, field_name: str = "experiments") -> QuerySet:
     """The rows with ``experiments.<key>`` set, as ``{"experiments.<key>": {"$exists": true}}``.
 
     ``has_key`` is sent as an ``$expr`` that no index can answer; an explicit KeyTransform
     (a key holding "__" would be split by a kwargs lookup) tested for ``isnull=False`` is
     the plain path the sparse ``experiments.<key>`` index serves
-    (``analytics.services.experiment_indexes_ensure``).
+    (``analytics.services.experiment_indexes_ensure``). ``field_name`` reads another
+    key -> arm field the same way (``experiments_excluded`` of queries).
     """
-    return rows.alias(_experiment_variant=KeyTransform(key, "experiments")).filter(
+    return rows.alias(_experiment_variant=KeyTransform(key, field_name)).filter(
         _experiment_variant__isnull=False
     )
 
 
-def experiment_rows(rows: QuerySet, experiment: Experiment) -> QuerySet:
+def experiment_rows(
+    rows: QuerySet, experiment: Experiment, *, field_name: str = "experiments"
+) -> QuerySet:
     """The rows (sessions or queries) exposed to ``experiment``: keys are per owner, so an
     owner's experiment counts only that owner's rows, and an operator-wide one every
     owner's except those of owners whose own experiment has the same key."""
-    rows = in_experiment(rows, experiment.key)
+    rows = in_experiment(rows, experiment.key, field_name=field_name)
     if experiment.owner_id is not None:
         return rows.filter(owner_id=experiment.owner_id)
     own_keys = Experiment.objects.filter(key=experiment.key, owner__isnull=False)
@@ -335,11 +414,25 @@ def nearest_rank(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
-    """Per variant: exposure, queries, thumbs-up, latency, tokens, cost; CI vs control."""
+@dataclass
+class _ArmValues:
+    latencies: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+
+
+def experiment_report(*, experiment: Experiment) -> ExperimentReport:
+    """Per arm: exposure (sessions, queries, excluded queries and why), thumbs-up, errors,
+    latency, tokens and cost; each variant against control with a 95% interval; and the
+    sample-ratio-mismatch check of the sessions' split.
+
+    Control is the variant named "control", else the first. A query counts in an arm
+    when it was exposed (``Query.experiments``); the rate compares thumbs-up among rated
+    queries, cost the per-query cost of every exposed query (0 when none was recorded,
+    e.g. a failed run), latency the ``total_ms`` of those that have one.
+    """
     variants = experiment.variants or []
     if not variants:
-        return []
+        return ExperimentReport(control=None, variants=[])
     control = control_variant_name(variants)
     results = {
         variant["name"]: VariantResult(
@@ -358,50 +451,81 @@ def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
     ):
         if row["variant"] in results:
             results[row["variant"]].sessions = row["n"]
-    for row in (
+    values: dict[str, _ArmValues] = defaultdict(_ArmValues)
+    # One pass over the exposed queries: the intervals need every value, not sums.
+    for variant, status, rating, total_ms, tokens, cost in (
         experiment_rows(Query.objects.all(), experiment)
         .annotate(variant=KeyTransform(experiment.key, "experiments"))
-        .values("variant")
-        .annotate(
-            n=Count("id"),
-            rated=Count("id", filter=Q(feedback_rating__in=[1, -1])),
-            up=Count("id", filter=Q(feedback_rating=1)),
-            latency=Avg("latency__total_ms"),
-            tokens=Sum("usage__total_tokens"),
-            cost=Sum("usage__cost_usd"),
+        .values_list(
+            "variant",
+            "status",
+            "feedback_rating",
+            "latency__total_ms",
+            "usage__total_tokens",
+            "usage__cost_usd",
         )
-        .order_by("variant")
     ):
-        result = results.get(row["variant"])
+        result = results.get(variant)
         if result is None:
             continue
-        result.queries = row["n"]
-        result.rated = row["rated"]
-        result.thumbs_up = row["up"]
-        result.average_latency_ms = round(row["latency"], 1) if row["latency"] is not None else None
-        result.total_tokens = int(number(row["tokens"]))
-        result.cost_usd = round(number(row["cost"]), 6)
-    latencies: dict[str, list[float]] = defaultdict(list)
-    for variant, total_ms in (
-        experiment_rows(Query.objects.all(), experiment)
-        .annotate(variant=KeyTransform(experiment.key, "experiments"))
-        .values_list("variant", "latency__total_ms")
+        result.queries += 1
+        result.rated += rating in (1, -1)
+        result.thumbs_up += rating == 1
+        result.errors += status == Query.Status.FAILED
+        result.total_tokens += int(number(tokens))
+        result.cost_usd += number(cost)
+        values[variant].costs.append(number(cost))
+        if isinstance(total_ms, int | float):
+            values[variant].latencies.append(float(total_ms))
+    for row in (
+        experiment_rows(Query.objects.all(), experiment, field_name=EXCLUDED_FIELD)
+        .annotate(excluded=KeyTransform(experiment.key, EXCLUDED_FIELD))
+        .values_list("excluded", flat=True)
     ):
-        if variant in results and isinstance(total_ms, int | float):
-            latencies[variant].append(float(total_ms))
-    for name, values in latencies.items():
-        values.sort()
-        results[name].latency_p50_ms = round(nearest_rank(values, 0.50), 1)
-        results[name].latency_p95_ms = round(nearest_rank(values, 0.95), 1)
+        result = results.get(row.get("variant")) if isinstance(row, dict) else None
+        if result is None:
+            continue
+        reason = str(row.get("reason") or "unknown")
+        result.excluded_queries += 1
+        result.excluded_reasons[reason] = result.excluded_reasons.get(reason, 0) + 1
+    for name, arm in values.items():
+        result = results[name]
+        result.cost_usd = round(result.cost_usd, 6)
+        if arm.latencies:
+            latencies = sorted(arm.latencies)
+            result.average_latency_ms = round(math.fsum(latencies) / len(latencies), 1)
+            result.latency_p50_ms = round(nearest_rank(latencies, 0.50), 1)
+            result.latency_p95_ms = round(nearest_rank(latencies, 0.95), 1)
     baseline = results[control]
     for result in results.values():
         if result.is_control:
+            result.thumbs_up_comparison = result.cost_comparison = BASELINE
+            result.latency_comparison = BASELINE
             continue
-        interval = difference_interval(
-            up_a=result.thumbs_up, n_a=result.rated, up_b=baseline.thumbs_up, n_b=baseline.rated
-        )
-        if interval is not None:
-            result.difference, result.ci_low, result.ci_high = (
-                round(value, 4) for value in interval
+        result.thumbs_up_comparison = _comparison(
+            statistics.proportion_difference(
+                successes=result.thumbs_up,
+                n=result.rated,
+                control_successes=baseline.thumbs_up,
+                control_n=baseline.rated,
             )
-    return list(results.values())
+        )
+        result.cost_comparison = _comparison(
+            statistics.welch_difference(values[result.name].costs, values[control].costs)
+        )
+        result.latency_comparison = _comparison(
+            statistics.welch_difference(values[result.name].latencies, values[control].latencies)
+        )
+    arms = list(results.values())
+    return ExperimentReport(
+        control=control,
+        variants=arms,
+        sample_ratio=statistics.sample_ratio(
+            observed=[arm.sessions for arm in arms], weights=[arm.weight for arm in arms]
+        ),
+    )
+
+
+def experiment_results(*, experiment: Experiment) -> list[VariantResult]:
+    """The per-arm rows of ``experiment_report``."""
+    return experiment_report(experiment=experiment).variants

@@ -7,6 +7,19 @@ from rest_framework import serializers
 from sessions.serializers import ExperimentSerializer
 
 
+class ComparisonSerializer(serializers.Serializer):
+    """One metric of a variant against control (``analytics.selectors.Comparison``)."""
+
+    status = serializers.ChoiceField(
+        choices=["baseline", "not_enough_data", "estimated"],
+        help_text="baseline: this is control; not_enough_data: below the stated minimum",
+    )
+    difference = serializers.FloatField(allow_null=True, help_text="variant minus control")
+    ci_low = serializers.FloatField(allow_null=True, help_text="95% interval")
+    ci_high = serializers.FloatField(allow_null=True)
+    significant = serializers.BooleanField(help_text="the 95% interval excludes 0")
+
+
 class VariantResultSerializer(serializers.Serializer):
     """One row of ``analytics.selectors.experiment_results``: the admin results page's numbers."""
 
@@ -14,23 +27,58 @@ class VariantResultSerializer(serializers.Serializer):
     weight = serializers.FloatField()
     is_control = serializers.BooleanField(help_text='the baseline: "control", else the first')
     sessions = serializers.IntegerField(help_text="sessions assigned to the variant")
-    queries = serializers.IntegerField(help_text="queries the variant shaped")
+    queries = serializers.IntegerField(help_text="queries exposed to the experiment")
+    excluded_queries = serializers.IntegerField(
+        help_text="queries of the variant's sessions not exposed (see excluded_reasons)"
+    )
+    excluded_reasons = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='"request_set:<field>" (the request chose a varied field) or '
+        '"conflict:<field>" (an older experiment varies it) -> queries',
+    )
     rated = serializers.IntegerField(help_text="queries with thumbs up or down")
     thumbs_up = serializers.IntegerField()
     thumbs_up_rate = serializers.FloatField(allow_null=True, help_text="thumbs_up / rated")
+    errors = serializers.IntegerField(help_text="exposed queries that failed")
+    error_rate = serializers.FloatField(allow_null=True, help_text="errors / queries")
     difference = serializers.FloatField(
-        allow_null=True, help_text="thumbs-up rate minus control's; null for control or no data"
+        allow_null=True,
+        help_text="thumbs-up rate minus control's; null for control or not enough data",
     )
     ci_low = serializers.FloatField(allow_null=True, help_text="95% interval of the difference")
     ci_high = serializers.FloatField(allow_null=True)
     significant = serializers.BooleanField(help_text="the 95% interval excludes 0")
+    thumbs_up_comparison = ComparisonSerializer(help_text="Newcombe hybrid score interval")
+    cost_comparison = ComparisonSerializer(help_text="cost per query, Welch t interval (USD)")
+    latency_comparison = ComparisonSerializer(help_text="total latency, Welch t interval (ms)")
     average_latency_ms = serializers.FloatField(allow_null=True)
     latency_p50_ms = serializers.FloatField(allow_null=True)
     latency_p95_ms = serializers.FloatField(allow_null=True)
     total_tokens = serializers.IntegerField()
+    tokens_per_query = serializers.FloatField(allow_null=True)
     cost_usd = serializers.FloatField()
+    cost_per_query_usd = serializers.FloatField(allow_null=True)
+
+
+class SampleRatioSerializer(serializers.Serializer):
+    chi_square = serializers.FloatField()
+    degrees_of_freedom = serializers.IntegerField()
+    p_value = serializers.FloatField()
 
 
 class ExperimentResultsSerializer(serializers.Serializer):
     experiment = ExperimentSerializer()
+    control = serializers.CharField(
+        allow_null=True, help_text='the arm compared against: "control", else the first'
+    )
     variants = VariantResultSerializer(many=True)
+    srm = serializers.BooleanField(
+        help_text="sample-ratio mismatch: sessions per arm differ from the weights with "
+        "p < minimums.srm_p_value; do not trust the differences"
+    )
+    sample_ratio = SampleRatioSerializer(
+        allow_null=True, help_text="chi-square of sessions per arm against the weights"
+    )
+    minimums = serializers.DictField(
+        child=serializers.FloatField(), help_text="below these, not_enough_data"
+    )

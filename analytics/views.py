@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.selectors import analytics_range, analytics_summary, experiment_results
+from analytics.selectors import analytics_range, analytics_summary, experiment_report
 from analytics.serializers import ExperimentResultsSerializer
 from analytics.services import experiment_indexes_ensure
 from sessions.selectors import experiment_get
@@ -35,14 +35,23 @@ class AnalyticsSummaryView(APIView):
 
 class ExperimentResultsView(APIView):
     @extend_schema(
-        summary="Per variant: sessions, queries, thumbs-up rate vs control (95% CI), latency, "
-        "tokens, cost",
+        summary="Per variant: exposure, thumbs-up rate, errors, latency, tokens and cost, "
+        "each against control with a 95% interval; and the sample-ratio-mismatch check",
         description="The numbers of the admin results page (analytics.selectors."
-        "experiment_results), for one of your experiments.",
+        "experiment_report), for one of your experiments. Intervals: Newcombe for the "
+        "thumbs-up rate, Welch for cost per query and latency (analytics.statistics).",
         responses={200: ExperimentResultsSerializer},
     )
     def get(self, request: Request, experiment_id: str) -> Response:
         experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
         experiment_indexes_ensure(experiment=experiment)  # as the admin page does
-        body = {"experiment": experiment, "variants": experiment_results(experiment=experiment)}
+        report = experiment_report(experiment=experiment)
+        body = {
+            "experiment": experiment,
+            "control": report.control,
+            "variants": report.variants,
+            "srm": report.srm,
+            "sample_ratio": report.sample_ratio,
+            "minimums": report.minimums,
+        }
         return Response(ExperimentResultsSerializer(body).data)

@@ -44,8 +44,12 @@ class Query(models.Model):
     usage = models.JSONField(default=dict, blank=True)
     latency = models.JSONField(default=dict, blank=True)
     agents_used = models.JSONField(default=list, blank=True)
-    # Experiment key -> variant name, for every running experiment that shaped the answer.
+    # Experiment key -> variant name, for every running experiment the query was exposed to.
     experiments = models.JSONField(default=dict, blank=True)
+    # Experiment key -> {"variant", "reason"} for the session's experiments the query was
+    # not exposed to: "request_set:<field>" (the request chose a field the experiment
+    # varies) or "conflict:<field>" (an older experiment varies it too and wins).
+    experiments_excluded = models.JSONField(default=dict, blank=True)
     request = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     error = models.JSONField(null=True, blank=True)

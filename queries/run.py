@@ -154,47 +154,82 @@ def _client_system_prompt(conversation: list[dict[str, str]] | None) -> str | No
 
 @dataclass
 class _Choices:
-    """What answers the query, and which experiment variants decided any of it."""
+    """What answers the query, and which experiment variants it was exposed to."""
 
     provider: str
     model: str
     temperature: float
     system_prompt: str | None
+    # Experiment key -> variant, for every experiment the query is exposed to.
     variants: dict[str, str]
+    # Experiment key -> {"variant", "reason"}: assigned but not exposed (see _exposure).
+    excluded: dict[str, dict[str, str]]
+
+
+def _set_by_request(*, field: str, requested: dict[str, Any], client_system: str | None) -> bool:
+    """Whether the request itself chose ``field``, so no experiment may vary it.
+
+    A model name belongs to one vendor: a request naming its provider has also decided
+    which models can answer, so it bypasses an experiment varying ``model_name`` too.
+    """
+    if field == "system_prompt":
+        return client_system is not None
+    if field == "model_name":
+        return bool(requested["model_name"] or requested["model_provider"])
+    if field == "temperature":
+        return requested["temperature"] is not None
+    return bool(requested.get(field))
+
+
+def _exposure(
+    *, assigned: Any, requested: dict[str, Any], client_system: str | None, claimed: set[str]
+) -> str | None:
+    """Why the query is not exposed to ``assigned``'s experiment; None when it is.
+
+    Decided from the fields the experiment varies, never from the arm: an arm-dependent
+    rule (a control without overrides "shaping" nothing) would count the arms unequally.
+    ``claimed`` holds the fields of the older experiments already exposed: the one
+    started first wins a field both vary.
+    """
+    for field in sorted(assigned.varied):
+        if _set_by_request(field=field, requested=requested, client_system=client_system):
+            return f"request_set:{field}"
+    for field in sorted(assigned.varied):
+        if field in claimed:
+            return f"conflict:{field}"
+    return None
 
 
 def _choices(*, params: dict[str, Any], session: Any) -> _Choices:
-    """The request's own choices win; an experiment fills in only what the request left
-    open, and is recorded on the query only when it did. Raises ApplicationError (400)."""
+    """The request's own choices win; an experiment varies only what the request left
+    open, and the query is recorded as exposed to it or excluded from it (with why).
+    Raises ApplicationError (400)."""
     requested_provider = params.get("model_provider")
     requested_model = params.get("model_name")
     requested_temperature = params.get("temperature")
+    requested = {
+        "model_provider": requested_provider,
+        "model_name": requested_model,
+        "temperature": requested_temperature,
+    }
     # A client that sends its own system prompt is not given an experiment's.
     client_system = _client_system_prompt(params.get("conversation"))
     applied: dict[str, Any] = {}
     variants: dict[str, str] = {}
-    for assigned in session_variants(session=session):
-        overrides = assigned.overrides
-        shaped = False
-        variant_provider = overrides.get("model_provider")
-        if variant_provider and not requested_provider and "model_provider" not in applied:
-            applied["model_provider"] = variant_provider
-            shaped = True
-        variant_model = overrides.get("model_name")
-        # A model name belongs to one vendor: it applies only where that vendor answers.
-        model_fits = not requested_provider or variant_provider == requested_provider
-        if variant_model and not requested_model and model_fits and "model_name" not in applied:
-            applied["model_name"] = variant_model
-            shaped = True
-        for key, requested in (
-            ("temperature", requested_temperature),
-            ("system_prompt", client_system),
-        ):
-            if key in overrides and requested is None and key not in applied:
-                applied[key] = overrides[key]
-                shaped = True
-        if shaped:
-            variants[assigned.experiment_key] = assigned.variant
+    excluded: dict[str, dict[str, str]] = {}
+    claimed: set[str] = set()
+    for assigned in session_variants(session=session):  # oldest experiment first
+        reason = _exposure(
+            assigned=assigned, requested=requested, client_system=client_system, claimed=claimed
+        )
+        if reason is not None:
+            excluded[assigned.experiment_key] = {"variant": assigned.variant, "reason": reason}
+            continue
+        variants[assigned.experiment_key] = assigned.variant
+        claimed |= assigned.varied
+        for key in ("model_provider", "model_name", "temperature", "system_prompt"):
+            if key in assigned.overrides:
+                applied[key] = assigned.overrides[key]
     provider = (
         requested_provider
         or applied.get("model_provider")
@@ -216,6 +251,7 @@ def _choices(*, params: dict[str, Any], session: Any) -> _Choices:
         temperature=temperature,
         system_prompt=applied.get("system_prompt"),
         variants=variants,
+        excluded=excluded,
     )
 
 
@@ -340,6 +376,7 @@ def query_start(*, owner, params: dict[str, Any], api_key: ApiKey | None = None)
         model_provider=choices.provider,
         model_name=choices.model,
         experiments=choices.variants,
+        experiments_excluded=choices.excluded,
         request={
             "web_search": web_search,
             "use_memory": params.get("use_memory", True),

@@ -209,6 +209,10 @@ class AssignedVariant:
     variant: str
     # Any of: model_provider, model_name, system_prompt, temperature.
     overrides: dict[str, Any]
+    # The settings the experiment varies: every key any of its variants overrides. A
+    # request that sets one of them itself is not exposed to the experiment, whichever
+    # arm it is in, so every arm (a control without overrides too) is counted alike.
+    varied: frozenset[str] = frozenset()
 
 
 def session_variants(*, session: Session) -> list[AssignedVariant]:
@@ -230,10 +234,10 @@ def session_variants(*, session: Session) -> list[AssignedVariant]:
     result = []
     for experiment in running:
         name = assigned[experiment.key]
-        overrides = next(
-            (v.get("overrides") or {} for v in experiment.variants if v.get("name") == name), {}
-        )
-        result.append(AssignedVariant(experiment.key, name, dict(overrides)))
+        variants = experiment.variants or []
+        overrides = next((v.get("overrides") or {} for v in variants if v.get("name") == name), {})
+        varied = frozenset(key for v in variants for key in v.get("overrides") or {})
+        result.append(AssignedVariant(experiment.key, name, dict(overrides), varied))
     return result
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from analytics import statistics
 from analytics.selectors import experiment_results
 from queries.models import Query
 from sessions.models import Experiment, Session
@@ -251,7 +252,16 @@ def test_an_owners_experiment_assigns_only_that_owners_sessions(api, owner, make
     assert session_variants(session=mine)[0].overrides == {"temperature": 1.2}
 
 
-def _query(owner, variant: str, rating: int | None, *, latency: int, cost: float) -> None:
+def _query(
+    owner,
+    variant: str,
+    rating: int | None,
+    *,
+    latency: int,
+    cost: float,
+    status: str = "completed",
+    excluded: str | None = None,
+) -> None:
     Query.objects.create(
         owner=owner,
         user_id="u",
@@ -259,8 +269,10 @@ def _query(owner, variant: str, rating: int | None, *, latency: int, cost: float
         query="q",
         model_provider="openai",
         model_name="gpt-4o-mini",
-        status="completed",
-        experiments={"tone": variant},
+        status=status,
+        # An excluded query is recorded with its arm and why, and not in ``experiments``.
+        experiments={} if excluded else {"tone": variant},
+        experiments_excluded={"tone": {"variant": variant, "reason": excluded}} if excluded else {},
         feedback_rating=rating,
         latency={"total_ms": latency},
         usage={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "cost_usd": cost},
@@ -275,30 +287,132 @@ def test_results_are_the_admin_pages_numbers(api, owner):
         Session.objects.create(
             owner=user, session_id=f"s{n}", user_id="u", experiments={"tone": variant}
         )
-    _query(user, "control", 1, latency=100, cost=0.01)
-    _query(user, "control", -1, latency=300, cost=0.01)
-    _query(user, "warm", 1, latency=200, cost=0.02)
-    _query(user, "warm", 1, latency=400, cost=0.02)
-    _query(user, "warm", None, latency=600, cost=0.02)
+    # Control: 40 rated, half up, latency 100/300, no failures.
+    for n in range(40):
+        _query(user, "control", 1 if n % 2 else -1, latency=100 + 200 * (n % 2), cost=0.01)
+    # Warm: 30 up and 10 unrated, latency 200/400/600, 4 failed.
+    for n in range(40):
+        _query(
+            user,
+            "warm",
+            1 if n < 30 else None,
+            latency=200 * (1 + n % 3),
+            cost=0.02,
+            status="failed" if n < 4 else "completed",
+        )
+    _query(user, "control", 1, latency=1, cost=9, excluded="request_set:temperature")
+    for reason in ("request_set:temperature", "request_set:temperature", "conflict:temperature"):
+        _query(user, "warm", 1, latency=1, cost=9, excluded=reason)
 
     body = api.get(f"/api/v1/experiments/{experiment_id}/results").json()
     assert body["experiment"]["id"] == experiment_id
+    assert body["control"] == "control"
+    assert body["minimums"] == {"rated_per_arm": 30, "queries_per_arm": 30, "srm_p_value": 0.001}
+    # 2 sessions against 1 at 50/50 is well within chance.
+    assert body["srm"] is False and body["sample_ratio"]["degrees_of_freedom"] == 1
+    assert body["sample_ratio"]["chi_square"] == pytest.approx(1 / 3)
     rows = {row["name"]: row for row in body["variants"]}
     control, warm = rows["control"], rows["warm"]
-    assert (control["sessions"], control["queries"], control["rated"]) == (2, 2, 2)
+    assert (control["sessions"], control["queries"], control["rated"]) == (2, 40, 40)
     assert control["is_control"] and control["thumbs_up_rate"] == 0.5
     assert control["difference"] is None and control["average_latency_ms"] == 200.0
-    assert (warm["sessions"], warm["queries"], warm["rated"], warm["thumbs_up"]) == (1, 3, 2, 2)
+    assert control["thumbs_up_comparison"]["status"] == "baseline"
+    assert (control["excluded_queries"], control["excluded_reasons"]) == (
+        1,
+        {"request_set:temperature": 1},
+    )
+    assert (warm["sessions"], warm["queries"], warm["rated"], warm["thumbs_up"]) == (1, 40, 30, 30)
+    assert warm["excluded_queries"] == 3
+    assert warm["excluded_reasons"] == {"request_set:temperature": 2, "conflict:temperature": 1}
+    assert (warm["errors"], warm["error_rate"], control["error_rate"]) == (4, 0.1, 0.0)
     assert warm["thumbs_up_rate"] == 1.0 and warm["difference"] == 0.5
-    assert warm["ci_low"] < 0.5 < warm["ci_high"]
-    assert warm["total_tokens"] == 45 and warm["cost_usd"] == pytest.approx(0.06)
+    newcombe = statistics.proportion_difference(
+        successes=30, n=30, control_successes=20, control_n=40
+    )
+    assert (warm["ci_low"], warm["ci_high"]) == (
+        pytest.approx(newcombe.low, abs=1e-6),
+        pytest.approx(newcombe.high, abs=1e-6),
+    )
+    assert 0 < warm["ci_low"] < 0.5 < warm["ci_high"] <= 1 and warm["significant"]
+    assert warm["tokens_per_query"] == 15 and warm["cost_per_query_usd"] == pytest.approx(0.02)
+    assert warm["total_tokens"] == 600 and warm["cost_usd"] == pytest.approx(0.8)
+    # Every warm query costs 0.01 more, without spread: the interval is the point.
+    cost = warm["cost_comparison"]
+    assert cost["status"] == "estimated" and cost["significant"]
+    assert cost["difference"] == pytest.approx(0.01) and cost["ci_low"] == pytest.approx(0.01)
+    latency = warm["latency_comparison"]
+    assert latency["difference"] == pytest.approx(395 - 200)
+    assert latency["ci_low"] < 195 < latency["ci_high"] and latency["significant"]
     # Field for field what the admin page renders, from the same selector.
     expected = experiment_results(experiment=Experiment.objects.get(pk=experiment_id))
     for result in expected:
         row = rows[result.name]
-        for field in ("queries", "rated", "thumbs_up", "difference", "ci_low", "ci_high"):
+        for field in (
+            "queries",
+            "excluded_queries",
+            "excluded_reasons",
+            "rated",
+            "thumbs_up",
+            "errors",
+            "difference",
+            "ci_low",
+            "ci_high",
+            "latency_p50_ms",
+            "latency_p95_ms",
+        ):
             assert row[field] == getattr(result, field), field
         assert row["significant"] == result.significant
+
+
+def test_results_say_not_enough_data_below_the_minimum(api, owner):
+    experiment_id = _create(api)["id"]
+    for variant in ("control", "warm"):
+        for n in range(29):
+            _query(owner[0], variant, 1 if n % 2 or variant == "warm" else -1, latency=n, cost=0.01)
+    rows = {
+        row["name"]: row
+        for row in api.get(f"/api/v1/experiments/{experiment_id}/results").json()["variants"]
+    }
+    for metric in ("thumbs_up_comparison", "cost_comparison", "latency_comparison"):
+        assert rows["warm"][metric] == {
+            "status": "not_enough_data",
+            "difference": None,
+            "ci_low": None,
+            "ci_high": None,
+            "significant": False,
+        }
+    _query(owner[0], "control", -1, latency=1, cost=0.01)
+    _query(owner[0], "warm", 1, latency=1, cost=0.01)
+    body = api.get(f"/api/v1/experiments/{experiment_id}/results").json()
+    warm = {row["name"]: row for row in body["variants"]}["warm"]
+    assert warm["thumbs_up_comparison"]["status"] == "estimated"
+    assert warm["latency_comparison"]["status"] == "estimated"
+    assert body["sample_ratio"] is None and body["srm"] is False  # no sessions at all
+
+
+def test_results_flag_a_sample_ratio_mismatch(api, owner):
+    experiment_id = _create(api)["id"]
+    split = {"control": 60, "warm": 40}  # at 50/50, p = 0.0455: not flagged
+    for variant, count in split.items():
+        Session.objects.bulk_create(
+            Session(
+                owner=owner[0],
+                session_id=f"{variant}{n}",
+                user_id="u",
+                experiments={"tone": variant},
+            )
+            for n in range(count)
+        )
+    body = api.get(f"/api/v1/experiments/{experiment_id}/results").json()
+    assert body["srm"] is False
+    assert body["sample_ratio"]["p_value"] == pytest.approx(0.0455, abs=1e-4)
+    Session.objects.bulk_create(
+        Session(owner=owner[0], session_id=f"more{n}", user_id="u", experiments={"tone": "control"})
+        for n in range(40)
+    )
+    body = api.get(f"/api/v1/experiments/{experiment_id}/results").json()
+    assert body["srm"] is True  # 100 against 40: p < 0.001
+    assert body["sample_ratio"]["p_value"] < 0.001
 
 
 def test_admin_still_manages_every_owners_experiments(api):
@@ -395,4 +509,11 @@ def test_openapi_covers_the_experiment_endpoints(schema):
     }
     results = paths["/api/v1/experiments/{experiment_id}/results"]["get"]["responses"]["200"]
     ref = results["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
-    assert set(schema["components"]["schemas"][ref]["properties"]) == {"experiment", "variants"}
+    assert set(schema["components"]["schemas"][ref]["properties"]) == {
+        "experiment",
+        "control",
+        "variants",
+        "srm",
+        "sample_ratio",
+        "minimums",
+    }

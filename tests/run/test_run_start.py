@@ -89,11 +89,16 @@ def test_a_provider_only_request_never_takes_another_vendors_model(api, in_proce
     assert sent["model"] == "gpt-4o-mini"
 
 
-def test_a_provider_only_request_takes_the_variants_model_of_that_same_provider(api):
+def test_a_provider_only_request_is_excluded_from_an_experiment_varying_the_provider(api):
+    # Exposure is decided by the fields the experiment varies, never by the arm: a request
+    # that names the provider bypasses it in every arm alike, and is counted as excluded.
     running_experiment("model", {"model_provider": "openai", "model_name": "gpt-4o"})
     answer = ask(api, model_provider="openai").json()
-    assert answer["model_name"] == "gpt-4o"
-    assert answer["experiments"] == {"model": "treatment"}
+    assert answer["model_name"] == "gpt-4o-mini"  # openai's default: the request decided
+    assert answer["experiments"] == {}
+    assert Query.objects.get(pk=answer["query_id"]).experiments_excluded == {
+        "model": {"variant": "treatment", "reason": "request_set:model_name"}
+    }
 
 
 def test_the_request_temperature_wins_and_then_the_variant_is_not_recorded(api, in_process):
