@@ -86,6 +86,21 @@ class ApiAutoSchema(AutoSchema):
     """Every operation documents the error envelope for the statuses it can answer, and
     its inputs as DRF validates them (NUL characters, blanks, empty query parameters)."""
 
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        # drf-spectacular offers a blank-allowing field with a pattern as oneOf [pattern,
+        # empty]. Our patterns that allow blanks match "" already, so "" would match both
+        # branches and break oneOf ("exactly one"): keep the one branch that says it all.
+        branches = schema.get("oneOf")
+        if (
+            isinstance(branches, list)
+            and len(branches) == 2
+            and branches[1] == {"type": "string", "maxLength": 0}
+            and branches[0].get("pattern") in (NO_NUL_PATTERN, EMPTY_OR_NOT_BLANK_PATTERN)
+            and "minLength" not in branches[0]
+        ):
+            schema.update(schema.pop("oneOf")[0])
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if (
