@@ -67,24 +67,11 @@ def _hashed(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def _admitted_key_id(reservation: dict[str, Any] | None) -> str | None:
-    """The id of the key a question's reservation was admitted against, where it names
-    one (its budget counters are ``quota:<window>:<key id>:<period>``)."""
-    if not reservation:
-        return None
-    if reservation.get("api_key_id"):
-        return str(reservation["api_key_id"])
-    for budget in reservation.get("budgets") or []:
-        parts = str(budget.get("counter", "")).split(":")
-        if len(parts) >= 3 and parts[0] == "quota" and ObjectId.is_valid(parts[2]):
-            return parts[2]
-    return None
-
-
 def summary_payer(*, query: Query) -> Payer:
     """Who pays for the summary ``query``'s answer triggers: the key the question was
     admitted against, else (the signed-in chat UI) the owner's account. Raises nothing."""
-    key_id = _admitted_key_id((query.request or {}).get("quota"))
+    # The reservation names the key it was admitted against (quotas.quota_admit).
+    key_id = ((query.request or {}).get("quota") or {}).get("api_key_id")
     api_key = None if key_id is None else ApiKey.objects.filter(pk=ObjectId(key_id)).first()
     if api_key is not None:
         return Payer(api_key=api_key, user_id=query.user_id)
