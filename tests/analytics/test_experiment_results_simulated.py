@@ -4,7 +4,9 @@ Users are assigned by the real code (``session_start`` for a sample, the same
 ``variant_for_user`` it calls for the bulk, checked to agree); their queries and thumbs
 are written straight to the models as a run would store them, since 2,000 full runs would
 take minutes. The path from a request to a stored, credited query is covered end to end
-in ``tests/experiments_api/test_experiment_exposure.py``. Every random number is seeded.
+in ``tests/experiments_api/test_experiment_exposure.py``. Every random number is seeded,
+and owners get fixed primary keys because assignment hashes the owner's id: each run
+assigns the same users to the same arms, whatever tests ran before it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import random
 
 import pytest
+from bson import ObjectId
 
-from analytics.selectors import experiment_report
+from analytics.experiments import experiment_report
 from analytics.services import experiment_indexes_ensure
 from queries.models import Query
 from sessions.assignment import variant_for_user
+from sessions.experiments import experiment_start
 from sessions.models import Experiment, Session
-from sessions.services import experiment_start, session_start
+from sessions.services import session_start
 
 pytestmark = pytest.mark.django_db
 
@@ -86,8 +90,8 @@ def _users(rng: random.Random, *, owner, key: str, count: int, prefix: str) -> l
     return sessions
 
 
-def test_2000_users_with_a_ten_point_effect_show_the_variant_ahead(owner):
-    user = owner[0]
+def test_2000_users_with_a_ten_point_effect_show_the_variant_ahead(django_user_model):
+    user = django_user_model.objects.create(pk=ObjectId(f"{700_001:024x}"), username="simulated")
     rng = random.Random(20)
     experiment = experiment_start(
         experiment=Experiment.objects.create(key="tone", name="Tone", variants=VARIANTS)
@@ -162,7 +166,9 @@ def test_without_an_effect_about_5_percent_of_runs_claim_one(django_user_model):
     for run in range(runs):
         rng = random.Random(1000 + run)
         # One owner per run, with its own experiment: a run reads only its owner's rows.
-        user = django_user_model.objects.create(username=f"null-{run}")
+        user = django_user_model.objects.create(
+            pk=ObjectId(f"{710_000 + run:024x}"), username=f"null-{run}"
+        )
         experiment = Experiment.objects.create(
             owner=user, key="tone", name="Tone", variants=VARIANTS
         )
