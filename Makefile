@@ -81,5 +81,5 @@ bench: install
 	$(PY) bench/memory_scale.py --sizes 1000 10000 50000 --topk-only 200000 --write
 
 clean-db:
-	-$(PY) -m llmplatform.embedded_mongo stop
+	-$(PY) -m llmplatform.embedded stop
 	rm -rf var/mongo

@@ -9,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")
     from django.core.management import execute_from_command_line
 
-    from llmplatform.embedded_mongo import attach_for_command
+    from llmplatform.embedded.attach import attach_for_command
 
     # Every command but a few known not to need it (check, help...) joins the embedded
     # database, starting it if none runs.

@@ -11,7 +11,8 @@ import logging
 import re
 
 from agents.ports import Ports
-from agents.providers.base import ChatMessage, ChatRequest, ProviderError
+from agents.providers.base import ChatMessage, ChatRequest
+from agents.providers.provider_errors import ProviderError
 from agents.providers.registry import get_chat_provider
 from agents.state import RunState
 

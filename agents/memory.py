@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from agents.ports import MemoryHit, Ports
-from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from agents.providers.provider_errors import ProviderError
 from agents.state import RunState
 
 logger = logging.getLogger(__name__)

@@ -7,8 +7,7 @@ import json
 import time
 
 from agents.ports import Ports
-from agents.providers.base import ChatMessage, ChatRequest
-from agents.providers.collect import merge_citations
+from agents.providers.base import ChatMessage, ChatRequest, merge_citations
 from agents.providers.registry import get_chat_provider
 from agents.state import RunState
 

@@ -14,13 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from analytics.charts import bar_chart, line_chart
 from analytics.selectors import (
     analytics_summary,
     cost_by_provider,
     day_facts,
     latency_percentiles_by_day,
 )
-from llmplatform.charts import bar_chart, line_chart
 
 DASHBOARD_DAYS = (7, 30, 90)
 

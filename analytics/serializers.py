@@ -21,7 +21,7 @@ class ComparisonSerializer(serializers.Serializer):
 
 
 class VariantResultSerializer(serializers.Serializer):
-    """One row of ``analytics.selectors.experiment_results``: the admin results page's numbers."""
+    """One row of ``analytics.experiments.experiment_results``: the admin results page's numbers."""
 
     name = serializers.CharField()
     weight = serializers.FloatField()

@@ -17,6 +17,7 @@ from typing import Any
 
 from analytics.sketch import LatencySketch
 from queries.models import Query
+from queries.selectors import EVALUATION_SESSION_PREFIX, users_queries
 from sessions.models import Event, Session
 
 QUERY_FIELDS = (
@@ -95,7 +96,7 @@ def tally_queries(rows: Iterable[dict[str, Any]]) -> dict[QueryKey, QueryTally]:
 
 def queries_after(moment: datetime | None, *, until: datetime | None = None):
     """Query rows with ``timestamp`` after ``moment`` (and not after ``until``)."""
-    rows = Query.objects.all() if moment is None else Query.objects.filter(timestamp__gt=moment)
+    rows = users_queries() if moment is None else users_queries().filter(timestamp__gt=moment)
     for row in rows.values(*QUERY_FIELDS):
         if until is None or row["timestamp"] <= until:
             yield row
@@ -106,7 +107,7 @@ def queries_by_id(ids: list[str]):
         return []
     from bson import ObjectId
 
-    return Query.objects.filter(pk__in=[ObjectId(pk) for pk in ids]).values(*QUERY_FIELDS)
+    return users_queries().filter(pk__in=[ObjectId(pk) for pk in ids]).values(*QUERY_FIELDS)
 
 
 def tally_activity(
@@ -123,16 +124,17 @@ def tally_activity(
     def within(moment: datetime) -> bool:
         return until is None or moment <= until
 
-    started = Session.objects.all()
+    users_sessions = Session.objects.exclude(session_id__startswith=EVALUATION_SESSION_PREFIX)
+    started = users_sessions
     if started_after is not None:
         started = started.filter(start_t__gt=started_after)
     for owner_id, start_t in started.values_list("owner_id", "start_t"):
         if within(start_t):
             tallies[(owner_id, start_t.date())].sessions += 1
     ended = (
-        Session.objects.filter(end_t__isnull=False)
+        users_sessions.filter(end_t__isnull=False)
         if ended_after is None
-        else Session.objects.filter(end_t__gt=ended_after)
+        else users_sessions.filter(end_t__gt=ended_after)
     )
     for owner_id, start_t, end_t in ended.values_list("owner_id", "start_t", "end_t"):
         if end_t is not None and within(end_t):

@@ -9,7 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.selectors import analytics_range, analytics_summary, experiment_report
+from analytics.experiments import experiment_report
+from analytics.selectors import analytics_range, analytics_summary
 from analytics.serializers import ExperimentResultsSerializer
 from analytics.services import experiment_indexes_ensure
 from sessions.selectors import experiment_get

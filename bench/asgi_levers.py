@@ -1,14 +1,14 @@
 """The project's ASGI application with candidate speed-ups applied by monkeypatching.
 
 Bench-only: ``bench/sse_streams.py --asgi-app bench.asgi_levers:application`` serves this
-instead of ``llmplatform.asgi:application``, so a lever's gain is measured end to end
+instead of ``config.asgi:application``, so a lever's gain is measured end to end
 (server, database, event log) before anyone changes the project's code. The levers come
 from BENCH_LEVERS (comma-separated names of LEVERS; empty: none, the project as is).
 
 - ``no-channel-layer``: our consumers never use the channel layer, yet each connection
   makes a channel and (with REDIS_URL) keeps a BZPOPMIN loop on Redis for it.
 - ``api-key-cache``, ``claim-in-background``, ``query-insert-concurrent``: as in
-  bench/ttft_profile.py (the same functions).
+  bench/ttft_levers.py (the same functions).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ for entry in (str(ROOT), str(ROOT / "bench")):
     if entry not in sys.path:
         sys.path.insert(0, entry)
 
-from llmplatform.asgi import application  # noqa: E402  (sets Django up)
+from config.asgi import application  # noqa: E402  (sets Django up)
 
 
 def _no_channel_layer() -> None:
@@ -33,7 +33,7 @@ def _no_channel_layer() -> None:
 
 
 def _levers() -> dict:
-    from ttft_profile import LEVERS
+    from ttft_levers import LEVERS
 
     return {"no-channel-layer": _no_channel_layer, **LEVERS}
 

@@ -197,7 +197,7 @@ def document_pages(facts: list[PlantedFact], document: int, pages: int, seed: in
 
 def start_django(prefix: str):
     """An embedded SecantusDB in a throw-away directory, Django on it, migrated."""
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     server = spawn_server(

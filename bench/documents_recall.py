@@ -7,7 +7,7 @@ page, among generated report-like filler, in PDFs of ``--pages-per-document`` pa
 PDFs go through the real ingestion (pypdf, chunking, all-MiniLM-L6-v2) on a throw-away
 embedded SecantusDB; each question (worded differently from its fact: "How many EV
 chargers are in the Lima car park?" for "The parking garage in Lima offers 12 charging
-stations for electric cars.") is searched with ``queries.document_store.search_chunks``
+stations for electric cars.") is searched with ``files.document_store.search_chunks``
 over all of the user's documents, as ``use_documents`` does. A hit: one of the 5 best
 passages is from the fact's document and page and contains the fact.
 
@@ -46,10 +46,10 @@ def main() -> int:
     from django.contrib.auth import get_user_model
 
     from agents.providers.embeddings import get_embedder
+    from files.document_store import search_chunks
     from files.ingestion import document_ingest
     from files.models import File
     from llmplatform.core.bridge import run_sync
-    from queries.document_store import search_chunks
 
     owner, _ = get_user_model().objects.get_or_create(username="recall-bench")
     facts = planted_facts(args.facts, pages_per_document=args.pages_per_document)

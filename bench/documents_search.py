@@ -4,7 +4,7 @@
 
 One end user's ready documents (100 files) holding N chunks of 384-float unit vectors
 (random: latency does not depend on what they say), written through the ORM into a
-throw-away embedded SecantusDB. Timed, per size, with ``queries.document_store.search_chunks``
+throw-away embedded SecantusDB. Timed, per size, with ``files.document_store.search_chunks``
 (what the DocumentsAgent and ``GET /api/v1/search`` call; the query is already embedded):
 
 - cold: the first search in the process (the user's chunk matrix is read from the
@@ -76,9 +76,9 @@ def main() -> int:
     from django.contrib.auth import get_user_model
 
     from agents.providers.similarity import cosine_top_k
+    from files import vector_cache
+    from files.document_store import search_chunks
     from files.models import File
-    from queries import vector_cache
-    from queries.document_store import search_chunks
 
     owner, _ = get_user_model().objects.get_or_create(username="search-bench")
     files = [

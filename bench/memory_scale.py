@@ -112,7 +112,7 @@ def measure(owner, loaded: int, rng: np.random.Generator, server_pid: int) -> di
     from django.utils import timezone
 
     from agents.ports import Scope
-    from queries import vector_cache
+    from files import vector_cache
     from queries.memory_store import QueryMemoryStore
     from queries.models import Query, Summary
 
@@ -227,7 +227,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted(args.sizes)
 
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     server = spawn_server(

@@ -2,7 +2,7 @@
 beside /api/v1/query/stream and a LiteLLM proxy, in one run against one fake OpenAI server.
 
 Sides, all started up front and measured in the same interleaved rounds (the measuring
-loop, client, targets and statistics are bench/sse_streams.py's; the processes are
+loop, client, targets and statistics are bench/sse_measure.py's; the processes are
 bench/sse_stack.py's):
 
 * direct: ``POST /v1/chat/completions`` (stream) on the fake server;
@@ -32,6 +32,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from sse_measure import (  # noqa: E402
+    MODEL,
+    Target,
+    TtftSamples,
+    measure_ttft,
+    openai_target,
+    ours_target,
+    p50,
+    percentile,
+)
 from sse_stack import (  # noqa: E402
     LITELLM_MASTER_KEY,
     LITELLM_SPEC,
@@ -46,16 +56,6 @@ from sse_stack import (  # noqa: E402
     start_asgi_server,
     start_database,
     start_litellm,
-)
-from sse_streams import (  # noqa: E402
-    MODEL,
-    Target,
-    TtftSamples,
-    measure_ttft,
-    openai_target,
-    ours_target,
-    p50,
-    percentile,
 )
 
 from tests.processes import ASGI_SERVERS, SERVED_WITH  # noqa: E402

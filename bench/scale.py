@@ -118,7 +118,7 @@ def measure(owner_name: str) -> dict[str, float]:
     from rest_framework.test import APIClient
 
     from agents.ports import Scope
-    from analytics.selectors import experiment_results
+    from analytics.experiments import experiment_results
     from llmplatform.core.services import api_key_create
     from queries.memory_store import QueryMemoryStore
     from queries.models import Query
@@ -235,7 +235,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = sorted(args.sizes)
 
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     server = spawn_server(

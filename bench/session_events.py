@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _start_database() -> object:
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-session-events-"))
     server = spawn_server(

@@ -143,7 +143,7 @@ class FakeProcess:
 
 def start_database(children: Children) -> tuple[str, object]:
     """A throw-away in-memory SecantusDB, as tests/pytest_embedded_mongo.py starts one."""
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     WORKDIR.mkdir(parents=True, exist_ok=True)
     server = spawn_server(

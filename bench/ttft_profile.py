@@ -15,7 +15,7 @@ The request is what a user sends (no ``use_memory``: true by default), as in
 bench/sse_streams.py; ``--no-memory`` sends ``use_memory: false``.
 
 ``--lever NAME`` (repeatable) applies a candidate speed-up by monkeypatching, so its gain
-is measured on the same path; see LEVERS. Nothing here changes the project's files.
+is measured on the same path; see bench/ttft_levers.py. Nothing here changes the project's files.
 
     .venv/bin/python bench/ttft_profile.py --requests 200 --write
 """
@@ -32,7 +32,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pymongo import monitoring  # noqa: E402
 from sse_stack import Children, FakeProcess, progress, project_env, start_database  # noqa: E402
+from ttft_levers import INSERTS, LEVERS, reset_levers  # noqa: E402
 
 RESULT_FILE = ROOT / "bench" / "results" / "ttft_profile.md"
 MODEL = "gpt-4o-mini"
@@ -140,22 +140,23 @@ def instrument() -> None:
     import agents.writer
     import queries.consumers
     import queries.run
+    import queries.start
+    from llmplatform.core.dispatch import InProcessDispatcher, register_runner
     from llmplatform.core.event_log import MemoryEventLog
-    from queries.dispatch import InProcessDispatcher
     from queries.engine_ports import ENGINE_PORTS
     from queries.models import Query
 
-    consumers, run = queries.consumers, queries.run
+    consumers, run, start = queries.consumers, queries.run, queries.start
     consumers.api_key_for_scope = timed_sync("API-key lookup", consumers.api_key_for_scope)
     # The validation step's name changed with the consumers' rewrite: wrap whichever exists.
     for name in ("_query_params", "_parse_request"):
         if hasattr(consumers, name):
             setattr(consumers, name, timed_sync("validation", getattr(consumers, name)))
     consumers.query_start = timed_sync("query_start (whole)", consumers.query_start)
-    # The run owner is being reshaped: wrap what exists, skip what does not.
-    for name, label in (("session_start", "  session_start"), ("_choices", "  choices")):
-        if hasattr(run, name):
-            setattr(run, name, timed_sync(label, getattr(run, name)))
+    # The run's start is being reshaped: wrap what exists, skip what does not.
+    for name, label in (("session_for_query", "  session_start"), ("_choices", "  choices")):
+        if hasattr(start, name):
+            setattr(start, name, timed_sync(label, getattr(start, name)))
     manager = Query.objects
     manager.create = timed_sync("  Query insert", manager.create)
     InProcessDispatcher.submit_run = timed_sync(
@@ -167,7 +168,7 @@ def instrument() -> None:
         mark("run started")
         await original_execute(query_id, **kwargs)
 
-    run.query_execute = execute
+    register_runner(start.RUN_TASK, execute)
     if hasattr(run, "_claim"):
         run._claim = timed_sync("claim (status update)", run._claim)
     for name in ("CoordinatorAgent", "MemoryAgent", "WriterAgent"):
@@ -195,88 +196,6 @@ def instrument() -> None:
                 MARKS["first node appended"] = time.perf_counter()
 
     MemoryEventLog.append = append
-
-
-# -- levers ------------------------------------------------------------------------------------
-
-
-def lever_api_key_cache() -> None:
-    """api_key_for_scope answered from a per-process cache for 1 s (revocation within 1 s)."""
-    import queries.consumers
-    from llmplatform.core.auth import _scope_credentials
-
-    inner = queries.consumers.api_key_for_scope
-    cache: dict[str, tuple[float, Any]] = {}
-
-    def cached(scope: dict, *, allow_query_param: bool = False) -> Any:
-        _, raw = _scope_credentials(scope, allow_query_param=allow_query_param)
-        hit = cache.get(raw or "")
-        if raw and hit is not None and time.monotonic() - hit[0] < 1.0:
-            return hit[1]
-        owner = inner(scope, allow_query_param=allow_query_param)
-        if raw and owner is not None:
-            cache[raw] = (time.monotonic(), owner)
-        return owner
-
-    queries.consumers.api_key_for_scope = cached
-
-
-def lever_claim_in_background() -> None:
-    """In-process: the claim's status write goes to a thread and is not waited for (the
-    outcome's save waits for it, so the order of writes is kept)."""
-    from django.utils import timezone
-
-    import queries.run
-    from queries.models import Query
-
-    inner_claim = queries.run._claim
-    inner_store = queries.run._store_outcome
-
-    def claim(query_id: str, query: Any) -> Any:
-        if query is None:
-            return inner_claim(query_id, query)
-        query.status = Query.Status.RUNNING
-        query.heartbeat_at = timezone.now()
-        update = Query.objects.filter(pk=query.pk).update
-        PENDING.append(WRITES.submit(update, status=query.status, heartbeat_at=query.heartbeat_at))
-        return query
-
-    def store(*args: Any, **kwargs: Any) -> Any:
-        while PENDING:
-            PENDING.pop().result(timeout=10)
-        return inner_store(*args, **kwargs)
-
-    queries.run._claim = claim
-    queries.run._store_outcome = store
-
-
-PENDING: list[Future] = []
-WRITES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bench-writes")
-
-
-def lever_query_insert_concurrent() -> None:
-    """query_start stores the Query on a thread while the run starts (id made here)."""
-    import queries.run
-    from queries.models import Query
-
-    def create(**fields: Any) -> Any:
-        from bson import ObjectId
-
-        query = Query(pk=ObjectId(), **fields)
-        INSERTS.append(WRITES.submit(query.save, force_insert=True))
-        return query
-
-    Query.objects.create = create
-    assert queries.run  # the run reads the instance it is handed: no read to wait for
-
-
-INSERTS: list[Any] = []
-
-LEVERS: dict[str, Callable[[], None]] = {
-    "api-key-cache": lever_api_key_cache,
-    "claim-in-background": lever_claim_in_background,
-    "query-insert-concurrent": lever_query_insert_concurrent,
-}
 
 
 # -- the driver --------------------------------------------------------------------------------
@@ -414,7 +333,7 @@ async def measure(
                 await asyncio.sleep(SETTLE_S)
                 sample = await one_request(app, json.dumps(body).encode(), headers)
             finally:
-                _reset_levers()
+                reset_levers()
             if index >= args.warmup:
                 samples[title].append(sample)
     return samples
@@ -465,7 +384,7 @@ def main() -> None:
 
         user = get_user_model().objects.create_user(username=f"profile-{uuid.uuid4().hex[:6]}")
         _, raw_key = api_key_create(owner=user, name="profile")
-        from llmplatform.asgi import application
+        from config.asgi import application
 
         headers = [
             (b"host", b"127.0.0.1:8000"),
@@ -474,7 +393,7 @@ def main() -> None:
             (b"authorization", f"Bearer {raw_key}".encode()),
         ]
         instrument()
-        _reset_levers()  # takes the snapshot that each plan starts from
+        reset_levers()  # takes the snapshot that each plan starts from
         loop = asyncio.new_event_loop()
         plans: list[tuple[str, list[str]]] = [("baseline", [])]
         if args.compare:
@@ -527,31 +446,6 @@ def main() -> None:
     print(report)
     if args.write:
         RESULT_FILE.write_text(report)
-
-
-SNAPSHOT: dict[str, Any] = {}
-
-
-def _reset_levers() -> None:
-    """Undo levers: restore what instrument() left (taken on first call)."""
-    import queries.consumers
-    import queries.run
-    from queries.models import Query
-
-    if not SNAPSHOT:
-        SNAPSHOT.update(
-            owner=queries.consumers.api_key_for_scope,
-            claim=queries.run._claim,
-            store=queries.run._store_outcome,
-            execute=queries.run.query_execute,
-            create=Query.objects.create,
-        )
-        return
-    queries.consumers.api_key_for_scope = SNAPSHOT["owner"]
-    queries.run._claim = SNAPSHOT["claim"]
-    queries.run._store_outcome = SNAPSHOT["store"]
-    queries.run.query_execute = SNAPSHOT["execute"]
-    Query.objects.create = SNAPSHOT["create"]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
+from django.contrib.auth.models import User
 
 from agents.providers.embeddings import OPENAI_EMBEDDING_MODEL
 from llmplatform.core.errors import ApplicationError
@@ -38,8 +39,16 @@ class Payer:
     which has no key) the account; ``user_id`` is the end user inside the key."""
 
     api_key: ApiKey | None
-    account: Any = None  # a Django user
+    account: User | None = None
     user_id: str = ""
+
+
+def payer_for(*, owner: User, api_key: ApiKey | None, user_id: str) -> Payer:
+    """Who pays for a caller's embeddings: its API key; without one (the signed-in chat
+    UI) the owner's own account."""
+    if api_key is not None:
+        return Payer(api_key=api_key, user_id=user_id)
+    return Payer(api_key=None, account=owner, user_id=user_id)
 
 
 @dataclass

@@ -22,8 +22,8 @@ from datetime import timedelta
 from bson import ObjectId
 from django.utils import timezone
 
-from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from agents.providers.provider_errors import ProviderError
 from files.charges import (
     EmbeddingCharge,
     Payer,

@@ -9,10 +9,12 @@ from django.utils import timezone
 from django_mongodb_backend.fields import ArrayField
 from django_mongodb_backend.indexes import VectorSearchIndex
 
+from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
+
 # As for queries: the Atlas vector index is built for text-embedding-3-small. Chunks of
 # the local 384-dimension model are kept in the same field, left out of the index by
 # Atlas, and searched by exact cosine instead.
-CHUNK_VECTOR_INDEX_DIMENSIONS = 1536
+CHUNK_VECTOR_INDEX_DIMENSIONS = EMBEDDING_DIMENSIONS
 CHUNK_VECTOR_INDEX_NAME = "chunk_vector_index"
 
 
@@ -26,7 +28,7 @@ class File(models.Model):
         FAILED = "failed"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    user_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
     filename = models.CharField(max_length=255)
     content_type = models.CharField(max_length=100)
     size = models.PositiveBigIntegerField()
@@ -83,7 +85,7 @@ class DocumentChunk(models.Model):
     """A passage of one document, with where it came from and its embedding."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    user_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
     file = models.ForeignKey(File, on_delete=models.CASCADE, related_name="chunks")
     # Position in the document, 0-based; with `file` it names the chunk.
     index = models.PositiveIntegerField()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from files.models import File
@@ -11,14 +12,14 @@ from files.storage import upload_storage
 from llmplatform.core.errors import ApplicationError, NotFound
 
 
-def file_list(*, owner, user_id: str | None = None) -> QuerySet[File]:
+def file_list(*, owner: User, user_id: str | None = None) -> QuerySet[File]:
     files = File.objects.filter(owner=owner)
     if user_id:
         files = files.filter(user_id=user_id)
     return files
 
 
-def file_get(*, owner, file_id: str) -> File:
+def file_get(*, owner: User, file_id: str) -> File:
     """The owner's file. Raises NotFound (also for other owners' files and malformed ids)."""
     try:
         return File.objects.get(owner=owner, pk=ObjectId(file_id))
@@ -32,7 +33,7 @@ def file_bytes(*, file: File) -> bytes:
         return stored.read()
 
 
-def documents_ready(*, owner, user_id: str, file_ids: list[str]) -> list[str]:
+def documents_ready(*, owner: User, user_id: str, file_ids: list[str]) -> list[str]:
     """The ids (deduplicated, in order) of the end user's ready documents named by
     ``file_ids``, for a question that asks about them.
 

@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from files.models import File
+from llmplatform.core.contract import MAX_ID_LENGTH
 from llmplatform.core.pagination import CursorPageParamsSerializer
 
 
@@ -15,7 +16,7 @@ class NonEmptyFileField(serializers.FileField):
 
 class FileUploadSerializer(serializers.Serializer):
     file = NonEmptyFileField()
-    user_id = serializers.CharField(max_length=128)
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
 
 
 class IngestionErrorSerializer(serializers.Serializer):
@@ -76,5 +77,8 @@ class FileSerializer(serializers.ModelSerializer):
 
 class FileListParamsSerializer(CursorPageParamsSerializer):
     user_id = serializers.CharField(
-        max_length=128, required=False, trim_whitespace=False, help_text="only these files"
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="only these files",
     )

@@ -1,7 +1,9 @@
-"""Writes for uploads: validate, store the bytes in the uploads storage, record the metadata.
+"""Writes for uploads: validate, store the bytes in the uploads storage, record the metadata,
+and hand documents to ingestion.
 
-Documents (PDF, text, Markdown, CSV, JSON, HTML, DOCX) are stored ``pending`` for
-ingestion (``files.ingestion``); the caller queues it (``documents.views``).
+Documents (PDF, text, Markdown, CSV, JSON, HTML, DOCX) are stored ``pending`` and queued
+for ingestion (``files.ingestion``, run in the background by the dispatcher); images are
+stored for vision and never ingested.
 """
 
 from __future__ import annotations
@@ -14,15 +16,21 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.utils import timezone
 
-from files.charges import Payer, budget_check_left
+from files.charges import Payer, budget_check_left, payer_for
 from files.extraction import DOCUMENT_TYPES, DOCX
+from files.ingestion import document_requeue
 from files.models import DocumentChunk, File
 from files.storage import upload_storage
 from files.storage_quota import storage_check
+from llmplatform.core.dispatch import dispatcher
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.models import ApiKey
+
+INGEST_TASK = "files.ingest_document"
 
 # What the VisionAgent and document ingestion can use; anything else is refused up front.
 ALLOWED_TYPES: dict[str, tuple[bytes, ...]] = {
@@ -60,7 +68,7 @@ _ACTIVE_MARKUP = re.compile(
 )
 # Declared by clients that do not know the type: decided by the content instead.
 UNDECLARED_TYPES = {"", "application/octet-stream"}
-# Served inline by a future download route; everything else as an attachment.
+# Served inline by the download route; everything else as an attachment.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"}
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._ \-()\[\]]+")
 
@@ -134,7 +142,9 @@ def file_check(*, upload: UploadedFile) -> str:
     return content_type
 
 
-def file_upload(*, owner, user_id: str, upload: UploadedFile, payer: Payer | None = None) -> File:
+def file_upload(
+    *, owner: User, user_id: str, upload: UploadedFile, payer: Payer | None = None
+) -> File:
     """Validate and store an upload; a document is stored ``pending`` ingestion.
 
     ``payer`` (the uploading key, or the account for the chat UI) is recorded as who pays
@@ -178,6 +188,36 @@ def file_upload(*, owner, user_id: str, upload: UploadedFile, payer: Payer | Non
         ingestion_status=File.Ingestion.PENDING if is_document else File.Ingestion.NONE,
         ingestion_queued_at=timezone.now() if is_document else None,
     )
+
+
+def document_ingest_queue(*, file: File) -> None:
+    """Hand a ``pending`` document to the background (Celery, or this process's background
+    thread in the embedded default). Raises nothing it can avoid."""
+    if file.ingestion_status == File.Ingestion.PENDING:
+        dispatcher().submit_background(INGEST_TASK, str(file.pk))
+
+
+def document_upload(
+    *, owner: User, user_id: str, upload: UploadedFile, api_key: ApiKey | None = None
+) -> File:
+    """Store an upload; a document is queued for ingestion (upload never waits for it).
+
+    Its ingestion is charged to ``api_key`` (none: the owner's account), whose storage
+    quota applies. Raises ApplicationError (413 too large or over the storage quota, 415,
+    429 budget used up).
+    """
+    payer = payer_for(owner=owner, api_key=api_key, user_id=user_id)
+    stored = file_upload(owner=owner, user_id=user_id, upload=upload, payer=payer)
+    document_ingest_queue(file=stored)
+    return stored
+
+
+def document_reingest(*, file: File) -> File:
+    """Ingest a document again (after a failure, or to re-embed); images are left alone.
+    Raises nothing."""
+    requeued = document_requeue(file=file)
+    document_ingest_queue(file=requeued)
+    return requeued
 
 
 def safe_filename(name: str | None, *, content_type: str) -> str:

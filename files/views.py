@@ -1,25 +1,55 @@
-"""File listing, metadata, download and deletion (``/api/v1/files/``).
-
-Upload lives in ``documents.views``: it queues ingestion, which only the layer above
-``queries`` (where the dispatcher is) may do.
-"""
+"""Upload, listing, metadata, download and deletion of files (``/api/v1/files/``)."""
 
 from __future__ import annotations
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from files.selectors import file_get, file_list
-from files.serializers import FileListParamsSerializer, FileSerializer
-from files.services import file_delete, file_download_headers
+from files.serializers import FileListParamsSerializer, FileSerializer, FileUploadSerializer
+from files.services import document_upload, file_delete, file_download_headers
 from files.storage import upload_storage
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import NewestFirstCursorPagination
-from llmplatform.core.schema import paginated
+from llmplatform.core.schema import error_response, paginated
+
+
+class FileUploadView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        summary="Upload a file: images for vision; PDF, text, Markdown, CSV, JSON, HTML and "
+        "DOCX documents are ingested in the background for questions (limit MAX_FILE_SIZE bytes)",
+        request={"multipart/form-data": FileUploadSerializer},
+        responses={
+            201: FileSerializer,
+            413: error_response(
+                413,
+                "File over MAX_FILE_SIZE (file_too_large), or storing it would exceed the "
+                "storage quota (storage_quota_exceeded; used_bytes and limit_bytes in details)",
+            ),
+            429: error_response(
+                429,
+                "A document whose ingestion would be charged to a used-up token or USD "
+                "budget (budget_exceeded; Retry-After)",
+            ),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = FileUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        stored = document_upload(
+            owner=request.user,
+            user_id=serializer.validated_data["user_id"],
+            upload=serializer.validated_data["file"],
+            api_key=request.auth,
+        )
+        return Response(FileSerializer(stored).data, status=201)
 
 
 class FileListView(APIView):

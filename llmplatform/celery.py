@@ -18,7 +18,7 @@ def attach_embedded_database(**_kwargs: object) -> None:
     Connected before the app exists so that it runs before the Django fix-up's model
     checks, which query the database. A prefork pool's children share its lease.
     """
-    from llmplatform.embedded_mongo import attach_embedded_database
+    from llmplatform.embedded.attach import attach_embedded_database
 
     attach_embedded_database()
 

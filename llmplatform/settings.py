@@ -133,8 +133,8 @@ if MONGODB_URI is None:
         raise EnvError("MONGODB_URI must be set when ENVIRONMENT=production.")
     # Nothing starts here. The commands that need the embedded SecantusDB attach to it
     # (starting it if none runs), and it stops once no process uses it; see
-    # llmplatform/embedded_mongo.py. Until then the host below fails any query loudly.
-    from llmplatform.embedded_mongo import NOT_ATTACHED_URI, inherited_uri
+    # llmplatform/embedded/. Until then the host below fails any query loudly.
+    from llmplatform.embedded.attach import NOT_ATTACHED_URI, inherited_uri
 
     MONGODB_URI = inherited_uri() or NOT_ATTACHED_URI
     MONGODB_EMBEDDED = True
@@ -173,9 +173,8 @@ if IS_PRODUCTION and REDIS_URL is None:
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
-CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
-# In-process mode: a failed background task (a summary) must not fail the answer.
-CELERY_TASK_EAGER_PROPAGATES = False
+# Without Redis nothing is sent to Celery: llmplatform.core.dispatch runs the task of that
+# name in this process (Task.apply), where a failure is logged and never fails the answer.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -213,6 +212,12 @@ CELERY_BEAT_SCHEDULE = {
     # Chat UI conversations end when their user left or went idle (sessions.services).
     "end-idle-sessions": {
         "task": "sessions.end_idle",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
+    # Evaluation runs whose worker died resume; runs past their deadline end `failed`.
+    "resume-or-fail-stuck-evaluations": {
+        "task": "evaluations.sweep_runs",
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60.0},
     },
@@ -322,32 +327,21 @@ CORS_EXPOSE_HEADERS = ("x-request-id",)
 # ==================== Logging ====================
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOG_FILE = env_str("LOG_FILE", "var/log/app.log")
+_LOG_HANDLERS = {"stdout": {"class": "logging.StreamHandler", "formatter": "json"}}
+if LOG_FILE:
+    _LOG_HANDLERS["file"] = {
+        "()": "llmplatform.core.logging.make_file_handler",
+        "path": str(BASE_DIR / LOG_FILE),
+        "formatter": "json",
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {"()": "llmplatform.core.logging.JsonFormatter"},
-    },
+    "formatters": {"json": {"()": "llmplatform.core.logging.JsonFormatter"}},
     # Scheduled sweeps that found nothing log at DEBUG (llmplatform/core/periodic_logging.py).
     "filters": {"quiet_idle_sweeps": {"()": "llmplatform.core.periodic_logging.QuietIdleSweeps"}},
-    "handlers": {
-        "stdout": {
-            "class": "logging.StreamHandler",
-            "formatter": "json",
-        },
-        **(
-            {
-                "file": {
-                    "()": "llmplatform.core.logging.make_file_handler",
-                    "path": str(BASE_DIR / LOG_FILE),
-                    "formatter": "json",
-                }
-            }
-            if LOG_FILE
-            else {}
-        ),
-    },
-    "root": {"handlers": ["stdout", *(["file"] if LOG_FILE else [])], "level": LOG_LEVEL},
+    "handlers": _LOG_HANDLERS,
+    "root": {"handlers": list(_LOG_HANDLERS), "level": LOG_LEVEL},
     "loggers": {
         # Django's own request logging duplicates our access log.
         "django.request": {"level": "ERROR"},
@@ -384,7 +378,8 @@ INSTALLED_APPS = [
     "products",
     "imports",
     "openai_compat",
-    "documents",
+    "evaluations",
+    "chat",
 ]
 
 MIDDLEWARE = [
@@ -407,8 +402,8 @@ MIDDLEWARE = [
     "llmplatform.core.middleware.JsonErrorMiddleware",
 ]
 
-ROOT_URLCONF = "llmplatform.urls"
-ASGI_APPLICATION = "llmplatform.asgi.application"
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
 APPEND_SLASH = False
 
 TEMPLATES = [

@@ -18,9 +18,10 @@ from llmplatform.core.stream_access import StreamAccess
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.errors import openai_error_body
 from openai_compat.serializers import OpenAIChatCompletionRequestSerializer
-from queries.consumers import follow_query
 from queries.models import Query
+from queries.question import QuestionParams
 from queries.serializers import QueryRequestSerializer
+from queries.streams import follow_query
 
 # Who asked, when the client does not say (`user`): one end user for the API's callers.
 DEFAULT_USER_ID = "openai-api"
@@ -41,7 +42,7 @@ _PARAM_OF = {
 class ChatCall:
     """A checked chat request: what the run needs, and how to answer."""
 
-    params: dict[str, Any]
+    params: QuestionParams
     model_id: str
     stream: bool
     include_usage: bool
@@ -121,11 +122,11 @@ def _first_problem(errors: Any) -> tuple[str, str]:
     return str(field), str(problems)
 
 
-def _query_params(raw: dict[str, Any]) -> dict[str, Any]:
+def _query_params(raw: dict[str, Any], conversation: list[dict[str, str]]) -> QuestionParams:
     """The query API's own checks (lengths, attachments, ranges), named as OpenAI's."""
     serializer = QueryRequestSerializer(data=raw)
     if serializer.is_valid():
-        return serializer.validated_data
+        return serializer.question(conversation=conversation)
     field, problem = _first_problem(serializer.errors)
     param = _PARAM_OF.get(field, field)
     raise _invalid(f"{param}: {problem}", param)
@@ -153,10 +154,9 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
     max_tokens = data.get("max_completion_tokens") or data.get("max_tokens")
     if max_tokens is not None:
         raw["max_tokens"] = max_tokens
-    params = {**_query_params(raw), "conversation": turns}
     options = data.get("stream_options") or {}
     return ChatCall(
-        params=params,
+        params=_query_params(raw, turns),
         model_id=served.id,
         stream=bool(data.get("stream")),
         include_usage=bool(options.get("include_usage")),

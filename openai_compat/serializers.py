@@ -7,7 +7,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from queries.run import MAX_CONVERSATION_TURNS
+from llmplatform.core.contract import (
+    MAX_ANSWER_TOKENS,
+    MAX_ID_LENGTH,
+    MAX_TEMPERATURE,
+    MIN_ANSWER_TOKENS,
+    MIN_TEMPERATURE,
+)
+from queries.start import MAX_CONVERSATION_TURNS
 
 # OpenAI's own cap on inputs per embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
@@ -35,16 +42,25 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
     stream = serializers.BooleanField(default=False, allow_null=True)
     stream_options = OpenAIStreamOptionsSerializer(required=False, allow_null=True)
     temperature = serializers.FloatField(
-        min_value=0.0, max_value=2.0, required=False, allow_null=True
+        min_value=MIN_TEMPERATURE, max_value=MAX_TEMPERATURE, required=False, allow_null=True
     )
     max_tokens = serializers.IntegerField(
-        min_value=1, max_value=32000, required=False, allow_null=True
+        min_value=MIN_ANSWER_TOKENS,
+        max_value=MAX_ANSWER_TOKENS,
+        required=False,
+        allow_null=True,
     )
     max_completion_tokens = serializers.IntegerField(
-        min_value=1, max_value=32000, required=False, allow_null=True
+        min_value=MIN_ANSWER_TOKENS,
+        max_value=MAX_ANSWER_TOKENS,
+        required=False,
+        allow_null=True,
     )
     user = serializers.CharField(
-        max_length=128, required=False, allow_null=True, help_text="the end user's user_id"
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        allow_null=True,
+        help_text="the end user's user_id",
     )
     metadata = serializers.DictField(
         required=False,
@@ -102,7 +118,7 @@ class OpenAIEmbeddingRequestSerializer(serializers.Serializer):
     dimensions = serializers.IntegerField(
         min_value=1, required=False, allow_null=True, help_text="must be the model's own"
     )
-    user = serializers.CharField(max_length=128, required=False, allow_null=True)
+    user = serializers.CharField(max_length=MAX_ID_LENGTH, required=False, allow_null=True)
 
     def validate_input(self, value: object) -> list[str]:
         texts = [value] if isinstance(value, str) else value

@@ -15,10 +15,9 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from agents.providers.provider_errors import ProviderError
 from files.charges import Payer
-from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
 from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
 from openai_compat.chat import (
@@ -38,7 +37,9 @@ from openai_compat.serializers import (
     OpenAIModelListSerializer,
 )
 from queries.models import Query
-from queries.run import query_start, query_wait
+from queries.outcome import error_of
+from queries.start import query_start
+from queries.streams import query_wait
 
 # Models have no creation date here; OpenAI's field is required, so: a fixed, honest 0.
 _NO_DATE = 0
@@ -135,17 +136,9 @@ class ChatCompletionsView(_OpenAIView):
         else:
             query = query_wait(query=query)
             if query.status == Query.Status.FAILED:
-                error = dict(query.error or {})
-                return openai_error_response(
-                    ApplicationError(
-                        error.get("message", "The answer failed."),
-                        code=error.get("code", "error"),
-                        status=error.get("status", 502),
-                        extra=error.get("details") or {},
-                    )
-                )
+                return openai_error_response(error_of(query.error))
             response = JsonResponse(completion_body(query, model_id=call.model_id))
-        response["X-Session-ID"] = call.params["session_id"]
+        response["X-Session-ID"] = call.params.session_id
         return response
 
 

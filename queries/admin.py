@@ -13,10 +13,10 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from files.vector_cache import vector_cache_forget
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
 from queries.models import Query, Summary
-from queries.vector_cache import vector_cache_forget
 
 
 class ProviderFilter(admin.SimpleListFilter):

@@ -41,7 +41,8 @@ from agents import coordinator, documents, memory, vision, writer
 from agents.providers.base import Usage
 from agents.providers.pricing import cost_for, image_input_tokens
 from files.models import File
-from queries.serializers import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS
+from llmplatform.core.contract import MAX_ANSWER_TOKENS
+from queries.serializers import MAX_QUERY_CHARS
 from queries.services import SUMMARY_MAX_TOKENS
 
 # The rule of thumb the engine uses too (English averages about 4 characters a token).

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from agents.ports import Ports, ProductResults, Scope
+from files.document_store import ChunkDocumentStore
 from llmplatform.core.bridge import to_thread
 from products.services import MAX_QUERY_LENGTH, product_search
-from queries.document_store import ChunkDocumentStore
 from queries.memory_store import QueryMemoryStore
 from sessions.models import Session
 

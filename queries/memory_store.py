@@ -5,7 +5,7 @@ summary): two owners may use the same user_id and session_id and never see each 
 
 Similar queries come from ``$vectorSearch`` where the server has it and the vector index
 was built for this model's dimensions; otherwise from exact cosine top-k over the user's
-cached matrix (``queries.vector_cache``). Candidates are returned best first with no
+cached matrix (``files.vector_cache``). Candidates are returned best first with no
 threshold: the engine decides what counts as relevant.
 """
 
@@ -18,12 +18,25 @@ from django.db import connection
 
 from agents.ports import MemoryHit, Scope, Turn
 from agents.providers.similarity import cosine_top_k
+from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, user_vectors
 from llmplatform.core.bridge import to_thread
 from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
-from queries.vector_cache import user_vectors
 
-# $vectorSearch's approximate search looks at this many candidates per result wanted.
-CANDIDATES_PER_RESULT = 20
+
+def _owned_queries(owner_id: object, user_id: str, model: str):
+    # The filter is exactly the queries_owner_user_vectors index: equality on its first
+    # four fields, a range on the fifth.
+    return Query.objects.filter(
+        owner_id=owner_id,
+        user_id=user_id,
+        embedding_model=model,
+        status=Query.Status.COMPLETED,
+    )
+
+
+QUERY_VECTORS = VectorSource(
+    name="queries", model=Query, stamp_field="completed_at", rows=_owned_queries
+)
 
 
 def uses_vector_search(dimensions: int) -> bool:
@@ -110,6 +123,7 @@ def _exact_top_k(
         user_id=scope.user_id,
         model=embedding_model,
         dimensions=len(vector),
+        source=QUERY_VECTORS,
     )
     running = _running_query_id(scope)
     while True:

@@ -8,10 +8,12 @@ from django.utils import timezone
 from django_mongodb_backend.fields import ArrayField
 from django_mongodb_backend.indexes import VectorSearchIndex
 
+from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
+
 # The vector index is built for OpenAI's text-embedding-3-small. Vectors of another
 # model (the local 384-dimension model) are stored in the same field but Atlas leaves
 # them out of the index, and memory retrieval uses exact cosine for them instead.
-VECTOR_INDEX_DIMENSIONS = 1536
+VECTOR_INDEX_DIMENSIONS = EMBEDDING_DIMENSIONS
 VECTOR_INDEX_NAME = "vector_index"
 
 
@@ -27,8 +29,8 @@ class Query(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="queries"
     )
     # The caller's end user and session, inside the owner's namespace.
-    user_id = models.CharField(max_length=128)
-    session_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
+    session_id = models.CharField(max_length=MAX_ID_LENGTH)
     query = models.TextField()
     response = models.TextField(blank=True, default="")
     embedding = ArrayField(models.FloatField(), size=VECTOR_INDEX_DIMENSIONS, null=True, blank=True)
@@ -107,8 +109,8 @@ class Summary(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="summaries"
     )
-    user_id = models.CharField(max_length=128)
-    session_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
+    session_id = models.CharField(max_length=MAX_ID_LENGTH)
     summary = models.TextField()
     pair_count = models.PositiveIntegerField()
     model_provider = models.CharField(max_length=50, blank=True, default="")

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from llmplatform.core.errors import NotFound
 from queries.models import Query
 
+# Sessions an evaluation run asks in (evaluations.services names them so).
+EVALUATION_SESSION_PREFIX = "evaluation-"
 
-def query_get(*, owner, query_id: str) -> Query:
+
+def users_queries() -> QuerySet[Query]:
+    """Every owner's queries asked by their users: not an evaluation run's questions,
+    which analytics and experiment results leave out."""
+    return Query.objects.filter(metadata__evaluation__isnull=True)
+
+
+def query_get(*, owner: User, query_id: str) -> Query:
     """The owner's query. Raises NotFound (other owners' queries and bad ids included)."""
     try:
         pk = ObjectId(query_id)
@@ -24,7 +34,7 @@ def query_get(*, owner, query_id: str) -> Query:
     return query
 
 
-def query_history(*, owner, session_id: str | None, user_id: str | None) -> QuerySet[Query]:
+def query_history(*, owner: User, session_id: str | None, user_id: str | None) -> QuerySet[Query]:
     """The owner's queries, for pages ordered (-timestamp, -pk): an index gives that order.
 
     The indexes (owner, session_id | user_id, -timestamp, -_id) and (owner, -timestamp,

@@ -5,26 +5,36 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from llmplatform.core.contract import (
+    MAX_ANSWER_TOKENS,
+    MAX_ID_LENGTH,
+    MAX_TEMPERATURE,
+    MIN_ANSWER_TOKENS,
+    MIN_TEMPERATURE,
+)
 from llmplatform.core.pagination import CursorPageParamsSerializer
 from queries.models import Query
+from queries.question import QuestionParams
+from sessions.serializers import SessionIdField
 
 MAX_QUERY_CHARS = 8000
-# The longest answer a question may ask for (max_tokens); stored answers are at most this
-# long, which bounds the history a question's admission reserves (queries.admission).
-MAX_ANSWER_TOKENS = 32000
 MAX_ATTACHMENTS = 4
 MAX_DOCUMENTS = 20
 
 
+# A question as the query API takes it; ``question()`` is what query_start takes. The
+# defaults are QuestionParams's, named here so the schema shows them. (A comment, not a
+# docstring: the docstring would become the schema's description.)
 class QueryRequestSerializer(serializers.Serializer):
-    user_id = serializers.CharField(max_length=128)
-    session_id = serializers.CharField(max_length=128)
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+    # The session API's field: a question cannot create a session /session/start refuses.
+    session_id = SessionIdField()
     query = serializers.CharField(max_length=MAX_QUERY_CHARS, trim_whitespace=True)
     model_provider = serializers.CharField(max_length=50, required=False, allow_blank=True)
     model_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    mode = serializers.ChoiceField(choices=["chat", "shopping"], default="chat")
-    web_search = serializers.BooleanField(default=False)
-    use_memory = serializers.BooleanField(default=True)
+    mode = serializers.ChoiceField(choices=["chat", "shopping"], default=QuestionParams.mode)
+    web_search = serializers.BooleanField(default=QuestionParams.web_search)
+    use_memory = serializers.BooleanField(default=QuestionParams.use_memory)
     attachments = serializers.ListField(
         child=serializers.CharField(max_length=int(settings.MAX_FILE_SIZE * 1.4) + 100),
         required=False,
@@ -41,25 +51,41 @@ class QueryRequestSerializer(serializers.Serializer):
         "unknown id or another user's file, 409 while one is not ready",
     )
     use_documents = serializers.BooleanField(
-        default=False, help_text="Search all of this end user's ready documents"
+        default=QuestionParams.use_documents,
+        help_text="Search all of this end user's ready documents",
     )
     selected_option = serializers.CharField(
         max_length=200,
         required=False,
         allow_null=True,
-        default=None,
+        default=QuestionParams.selected_option,
         help_text="The option the user picked for the last shopping question",
     )
-    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
-    max_tokens = serializers.IntegerField(min_value=1, max_value=MAX_ANSWER_TOKENS, required=False)
+    temperature = serializers.FloatField(
+        min_value=MIN_TEMPERATURE, max_value=MAX_TEMPERATURE, required=False
+    )
+    max_tokens = serializers.IntegerField(
+        min_value=MIN_ANSWER_TOKENS, max_value=MAX_ANSWER_TOKENS, required=False
+    )
+
+    def question(self, **extra: object) -> QuestionParams:
+        """The checked request (after ``is_valid``) as query_start's params; ``extra``
+        sets what this API does not take (the OpenAI-compatible API's conversation)."""
+        return QuestionParams(**self.validated_data, **extra)
 
 
 class QueryHistoryParamsSerializer(CursorPageParamsSerializer):
     session_id = serializers.CharField(
-        max_length=128, required=False, trim_whitespace=False, help_text="only this session"
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="only this session",
     )
     user_id = serializers.CharField(
-        max_length=128, required=False, trim_whitespace=False, help_text="only this end user"
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="only this end user",
     )
 
 

@@ -1,4 +1,5 @@
-"""Writes for queries besides the run (queries.run): feedback, and what follows an answer."""
+"""Writes for queries besides the run (``queries.start``, ``queries.run``): feedback, and what
+follows an answer."""
 
 from __future__ import annotations
 

@@ -8,22 +8,23 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from agents.providers.base import ProviderError
+from agents.providers.provider_errors import ProviderError
 from llmplatform.core.bridge import run_sync
-from queries.run import queries_sweep, query_execute
+from queries.run import AFTER_COMPLETION_TASK, queries_sweep, query_execute
 from queries.services import query_completed
+from queries.start import RUN_TASK
 
 SUMMARY_SOFT_LIMIT_S = 120
 
 
-@shared_task(name="queries.run_query", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
 def run_query(query_id: str) -> None:
     """Run a query; provider retries happen inside, before any token is sent."""
     run_sync(query_execute(query_id))
 
 
 @shared_task(
-    name="queries.after_completion",
+    name=AFTER_COMPLETION_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,

@@ -13,7 +13,7 @@ from llmplatform.core.pagination import NewestFirstCursorPagination
 from llmplatform.core.quotas import rate_limit_headers
 from llmplatform.core.schema import paginated
 from queries.models import Query
-from queries.run import query_cancel, query_start, query_wait
+from queries.outcome import error_of
 from queries.selectors import query_get, query_history
 from queries.serializers import (
     FeedbackSerializer,
@@ -22,6 +22,8 @@ from queries.serializers import (
     QueryResultSerializer,
 )
 from queries.services import query_feedback
+from queries.start import query_start
+from queries.streams import query_cancel, query_wait
 
 
 class QueryView(APIView):
@@ -39,16 +41,15 @@ class QueryView(APIView):
     def post(self, request: Request) -> Response:
         serializer = QueryRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        params = serializer.validated_data
+        params = serializer.question()
         query = query_wait(
             query=query_start(owner=request.user, params=params, api_key=request.auth)
         )
-        limits = rate_limit_headers(api_key=request.auth, user_id=params["user_id"])
+        limits = rate_limit_headers(api_key=request.auth, user_id=params.user_id)
         if query.status == Query.Status.FAILED:
-            error = dict(query.error or {})
-            status = error.pop("status", 502)
-            error["details"] = {**error.get("details", {}), "query_id": str(query.pk)}
-            return Response({"error": error}, status=status, headers=limits)
+            error = error_of(query.error)
+            error.extra = {**error.extra, "query_id": str(query.pk)}
+            return Response(error.as_envelope(), status=error.status, headers=limits)
         return Response(QueryResultSerializer(query).data, headers=limits)
 
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from llmplatform.core.contract import MAX_TEMPERATURE, MIN_TEMPERATURE
 from llmplatform.core.errors import ApplicationError
 
 # What a variant may change in the agent pipeline, with the type each value must have.
@@ -21,7 +22,6 @@ OVERRIDE_KEYS: dict[str, tuple[type, ...]] = {
     "system_prompt": (str,),
     "temperature": (int, float),
 }
-MAX_TEMPERATURE = 2.0
 MIN_VARIANTS = 2
 MAX_VARIANTS = 10
 MAX_SYSTEM_PROMPT = 20_000
@@ -90,8 +90,10 @@ def _clean_overrides(raw: Any, index: int) -> dict[str, Any]:
             continue  # an empty field in the form means "no change"
         if isinstance(value, bool) or not isinstance(value, OVERRIDE_KEYS[key]):
             raise _invalid(f'override "{key}" has the wrong type.', index=index)
-        if key == "temperature" and not 0 <= value <= MAX_TEMPERATURE:
-            raise _invalid(f"temperature must be between 0 and {MAX_TEMPERATURE}.", index=index)
+        if key == "temperature" and not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
+            raise _invalid(
+                f"temperature must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}.", index=index
+            )
         if key == "system_prompt" and len(value) > MAX_SYSTEM_PROMPT:
             raise _invalid(
                 f"system_prompt is longer than {MAX_SYSTEM_PROMPT} characters.", index=index

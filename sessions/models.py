@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from llmplatform.core.contract import MAX_ID_LENGTH
+
+
+def stored_now() -> datetime:
+    """Now, to the millisecond BSON dates hold: a create response shows what a read returns."""
+    now = timezone.now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class Session(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions"
     )
-    session_id = models.CharField(max_length=128)
-    user_id = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=MAX_ID_LENGTH)
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
     environment = models.JSONField(default=dict, blank=True)
     # Copied out of ``environment`` so admin can filter on it.
     device = models.CharField(max_length=50, blank=True, default="")
@@ -68,9 +78,9 @@ class Event(models.Model):
     """One client event. Its own collection: a session can have unbounded events."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    session_id = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=MAX_ID_LENGTH)
     # The client's id for the event (or one we made up): re-sending it stores nothing new.
-    event_id = models.CharField(max_length=128)
+    event_id = models.CharField(max_length=MAX_ID_LENGTH)
     type = models.CharField(max_length=32)
     t = models.BigIntegerField(help_text="When it happened on the client, epoch milliseconds")
     data = models.JSONField(default=dict, blank=True)

@@ -2,7 +2,8 @@
 
 API reads take the calling ``owner`` and never see another owner's documents. Reads that
 also need queries (analytics, the dashboard, experiment results) live in ``analytics``:
-``queries`` depends on ``sessions``, so ``sessions`` never imports ``queries``.
+``queries`` depends on ``sessions``, so ``sessions`` never imports ``queries``; a
+session's query numbers are pushed down by the run instead (``session_query_record``).
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
-from django.core.exceptions import ImproperlyConfigured
+from django.contrib.auth.models import User
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -30,18 +30,8 @@ MAX_EVENTS_LIMIT = 500
 # clicks in the first seconds does not report an absurd engagement rate.
 MIN_ENGAGEMENT_WINDOW_S = 60.0
 
-# (owner_id, session_id) -> (number of queries, first query's timestamp). Registered by
-# the analytics app at start-up: the queries live in an app that depends on this one.
-SessionQueryStats = Callable[..., tuple[int, datetime | None]]
-_session_query_stats: SessionQueryStats | None = None
 
-
-def session_query_stats_register(reader: SessionQueryStats) -> None:
-    global _session_query_stats
-    _session_query_stats = reader
-
-
-def session_get(*, owner, session_id: str) -> Session:
+def session_get(*, owner: User, session_id: str) -> Session:
     """The owner's session. Raises NotFound (also for other owners' sessions)."""
     try:
         return Session.objects.get(owner=owner, session_id=session_id)
@@ -52,7 +42,7 @@ def session_get(*, owner, session_id: str) -> Session:
         ) from None
 
 
-def end_user_session_get(*, owner, user_id: str, session_id: str) -> Session:
+def end_user_session_get(*, owner: User, user_id: str, session_id: str) -> Session:
     """The owner's session of one end user (the chat page acts only for its own user).
 
     Raises NotFound, also for the same owner's other end users' sessions: the page must
@@ -90,7 +80,7 @@ class SessionMetrics:
 
 
 def session_metrics(*, session: Session, now: datetime | None = None) -> SessionMetrics:
-    """Live metrics: from the session's events and the owner's queries in that session."""
+    """Live metrics: from the session's events and the queries counted into it."""
     end = session.end_t or now or timezone.now()
     duration = max((end - session.start_t).total_seconds(), 0.0)
     by_type = {
@@ -100,13 +90,9 @@ def session_metrics(*, session: Session, now: datetime | None = None) -> Session
         .annotate(n=Count("id"))
         .order_by("type")
     }
-    if _session_query_stats is None:
-        raise ImproperlyConfigured(
-            "Session metrics need the analytics app (INSTALLED_APPS) to count queries."
-        )
-    query_count, first_query_at = _session_query_stats(
-        owner_id=session.owner_id, session_id=session.session_id
-    )
+    # Counted as the run stores each query (``sessions.services.session_query_record``):
+    # this app sits below queries and never reads them.
+    query_count, first_query_at = session.query_count, session.first_query_at
     event_count = sum(by_type.values())
     return SessionMetrics(
         duration_seconds=round(duration, 3),
@@ -170,12 +156,12 @@ def session_events_page(*, session: Session, limit: int, cursor: str | None) -> 
     return EventPage(events=page, next_cursor=_cursor_encode(page[-1]) if has_more else None)
 
 
-def experiment_list(*, owner) -> QuerySet[Experiment]:
+def experiment_list(*, owner: User) -> QuerySet[Experiment]:
     """The owner's experiments (API); operator-wide ones (no owner) are admin's alone."""
     return Experiment.objects.filter(owner=owner)
 
 
-def experiment_get(*, owner, experiment_id: str) -> Experiment:
+def experiment_get(*, owner: User, experiment_id: str) -> Experiment:
     """The owner's experiment. Raises NotFound (other owners', operators', malformed ids)."""
     try:
         return Experiment.objects.get(owner=owner, pk=ObjectId(experiment_id))
@@ -183,12 +169,14 @@ def experiment_get(*, owner, experiment_id: str) -> Experiment:
         raise NotFound("Experiment") from None
 
 
-def experiments_applying_to(*, owner_id) -> QuerySet[Experiment]:
+def experiments_applying_to(*, owner_id: ObjectId | str) -> QuerySet[Experiment]:
     """The experiments that may assign this owner's sessions: its own and operator-wide ones."""
     return Experiment.objects.filter(Q(owner__isnull=True) | Q(owner_id=owner_id))
 
 
-def experiment_key_in_use(*, owner_id, key: str, exclude_pk=None) -> bool:
+def experiment_key_in_use(
+    *, owner_id: ObjectId | None, key: str, exclude_pk: ObjectId | None = None
+) -> bool:
     """Whether ``key`` would name two experiments for some owner's sessions: the owner's
     own or an operator-wide one with that key; for an operator-wide experiment
     (``owner_id`` None), any experiment with that key. Other owners' keys never count
@@ -239,20 +227,3 @@ def session_variants(*, session: Session) -> list[AssignedVariant]:
         varied = frozenset(key for v in variants for key in v.get("overrides") or {})
         result.append(AssignedVariant(experiment.key, name, dict(overrides), varied))
     return result
-
-
-# ----- moved to analytics -----
-
-
-def analytics_range(**kwargs: Any) -> Any:
-    """Moved to ``analytics.selectors`` (sessions may not import queries or analytics).
-
-    Kept only so ``sessions.views`` imports until its unrouted AnalyticsSummaryView is
-    deleted (``GET /api/v1/analytics/summary`` is served by ``analytics.views``).
-    """
-    raise RuntimeError("Use analytics.selectors.analytics_range.")
-
-
-def analytics_summary(**kwargs: Any) -> Any:
-    """Moved to ``analytics.selectors``; see ``analytics_range`` above."""
-    raise RuntimeError("Use analytics.selectors.analytics_summary.")

@@ -6,10 +6,10 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from llmplatform.core.contract import MAX_ID_LENGTH, MAX_TEMPERATURE, MIN_TEMPERATURE
 from llmplatform.core.pagination import CursorPageParamsSerializer
 from sessions.assignment import (
     MAX_SYSTEM_PROMPT,
-    MAX_TEMPERATURE,
     MAX_VARIANTS,
     MIN_VARIANTS,
     OVERRIDE_KEYS,
@@ -20,7 +20,6 @@ from sessions.selectors import MAX_EVENTS_LIMIT
 from sessions.services import (
     EVENT_TYPES,
     MAX_BATCH_EVENTS,
-    MAX_EVENT_ID_LENGTH,
     MAX_EVENT_T,
 )
 
@@ -32,7 +31,7 @@ EVENT_SCHEMA = {
         "id": {
             "type": "string",
             "minLength": 1,
-            "maxLength": MAX_EVENT_ID_LENGTH,
+            "maxLength": MAX_ID_LENGTH,
             "nullable": True,
         },
         "t": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_T},
@@ -69,7 +68,7 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
     {
         "type": "string",
         "minLength": 1,
-        "maxLength": 128,
+        "maxLength": MAX_ID_LENGTH,
         "pattern": SESSION_ID_PATTERN,
         "not": {"enum": sorted(RESERVED_SESSION_IDS)},
     }
@@ -77,11 +76,11 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9._:\-]+$"
 class SessionIdField(serializers.CharField):
     def __init__(self, **kwargs) -> None:
         super().__init__(
-            max_length=128,
+            max_length=MAX_ID_LENGTH,
             validators=[
                 RegexValidator(
                     SESSION_ID_PATTERN,
-                    "Use letters, digits and . _ : - only (at most 128 characters).",
+                    f"Use letters, digits and . _ : - only (at most {MAX_ID_LENGTH} characters).",
                 ),
                 _not_reserved,
             ],
@@ -103,7 +102,7 @@ class EnvironmentSerializer(serializers.Serializer):
 
 class SessionStartSerializer(serializers.Serializer):
     session_id = SessionIdField()
-    user_id = serializers.CharField(max_length=128)
+    user_id = serializers.CharField(max_length=MAX_ID_LENGTH)
     environment = EnvironmentSerializer(required=False, default=dict)
 
 
@@ -231,7 +230,11 @@ VARIANTS_SCHEMA = {
                     "model_provider": {"type": "string", "maxLength": 200},
                     "model_name": {"type": "string", "maxLength": 200},
                     "system_prompt": {"type": "string", "maxLength": MAX_SYSTEM_PROMPT},
-                    "temperature": {"type": "number", "minimum": 0, "maximum": MAX_TEMPERATURE},
+                    "temperature": {
+                        "type": "number",
+                        "minimum": MIN_TEMPERATURE,
+                        "maximum": MAX_TEMPERATURE,
+                    },
                 },
             },
         },

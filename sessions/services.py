@@ -1,4 +1,7 @@
-"""Writes for sessions, their events and experiments."""
+"""Writes for sessions, their events and the chat UI's conversations.
+
+Experiment writes are in ``sessions.experiments``.
+"""
 
 from __future__ import annotations
 
@@ -13,16 +16,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.db.models import F
-from django.utils import timezone
 
+from llmplatform.core.contract import MAX_ID_LENGTH
 from llmplatform.core.errors import ApplicationError
-from sessions.assignment import variant_for_user, variants_clean
-from sessions.models import Event, Experiment, Session
+from sessions.assignment import variant_for_user
+from sessions.models import Event, Experiment, Session, stored_now
 from sessions.selectors import (
     end_user_session_get,
-    experiment_key_in_use,
     experiments_applying_to,
     session_get,
     session_metrics,
@@ -43,7 +46,6 @@ EVENT_TYPES = (
 )
 MAX_EVENT_DATA_BYTES = 16 * 1024
 MAX_BATCH_EVENTS = 500
-MAX_EVENT_ID_LENGTH = 128
 # Year 9999 in epoch ms: anything larger is not a timestamp, it is a bug on the client.
 MAX_EVENT_T = 253_402_300_799_999
 
@@ -77,12 +79,6 @@ class SessionEndResult:
     already_ended: bool
 
 
-def _now() -> datetime:
-    # BSON dates hold milliseconds: a create response must show what a later read returns.
-    now = timezone.now()
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def _running_experiment_assignments(*, owner_id: str, user_id: str) -> dict[str, str]:
     return {
         experiment.key: variant_for_user(
@@ -100,7 +96,7 @@ def _running_experiment_assignments(*, owner_id: str, user_id: str) -> dict[str,
 
 
 def session_start(
-    *, owner, session_id: str, user_id: str, environment: Mapping[str, Any]
+    *, owner: User, session_id: str, user_id: str, environment: Mapping[str, Any]
 ) -> SessionStartResult:
     """Create the session (or return the existing one). Raises ApplicationError 409."""
     existing = Session.objects.filter(owner=owner, session_id=session_id).first()
@@ -111,7 +107,7 @@ def session_start(
             user_id=user_id,
             environment=dict(environment),
             device=str(environment.get("device") or ""),
-            start_t=_now(),
+            start_t=stored_now(),
             # Exposure: the assignments are written once, here, and never re-rolled.
             experiments=_running_experiment_assignments(owner_id=str(owner.pk), user_id=user_id),
         )
@@ -141,7 +137,7 @@ _KNOWN_SESSION_TTL_S = 300.0
 _known_lock = threading.Lock()
 
 
-def session_for_query(*, owner, session_id: str, user_id: str) -> Session:
+def session_for_query(*, owner: User, session_id: str, user_id: str) -> Session:
     """The session a query belongs to, started through ``session_start`` when it is new.
 
     A query may name a session that another of the owner's end users started (the query
@@ -170,48 +166,69 @@ def session_for_query(*, owner, session_id: str, user_id: str) -> Session:
     return session
 
 
+def session_query_record(*, session: Session, at: datetime) -> None:
+    """Count a query the run stored in ``session`` (asked at ``at``). Raises nothing.
+
+    The run calls this once per stored query: sessions sit below queries and never read
+    them, so a session's query numbers are pushed down here. An ended session keeps the
+    numbers it ended with.
+    """
+    open_session = Session.objects.filter(pk=session.pk, end_t=None)
+    open_session.update(query_count=F("query_count") + 1)
+    open_session.filter(first_query_at=None).update(first_query_at=at)
+
+
 def _data_size(data: Any) -> int:
     return len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _event_problem(raw: Any) -> tuple[str, str] | None:
-    """(code, reason) for an event that cannot be stored, or None when it is valid."""
+def _event_problem(raw: Any) -> ApplicationError | None:
+    """Why an event cannot be stored (its code, reason and status), or None when it is valid."""
     if not isinstance(raw, dict):
-        return "invalid_event", "An event must be an object with t, type and data."
+        return ApplicationError(
+            "An event must be an object with t, type and data.", code="invalid_event"
+        )
     event_type = raw.get("type")
     if not isinstance(event_type, str) or not event_type:
-        return "invalid_event", 'The event has no "type".'
+        return ApplicationError('The event has no "type".', code="invalid_event")
     if event_type not in EVENT_TYPES:
-        return (
-            "unknown_event_type",
+        return ApplicationError(
             f'Unknown event type "{event_type[:40]}"; allowed: {", ".join(EVENT_TYPES)}.',
+            code="unknown_event_type",
         )
     t = raw.get("t")
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= MAX_EVENT_T:
-        return "invalid_event", '"t" must be an integer time in epoch milliseconds.'
+        return ApplicationError(
+            '"t" must be an integer time in epoch milliseconds.', code="invalid_event"
+        )
     data = raw.get("data", {})
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        return "invalid_event", '"data" must be an object.'
+        return ApplicationError('"data" must be an object.', code="invalid_event")
     size = _data_size(data)
     if size > MAX_EVENT_DATA_BYTES:
-        return (
-            "event_data_too_large",
+        return ApplicationError(
             f'"data" is {size} bytes as JSON; the limit is {MAX_EVENT_DATA_BYTES} bytes.',
+            code="event_data_too_large",
+            status=413,
         )
     event_id = raw.get("id")
     if event_id is not None and (
-        not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+        not isinstance(event_id, str) or not 0 < len(event_id) <= MAX_ID_LENGTH
     ):
-        return "invalid_event", f'"id" must be a string of 1-{MAX_EVENT_ID_LENGTH} characters.'
+        return ApplicationError(
+            f'"id" must be a string of 1-{MAX_ID_LENGTH} characters.', code="invalid_event"
+        )
     unknown = sorted(set(raw) - {"id", "t", "type", "data"})
     if unknown:
-        return "invalid_event", f"Unknown event field(s): {', '.join(unknown)}."
+        return ApplicationError(
+            f"Unknown event field(s): {', '.join(unknown)}.", code="invalid_event"
+        )
     return None
 
 
-def _open_session(*, owner, session_id: str) -> Session:
+def _open_session(*, owner: User, session_id: str) -> Session:
     session = session_get(owner=owner, session_id=session_id)
     if session.is_ended:
         raise ApplicationError(
@@ -250,7 +267,9 @@ def _events_insert(*, events: list[Event]) -> int:
     return len(events)
 
 
-def session_events_track(*, owner, session_id: str, events: Sequence[Any]) -> EventBatchResult:
+def session_events_track(
+    *, owner: User, session_id: str, events: Sequence[Any]
+) -> EventBatchResult:
     """Store the valid events of a batch once each. Raises NotFound, ApplicationError 4xx."""
     if not events:
         raise ApplicationError(
@@ -263,7 +282,7 @@ def session_events_track(*, owner, session_id: str, events: Sequence[Any]) -> Ev
             status=413,
         )
     session = _open_session(owner=owner, session_id=session_id)
-    now = _now()
+    now = stored_now()
     rejected: list[EventRejection] = []
     candidates: dict[str, Event] = {}
     duplicates = 0
@@ -274,8 +293,8 @@ def session_events_track(*, owner, session_id: str, events: Sequence[Any]) -> Ev
             rejected.append(
                 EventRejection(
                     index=index,
-                    code=problem[0],
-                    reason=problem[1],
+                    code=problem.code,
+                    reason=problem.message,
                     id=client_id if isinstance(client_id, str) else None,
                 )
             )
@@ -311,32 +330,25 @@ def session_events_track(*, owner, session_id: str, events: Sequence[Any]) -> Ev
     )
 
 
-def session_event_track(*, owner, session_id: str, event: Any) -> EventBatchResult:
+def session_event_track(*, owner: User, session_id: str, event: Any) -> EventBatchResult:
     """Store one event once. Raises NotFound, ApplicationError (400, 409, 413)."""
     problem = _event_problem(event)
     if problem is not None:
-        code, reason = problem
-        raise ApplicationError(
-            reason, code=code, status=413 if code == "event_data_too_large" else 400
-        )
+        raise problem
     return session_events_track(owner=owner, session_id=session_id, events=[event])
 
 
-def session_end(*, owner, session_id: str, end_t: datetime | None = None) -> SessionEndResult:
+def session_end(*, owner: User, session_id: str, end_t: datetime | None = None) -> SessionEndResult:
     """End the session (at ``end_t``, default now) and store its final metrics; a no-op
     when ended. Raises NotFound."""
     session = session_get(owner=owner, session_id=session_id)
     if session.is_ended:
         return SessionEndResult(session=session, already_ended=True)
-    end_t = _now() if end_t is None else max(end_t, session.start_t)
+    end_t = stored_now() if end_t is None else max(end_t, session.start_t)
     metrics = session_metrics(session=session, now=end_t)
     # The end_t filter makes two concurrent ends write once: the loser sees 0 rows.
     updated = Session.objects.filter(pk=session.pk, end_t=None).update(
-        end_t=end_t,
-        metrics=metrics.as_document(),
-        query_count=metrics.query_count,
-        event_count=metrics.event_count,
-        first_query_at=metrics.first_query_at,
+        end_t=end_t, metrics=metrics.as_document(), event_count=metrics.event_count
     )
     session.refresh_from_db()
     return SessionEndResult(session=session, already_ended=updated == 0)
@@ -352,7 +364,7 @@ MAX_TITLE_CHARS = 200
 
 
 def conversation_start(
-    *, owner, session_id: str, user_id: str, environment: Mapping[str, Any]
+    *, owner: User, session_id: str, user_id: str, environment: Mapping[str, Any]
 ) -> SessionStartResult:
     """``session_start``, then the session ends after inactivity. Raises ApplicationError 409."""
     result = session_start(
@@ -364,7 +376,7 @@ def conversation_start(
 
 
 def _activity_mark(*, session: Session, ends_in: timedelta) -> None:
-    now = _now()
+    now = stored_now()
     Session.objects.filter(pk=session.pk, end_t=None).update(
         last_active_at=now, ends_after=now + ends_in
     )
@@ -372,7 +384,7 @@ def _activity_mark(*, session: Session, ends_in: timedelta) -> None:
 
 
 def conversation_activity_record(
-    *, owner, user_id: str, session_id: str, event: Any
+    *, owner: User, user_id: str, session_id: str, event: Any
 ) -> EventBatchResult:
     """Store the event and keep the end user's session open. Raises NotFound (also for the
     owner's other end users' sessions), ApplicationError 4xx (409 session_ended once it ended)."""
@@ -385,7 +397,7 @@ def conversation_activity_record(
     return result
 
 
-def conversation_leave(*, owner, user_id: str, session_id: str) -> Session:
+def conversation_leave(*, owner: User, user_id: str, session_id: str) -> Session:
     """The end user left the page: the session ends unless they come back within the grace
     period. Raises NotFound (also for the owner's other end users' sessions)."""
     session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
@@ -394,7 +406,7 @@ def conversation_leave(*, owner, user_id: str, session_id: str) -> Session:
     return session
 
 
-def conversation_rename(*, owner, user_id: str, session_id: str, title: str) -> Session:
+def conversation_rename(*, owner: User, user_id: str, session_id: str, title: str) -> Session:
     """Set the end user's conversation's title; blank returns to its first question.
     Raises NotFound (also for the owner's other end users' sessions), ApplicationError 400."""
     session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
@@ -411,7 +423,7 @@ def conversation_rename(*, owner, user_id: str, session_id: str, title: str) -> 
 def sessions_end_idle(*, now: datetime | None = None) -> int:
     """End every session whose activity window passed, at its last activity; returns how
     many this call ended. Raises nothing."""
-    now = now or _now()
+    now = now or stored_now()
     due = Session.objects.filter(end_t=None, ends_after__lt=now)
     ended = 0
     for session in due.iterator():
@@ -422,112 +434,3 @@ def sessions_end_idle(*, now: datetime | None = None) -> int:
         )
         ended += not result.already_ended
     return ended
-
-
-def experiment_start(*, experiment: Experiment) -> Experiment:
-    """Run the experiment (new sessions get assigned). Raises ApplicationError on bad variants."""
-    experiment.variants = variants_clean(experiment.variants)
-    if experiment.status != Experiment.Status.RUNNING:
-        experiment.status = Experiment.Status.RUNNING
-        experiment.started_at = experiment.started_at or timezone.now()
-        experiment.stopped_at = None
-        experiment.save(update_fields=["variants", "status", "started_at", "stopped_at"])
-    return experiment
-
-
-def experiment_stop(*, experiment: Experiment) -> Experiment:
-    """Stop assigning the experiment and applying its overrides (idempotent). Raises nothing."""
-    if experiment.status == Experiment.Status.RUNNING:
-        experiment.status = Experiment.Status.STOPPED
-        experiment.stopped_at = timezone.now()
-        experiment.save(update_fields=["status", "stopped_at"])
-    return experiment
-
-
-def experiment_save(
-    *,
-    experiment: Experiment,
-    variants: Any,
-) -> Experiment:
-    """Create or update an experiment with validated variants. Raises ApplicationError 400/409."""
-    cleaned = variants_clean(variants)
-    if experiment.pk is not None and experiment.status == Experiment.Status.RUNNING:
-        stored = (
-            Experiment.objects.filter(pk=experiment.pk).values_list("variants", flat=True).first()
-        )
-        if stored is not None and stored != cleaned:
-            # Changing weights of a running experiment re-assigns users mid-test.
-            raise ApplicationError(
-                "Stop the experiment before changing its variants or weights.",
-                code="experiment_running",
-                status=409,
-            )
-    experiment.variants = cleaned
-    experiment.save()
-    return experiment
-
-
-def experiment_create(
-    *, owner, key: str, name: str, description: str = "", variants: Any
-) -> Experiment:
-    """A draft experiment of ``owner``. Raises ApplicationError 400 (variants), 409 (key
-    used by another of the owner's experiments or an operator-wide one)."""
-    cleaned = variants_clean(variants)
-    if experiment_key_in_use(owner_id=owner.pk, key=key):
-        raise _key_taken(key)
-    experiment = Experiment(
-        owner=owner,
-        key=key,
-        name=name,
-        description=description,
-        variants=cleaned,
-        created_at=_now(),
-    )
-    try:
-        experiment.save(force_insert=True)
-    except IntegrityError:
-        raise _key_taken(key) from None  # created by a concurrent request
-    return experiment
-
-
-def _key_taken(key: str) -> ApplicationError:
-    # Keys are unique per owner: only the owner's own experiments, or an operator-wide
-    # one that assigns the owner's sessions too, can hold it. Another owner's never does.
-    return ApplicationError(
-        f'You already have an experiment with the key "{key}" (or an operator-wide one '
-        "uses it); choose another key.",
-        code="experiment_key_taken",
-        status=409,
-    )
-
-
-def experiment_update(
-    *,
-    experiment: Experiment,
-    name: str | None = None,
-    description: str | None = None,
-    variants: Any = None,
-) -> Experiment:
-    """Change name, description or variants. Raises ApplicationError 400, 409 (running)."""
-    if name is not None:
-        experiment.name = name
-    if description is not None:
-        experiment.description = description
-    return experiment_save(
-        experiment=experiment,
-        variants=experiment.variants if variants is None else variants,
-    )
-
-
-def experiment_delete(*, experiment: Experiment) -> None:
-    """Delete an experiment that never ran. Raises ApplicationError 409 once it has run."""
-    if experiment.started_at is not None:
-        # Sessions and queries keep its key as their exposure record: deleting it would
-        # free the key, and a new experiment under that key would count the old exposure.
-        raise ApplicationError(
-            "This experiment has run; its sessions and queries refer to its key. Stop it "
-            "instead: a stopped experiment changes nothing and keeps its results.",
-            code="experiment_has_run",
-            status=409,
-        )
-    experiment.delete()

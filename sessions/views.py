@@ -5,8 +5,7 @@ by ``analytics.views``."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,11 +14,16 @@ from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
 from llmplatform.core.pagination import NewestFirstCursorPagination
 from llmplatform.core.schema import error_response, paginated
+from sessions.experiments import (
+    experiment_create,
+    experiment_delete,
+    experiment_start,
+    experiment_stop,
+    experiment_update,
+)
 from sessions.selectors import (
     DEFAULT_EVENTS_LIMIT,
     MAX_EVENTS_LIMIT,
-    analytics_range,
-    analytics_summary,
     experiment_get,
     experiment_list,
     session_events_page,
@@ -41,11 +45,6 @@ from sessions.serializers import (
     SessionStartSerializer,
 )
 from sessions.services import (
-    experiment_create,
-    experiment_delete,
-    experiment_start,
-    experiment_stop,
-    experiment_update,
     session_end,
     session_event_track,
     session_events_track,
@@ -183,22 +182,6 @@ class SessionEndView(JsonApiView):
         body["query_count"] = result.session.query_count
         body["already_ended"] = result.already_ended
         return Response(body)
-
-
-class AnalyticsSummaryView(APIView):
-    @extend_schema(
-        summary="Per-day sessions, queries, events, average duration, tokens and cost by model",
-        parameters=[
-            OpenApiParameter("from", str, description="ISO date, inclusive; default to - 6 days"),
-            OpenApiParameter("to", str, description="ISO date, inclusive (UTC); default today"),
-        ],
-        responses={200: inline_serializer("AnalyticsSummary", {"days": serializers.ListField()})},
-    )
-    def get(self, request: Request) -> Response:
-        start, end = analytics_range(
-            start=request.query_params.get("from"), end=request.query_params.get("to")
-        )
-        return Response(analytics_summary(owner=request.user, start=start, end=end))
 
 
 # ----- experiments -----

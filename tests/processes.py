@@ -9,7 +9,7 @@ import os
 import socket
 import sys
 
-ASGI_APPLICATION = "llmplatform.asgi:application"
+ASGI_APPLICATION = "config.asgi:application"
 ASGI_SERVERS = ("daphne", "uvicorn", "granian")
 # The server `manage.py serve` and the Docker image run; tests use it unless
 # LLMPLATFORM_TEST_ASGI_SERVER names another of ASGI_SERVERS.

@@ -2,7 +2,7 @@
 
 Loaded with ``-p`` (see pyproject.toml) so it runs before pytest-django reads the
 settings, which take MONGODB_URI at import time. The suite never uses the shared
-embedded server of ``var/mongo`` (``llmplatform.embedded_mongo``): each run starts its
+embedded server of ``var/mongo`` (``llmplatform.embedded``): each run starts its
 own in-memory server, which stops with the run (``exit_with_parent``) and is handed to
 the run's daphne and Celery processes through MONGODB_URI.
 """
@@ -37,7 +37,7 @@ def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, None, None]:
     global _server
-    from llmplatform.embedded_mongo import spawn_server
+    from llmplatform.embedded.server import spawn_server
 
     os.environ["LLMPLATFORM_SKIP_DOTENV"] = "1"  # a developer's .env must not leak in
     os.environ["ENVIRONMENT"] = "test"

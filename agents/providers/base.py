@@ -1,16 +1,20 @@
-"""The provider interface every vendor plugin implements.
+"""The provider interface every vendor plugin implements, and its default ``complete``
+(the stream collected into one ChatResult).
 
 Everything above this package (agents, services, views) speaks only these types;
-vendor SDKs are imported in the vendor modules of this package and nowhere else.
+vendor SDKs are imported in the vendor modules of this package and nowhere else. Errors
+are ``provider_errors``', which imports nothing of this package.
 """
 
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agents.providers.provider_errors import incomplete_stream_error
 from llmplatform.core.errors import ApplicationError
 
 
@@ -224,40 +228,6 @@ class ChatResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
 
 
-class ProviderError(ApplicationError):
-    """A vendor call failed. ``retryable`` says whether trying again may succeed.
-
-    The message never contains keys or request bodies: it names the provider, what
-    went wrong and what the caller can do.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        retryable: bool,
-        code: str = "provider_error",
-        status: int = 502,
-        upstream_status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            code=code,
-            status=status,
-            extra={
-                "provider": provider,
-                "retryable": retryable,
-                "upstream_status": upstream_status,
-            },
-        )
-        self.provider = provider
-        self.retryable = retryable
-        self.upstream_status = upstream_status
-        self.retry_after = retry_after
-
-
 class ChatProvider(abc.ABC):
     """A chat model vendor. One instance per configured vendor, shared by all requests."""
 
@@ -277,8 +247,6 @@ class ChatProvider(abc.ABC):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The whole answer at once. Raises ProviderError."""
-        from agents.providers.collect import collect_stream
-
         return await collect_stream(self, request)
 
 
@@ -331,3 +299,101 @@ def check_capabilities(
             feature="response_format",
             supported_by=supported_by.get("response_format", []),
         )
+
+
+# -- the default complete(): a stream collected into one ChatResult ------------------------
+
+
+def merge_citations(into: list[Citation], new: tuple[Citation, ...] | list[Citation]) -> None:
+    """Append ``new`` citations whose URL is not in ``into`` yet (vendors repeat them)."""
+    seen = {c.url for c in into}
+    for citation in new:
+        if citation.url not in seen:
+            seen.add(citation.url)
+            into.append(citation)
+
+
+class ToolCallAssembler:
+    """Builds whole ToolCalls from streamed ToolCallDeltas (interleaved or not)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[int, str] = {}
+        self._names: dict[int, str] = {}
+        self._arguments: dict[int, list[str]] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        if delta.id:
+            self._ids[delta.index] = delta.id
+        if delta.name:
+            self._names[delta.index] = delta.name
+        self._arguments.setdefault(delta.index, []).append(delta.arguments)
+
+    def calls(self) -> list[ToolCall]:
+        """The calls in index order; a call whose first delta never came has no id/name."""
+        return [
+            ToolCall(
+                id=self._ids.get(index, ""),
+                name=self._names.get(index, ""),
+                arguments="".join(self._arguments[index]),
+            )
+            for index in sorted(self._arguments)
+        ]
+
+
+async def collect_stream(provider: ChatProvider, request: ChatRequest) -> ChatResult:
+    """The whole streamed answer with time to first token and total time.
+
+    Raises ProviderError, including when the stream ends without a finish chunk: a cut
+    stream must never look like a short, successful answer.
+    """
+    started = time.perf_counter()
+    first_token_at: float | None = None
+    parts: list[str] = []
+    citations: list[Citation] = []
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    model = request.model
+    tool_calls = ToolCallAssembler()
+    stream = provider.stream(request)
+    try:
+        async for chunk in stream:
+            if chunk.text:
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                parts.append(chunk.text)
+            if chunk.tool_calls:
+                if first_token_at is None:
+                    first_token_at = time.perf_counter()
+                for delta in chunk.tool_calls:
+                    tool_calls.add(delta)
+            if chunk.citations:
+                merge_citations(citations, chunk.citations)
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if chunk.model:
+                model = chunk.model
+            if chunk.finish_reason is not None:
+                finish_reason = chunk.finish_reason
+    finally:
+        # Close the vendor stream (and its connection) even when the consumer fails.
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if finish_reason is None:
+        raise incomplete_stream_error(provider=provider.name)
+    ended = time.perf_counter()
+    return ChatResult(
+        provider=provider.name,
+        model=model,
+        text="".join(parts),
+        finish_reason=finish_reason,
+        citations=citations,
+        usage=usage if usage is not None else Usage(),
+        timings=Timings(
+            time_to_first_token_ms=None
+            if first_token_at is None
+            else (first_token_at - started) * 1000.0,
+            total_ms=(ended - started) * 1000.0,
+        ),
+        tool_calls=tool_calls.calls(),
+    )

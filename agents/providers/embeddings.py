@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from agents.providers.base import EmbeddingProvider, ProviderError
+from agents.providers.base import EmbeddingProvider
 from agents.providers.packaged_models import packaged_file, verify_sha256
 from agents.providers.provider_errors import (
+    ProviderError,
     map_sdk_error,
     unexpected_response_error,
 )
 from llmplatform.core.config import on_config_change, provider_config
+from llmplatform.core.contract import EMBEDDING_DIMENSIONS
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import tokenizers
 
 OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
-OPENAI_EMBEDDING_DIMENSIONS = 1536
+OPENAI_EMBEDDING_DIMENSIONS = EMBEDDING_DIMENSIONS
 LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 LOCAL_EMBEDDING_DIMENSIONS = 384
 

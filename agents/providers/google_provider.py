@@ -22,13 +22,13 @@ from agents.providers.base import (
     ChatRequest,
     ChatResult,
     Citation,
-    ProviderError,
     Timings,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 from agents.providers.provider_errors import (
+    ProviderError,
     connection_error,
     incomplete_stream_error,
     malformed_error,

@@ -29,11 +29,11 @@ from agents.providers.base import (
     ChatMessage,
     ChatProvider,
     ChatRequest,
-    ProviderError,
     Usage,
     check_capabilities,
 )
 from agents.providers.packaged_models import packaged_file, verify_sha256
+from agents.providers.provider_errors import ProviderError
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -193,10 +193,15 @@ class LocalProvider(ChatProvider):
         model_file: Path | None = None,
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
+        providers_supporting: Callable[[str], list[str]] | None = None,
     ) -> None:
         self._model_file = model_file
         self._n_ctx = n_ctx
         self._n_threads = n_threads or default_thread_count()
+        # Which providers can do what this one cannot ("tools", "response_format"), for the
+        # refusal to name them. The registry passes its own lookup (it sits above this
+        # module); a provider built alone names none.
+        self._providers_supporting = providers_supporting or (lambda feature: [])
 
     def _model(self) -> _LoadedModel:
         path = self._model_file or model_path()
@@ -214,14 +219,12 @@ class LocalProvider(ChatProvider):
         """Yield the answer token by token. Raises ProviderError, or ApplicationError (400)
         for tools and response_format, which a 135M model cannot honour."""
         if request.uses_tools or request.tool_choice is not None or request.response_format:
-            from agents.providers.registry import providers_supporting
-
             check_capabilities(
                 self,
                 request,
                 supported_by={
-                    "tools": providers_supporting("tools"),
-                    "response_format": providers_supporting("response_format"),
+                    "tools": self._providers_supporting("tools"),
+                    "response_format": self._providers_supporting("response_format"),
                 },
             )
         if any(message.images for message in request.messages):

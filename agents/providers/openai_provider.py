@@ -21,13 +21,13 @@ from agents.providers.base import (
     ChatRequest,
     ChatResult,
     Citation,
-    ProviderError,
     Timings,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
 from agents.providers.provider_errors import (
+    ProviderError,
     incomplete_stream_error,
     map_sdk_error,
     unexpected_response_error,

@@ -14,7 +14,7 @@ import importlib.metadata
 import threading
 from pathlib import Path
 
-from agents.providers.base import ProviderError
+from agents.providers.provider_errors import ProviderError
 
 # Hashing a 100 MB file costs a few hundred milliseconds: do it once per path per process.
 _verified: set[tuple[Path, str]] = set()

@@ -1,4 +1,4 @@
-"""ProviderError constructors shared by the vendor modules.
+"""ProviderError, and its constructors shared by the vendor modules.
 
 Each vendor module decides *which* of its SDK's exceptions means what; these functions
 decide what the platform says about it, so every vendor's failures read the same way and
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
-from agents.providers.base import ProviderError
+from llmplatform.core.errors import ApplicationError
 from llmplatform.core.logging import secrets_redact
 
 # Longest Retry-After we honour: a vendor asking for minutes is better answered with an
@@ -23,6 +23,40 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 
 # Vendor error texts are useful to operators but may echo a (partial) key back.
 _SECRET_LIKE = re.compile(r"(sk-[A-Za-z0-9_\-*]{6,}|AIza[0-9A-Za-z_\-]{10,}|[A-Za-z0-9_\-]{32,})")
+
+
+class ProviderError(ApplicationError):
+    """A vendor call failed. ``retryable`` says whether trying again may succeed.
+
+    The message never contains keys or request bodies: it names the provider, what
+    went wrong and what the caller can do.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        retryable: bool,
+        code: str = "provider_error",
+        status: int = 502,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            code=code,
+            status=status,
+            extra={
+                "provider": provider,
+                "retryable": retryable,
+                "upstream_status": upstream_status,
+            },
+        )
+        self.provider = provider
+        self.retryable = retryable
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
 
 
 def redact(text: str, *, limit: int = 300) -> str:

@@ -184,7 +184,7 @@ def _build_openrouter() -> ChatProvider:
 def _build_local() -> ChatProvider:
     from agents.providers.local import LocalProvider
 
-    return LocalProvider()
+    return LocalProvider(providers_supporting=providers_supporting)
 
 
 # Vendor modules are imported on first use: a process that never calls Gemini never pays

@@ -27,10 +27,13 @@ from agents.providers.base import (
     ChatRequest,
     ChatResult,
     EmbeddingProvider,
-    ProviderError,
 )
 from agents.providers.pricing import priced
-from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS, incomplete_stream_error
+from agents.providers.provider_errors import (
+    MAX_RETRY_AFTER_SECONDS,
+    ProviderError,
+    incomplete_stream_error,
+)
 from llmplatform.core import metrics
 
 logger = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from agents.providers.base import (
     ChatRequest,
     Citation,
     ImageInput,
-    ProviderError,
     ToolCall,
 )
+from agents.providers.provider_errors import ProviderError
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ PREFIX = "llmplatform"
 UNMATCHED_ROUTE = "<unmatched>"
 # The label of a provider or model that is not in the model catalogue.
 OTHER = "other"
-# The queues the dispatcher sends to (queries.dispatch): runs and background work.
+# The queues the dispatcher sends to (llmplatform.core.dispatch): runs and background work.
+# Not imported from there: the dispatcher reaches the Celery app, which imports this module.
 CELERY_QUEUES = ("agents", "default")
 # Celery tasks that are "summary and ingestion" work, by task name -> job label. A new
 # ingestion task is measured by adding its name here.

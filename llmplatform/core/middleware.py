@@ -13,11 +13,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from llmplatform.core.client_address import is_trusted_proxy
+from llmplatform.core.contract import MAX_ID_LENGTH
 from llmplatform.core.errors import error_envelope
 from llmplatform.core.logging import request_id_var
 
 logger = logging.getLogger("llmplatform.access")
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(rf"^[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}$")
 
 STATUS_CODES = {
     400: "bad_request",

@@ -2,7 +2,7 @@
 
 Celery logs every task's success at INFO ("Task queries.sweep_runs[...] succeeded in
 0.01s: 0"). The sweepers run every few seconds (CELERY_BEAT_SCHEDULE, run by beat or by
-the in-process scheduler of queries/dispatch.py), so those lines buried everything else,
+the in-process scheduler of llmplatform/core/dispatch.py), so those lines buried everything else,
 the first-run credentials included. This filter, on the ``celery.app.trace`` logger
 (settings.LOGGING), turns the success line of a scheduled task into DEBUG when its
 result says it did nothing. The scheduled tasks' convention: the last number in what

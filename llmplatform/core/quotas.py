@@ -1,12 +1,8 @@
 """Limits and budgets: questions per minute, tokens per day, USD per month.
 
-Whose: an API key, or a signed-in account asking without one (the browser chat UI).
-
-- A key's limits are its own fields or, where blank, the ``DEFAULT_KEY_*`` settings;
-  inside a key, each end user (``user_id``) can have a tighter questions-per-minute and
-  tokens-per-day limit (``user_*`` fields, ``DEFAULT_USER_*``).
-- An account's limits are its ``AccountLimits`` row or, where blank (or with no row),
-  the ``DEFAULT_ACCOUNT_*`` settings. Its counters are keyed ``acct:<user pk>``.
+Whose limits and what they are (an API key's, with per-end-user limits inside it, or a
+signed-in account's; its own fields, else the ``DEFAULT_*`` settings) is
+``llmplatform.core.quota_limits``. An account's counters are keyed ``acct:<user pk>``.
 
 No value means no limit; usage is counted either way.
 
@@ -34,12 +30,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import caches
 
 from llmplatform.core.counter_store import LIMITS_CACHE, counter_add
 from llmplatform.core.errors import ApplicationError
-from llmplatform.core.models import AccountLimits, ApiKey
+from llmplatform.core.models import ApiKey
+from llmplatform.core.quota_limits import PayerLimits
 
 # Cost is counted in millionths of a dollar: cache counters are integers.
 MICRO_USD = 1_000_000
@@ -78,72 +74,6 @@ class Window:
             "resets_at": self.resets_at.isoformat(),
             "resets_in_s": self.resets_in_s,
         }
-
-
-@dataclass(frozen=True)
-class KeyLimits:
-    requests_per_minute: int | None
-    tokens_per_day: int | None
-    usd_per_month: Decimal | None
-    user_requests_per_minute: int | None
-    user_tokens_per_day: int | None
-
-    @classmethod
-    def of(cls, api_key: ApiKey) -> KeyLimits:
-        return cls(
-            requests_per_minute=_pick(api_key.requests_per_minute, settings.DEFAULT_KEY_RPM),
-            tokens_per_day=_pick(api_key.tokens_per_day, settings.DEFAULT_KEY_TOKENS_PER_DAY),
-            usd_per_month=_pick(api_key.usd_per_month, _usd(settings.DEFAULT_KEY_USD_PER_MONTH)),
-            user_requests_per_minute=_pick(
-                api_key.user_requests_per_minute, settings.DEFAULT_USER_RPM
-            ),
-            user_tokens_per_day=_pick(
-                api_key.user_tokens_per_day, settings.DEFAULT_USER_TOKENS_PER_DAY
-            ),
-        )
-
-    @classmethod
-    def of_account(cls, account: Any) -> KeyLimits:
-        """A signed-in account's limits (no end users inside it)."""
-        own = AccountLimits.objects.filter(user_id=account.pk).first()
-        return cls(
-            requests_per_minute=_pick(
-                own and own.requests_per_minute, settings.DEFAULT_ACCOUNT_RPM
-            ),
-            tokens_per_day=_pick(
-                own and own.tokens_per_day, settings.DEFAULT_ACCOUNT_TOKENS_PER_DAY
-            ),
-            usd_per_month=_pick(
-                own and own.usd_per_month, _usd(settings.DEFAULT_ACCOUNT_USD_PER_MONTH)
-            ),
-            user_requests_per_minute=None,
-            user_tokens_per_day=None,
-        )
-
-
-def _pick(own: Any, default: Any) -> Any:
-    return own if own is not None else default
-
-
-def _usd(setting: float | None) -> Decimal | None:
-    return None if setting is None else Decimal(str(setting))
-
-
-@dataclass(frozen=True)
-class _Payer:
-    """Whose counters a question moves: an API key's, or an account's."""
-
-    counter_id: str
-    scope: str  # "key" | "account"
-    limits: KeyLimits
-
-    @classmethod
-    def of(cls, *, api_key: ApiKey | None, account: Any) -> _Payer | None:
-        if api_key is not None:
-            return cls(str(api_key.pk), "key", KeyLimits.of(api_key))
-        if account is not None and account.pk is not None:
-            return cls(f"acct:{account.pk}", "account", KeyLimits.of_account(account))
-        return None
 
 
 @dataclass(frozen=True)
@@ -263,7 +193,7 @@ class QuotaRefusal(ApplicationError):
 
 
 def _checks(
-    *, payer: _Payer, user_id: str, tokens: int, micro_usd: int, periods: _Periods
+    *, payer: PayerLimits, user_id: str, tokens: int, micro_usd: int, periods: _Periods
 ) -> list[_Check]:
     """Every counter a question moves. The payer's are always counted (usage is shown even
     without a limit); an end user's only where a limit for end users is in force."""
@@ -368,7 +298,7 @@ def quota_admit(
     with neither a key nor an account). Raises QuotaRefusal (an ApplicationError: 429
     ``rate_limited`` or ``budget_exceeded``) and counts nothing when over a limit.
     """
-    payer = _Payer.of(api_key=api_key, account=account)
+    payer = PayerLimits.of(api_key=api_key, account=account)
     if payer is None:
         return None
     now = now or quota_now()
@@ -439,7 +369,7 @@ def quota_windows(
     """The windows of ``api_key`` (and of its end user where ``user_id`` is given and
     limited) or, without a key, of the signed-in ``account``, with what is used
     (reservations of running questions included). Empty with neither."""
-    payer = _Payer.of(api_key=api_key, account=account)
+    payer = PayerLimits.of(api_key=api_key, account=account)
     if payer is None:
         return []
     now = now or quota_now()
@@ -476,7 +406,7 @@ def rate_limit_headers(
 ) -> dict[str, str]:
     """``RateLimit-Limit/Remaining/Reset`` for the tightest questions-per-minute limit in
     force (none when there is no such limit). Raises nothing."""
-    payer = _Payer.of(api_key=api_key, account=account)
+    payer = PayerLimits.of(api_key=api_key, account=account)
     if payer is None:
         return {}
     limits = payer.limits

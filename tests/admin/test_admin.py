@@ -14,6 +14,7 @@ from django.utils import timezone
 from llmplatform.core.models import ApiKey
 from queries.models import Query
 from sessions.models import Event, Experiment, Session
+from sessions.services import session_query_record
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,7 @@ def data(make_owner):
     Event.objects.bulk_create(
         Event(owner=owner, session_id="s-1", event_id=str(i), type="click", t=i) for i in range(60)
     )
-    Query.objects.create(
+    query = Query.objects.create(
         owner=owner,
         user_id="u-1",
         session_id="s-1",
@@ -63,6 +64,8 @@ def data(make_owner):
         experiments={"exp": "fast"},
         feedback_rating=1,
     )
+    # Stored directly, not by a run: count it in its session as the run does.
+    session_query_record(session=session, at=query.timestamp)
     return owner, session
 
 

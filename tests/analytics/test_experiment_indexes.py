@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from analytics import services
-from analytics.selectors import experiment_results, in_experiment
+from analytics.experiments import experiment_results, in_experiment
 from analytics.services import experiment_index_name, experiment_indexes_ensure
 from queries.models import Query
 from sessions.models import Experiment, Session

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from analytics.selectors import experiment_report
+from analytics.experiments import experiment_report
 from queries.models import Query
 from sessions.models import Experiment, Session
 

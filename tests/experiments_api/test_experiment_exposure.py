@@ -14,9 +14,11 @@ import pytest
 from django.utils import timezone
 
 from queries.models import Query
-from queries.run import query_start, query_wait
+from queries.question import QuestionParams
+from queries.start import query_start
+from queries.streams import query_wait
+from sessions.experiments import experiment_start
 from sessions.models import Experiment, Session
-from sessions.services import experiment_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 
@@ -83,14 +85,14 @@ def test_a_control_without_overrides_is_credited_and_a_request_setting_the_field
     own = query_wait(
         query=query_start(
             owner=owner[0],
-            params={
-                "user_id": f"user-{session_id}",
-                "session_id": session_id,
-                "query": "Hello",
-                "use_memory": False,
-                "model_provider": "openai",
-                "conversation": [{"role": "system", "content": "Answer in French."}],
-            },
+            params=QuestionParams(
+                user_id=f"user-{session_id}",
+                session_id=session_id,
+                query="Hello",
+                use_memory=False,
+                model_provider="openai",
+                conversation=[{"role": "system", "content": "Answer in French."}],
+            ),
         )
     )
     assert own.experiments == {} and WARM not in _system_sent(in_process)

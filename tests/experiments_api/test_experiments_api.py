@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from analytics import statistics
-from analytics.selectors import experiment_results
+from analytics.experiments import experiment_results
 from queries.models import Query
 from sessions.models import Experiment, Session
 from sessions.selectors import session_variants

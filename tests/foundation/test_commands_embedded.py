@@ -1,7 +1,7 @@
 """Every project management command works on the embedded default (MONGODB_URI unset).
 
 manage.py attaches the embedded database for every command except a few known not to
-need one (llmplatform/embedded_mongo.py, COMMANDS_WITHOUT_DATABASE). The commands are
+need one (llmplatform/embedded/attach.py, COMMANDS_WITHOUT_DATABASE). The commands are
 discovered from the apps' management/commands folders, so a command added later is run
 here too, or this test says which harmless arguments it needs.
 """
@@ -23,7 +23,8 @@ import pytest
 from django.conf import settings
 from pymongo import MongoClient
 
-from llmplatform.embedded_mongo import ATTACHED_URI_ENV, command_uses_database
+from llmplatform.embedded.attach import command_uses_database
+from llmplatform.embedded.leases import ATTACHED_URI_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_ATTACHED = "embedded-database-not-attached"

@@ -6,8 +6,8 @@ import pymongo
 import pytest
 from pymongo.errors import OperationFailure
 
-from llmplatform.embedded_mongo import spawn_server
-from llmplatform.secantus_launcher import flatten_and_filter
+from llmplatform.embedded.patches import flatten_and_filter
+from llmplatform.embedded.server import spawn_server
 
 UNION_WITH_DOCUMENTS = [{"$unionWith": {"pipeline": [{"$documents": [{"n": 1}]}]}}]
 
@@ -21,9 +21,7 @@ def _aggregate(uri: str) -> list[dict]:
 def test_compat_patch_is_still_needed_and_works(tmp_path, monkeypatch):
     # Unpatched upstream server rejects what django-mongodb-backend sends for count().
     # When this starts passing without the patch, drop the patch.
-    import llmplatform.embedded_mongo as embedded
-
-    unpatched = embedded.spawn_server(
+    unpatched = spawn_server(
         storage_path=":memory:",
         ready_file=tmp_path / "a.json",
         log_file=tmp_path / "a.log",

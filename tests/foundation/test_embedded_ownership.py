@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from llmplatform.embedded_mongo import ATTACHED_URI_ENV, embedded_database
+from llmplatform.embedded.leases import ATTACHED_URI_ENV
+from llmplatform.embedded.server import embedded_database
 from tests.live_services import stop_process
 from tests.processes import celery_worker_command, free_port
 
@@ -35,7 +36,7 @@ USER = textwrap.dedent(
 
     import pymongo
 
-    from llmplatform.embedded_mongo import embedded_database
+    from llmplatform.embedded.server import embedded_database
 
     uri = embedded_database(Path(sys.argv[1])).attach()
     print(uri, flush=True)
@@ -170,7 +171,7 @@ def test_a_forked_child_does_not_give_up_its_parents_lease(data_dir):
         """
         import os, sys
         from pathlib import Path
-        from llmplatform.embedded_mongo import embedded_database
+        from llmplatform.embedded.server import embedded_database
 
         database = embedded_database(Path(sys.argv[1]))
         database.attach()
@@ -200,7 +201,7 @@ def test_status_and_stop_from_the_command_line(data_dir):
 
     def cli(action: str) -> str:
         return subprocess.run(
-            [sys.executable, "-m", "llmplatform.embedded_mongo", action, "--data-dir", data_dir],
+            [sys.executable, "-m", "llmplatform.embedded", action, "--data-dir", data_dir],
             cwd=ROOT,
             env=_base_env(),
             capture_output=True,

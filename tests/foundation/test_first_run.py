@@ -26,7 +26,7 @@ import pytest
 from django.conf import settings
 
 from llmplatform.core.periodic_logging import QuietIdleSweeps, did_nothing
-from llmplatform.embedded_mongo import ATTACHED_URI_ENV
+from llmplatform.embedded.leases import ATTACHED_URI_ENV
 from tests.live_services import stop_process
 from tests.processes import free_port
 

@@ -9,7 +9,9 @@ from agents.providers.base import ChatMessage
 from agents.writer import BASE_PROMPT, build_request
 from llmplatform.core.errors import ApplicationError
 from queries.models import Query
-from queries.run import query_start, query_wait
+from queries.question import QuestionParams
+from queries.start import query_start
+from queries.streams import query_wait
 from tests.engine_state import run_state
 
 SCOPE = Scope(owner_id="o", user_id="u", session_id="s", query_id="q")
@@ -49,7 +51,9 @@ def test_without_a_conversation_the_stored_history_is_the_context():
 
 
 def _params(**extra):
-    return {"user_id": "u1", "session_id": "s1", "query": "Hi", "use_memory": False, **extra}
+    return QuestionParams(
+        **{"user_id": "u1", "session_id": "s1", "query": "Hi", "use_memory": False, **extra}
+    )
 
 
 @pytest.mark.django_db
@@ -98,8 +102,8 @@ def test_query_start_refuses_a_malformed_conversation_before_storing(owner, conv
 @pytest.mark.django_db
 @pytest.mark.usefixtures("in_process")
 def test_a_client_system_prompt_is_not_replaced_by_an_experiments(owner, fakes):
+    from sessions.experiments import experiment_start
     from sessions.models import Experiment
-    from sessions.services import experiment_start
 
     experiment_start(
         experiment=Experiment.objects.create(

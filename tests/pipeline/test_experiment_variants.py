@@ -7,8 +7,8 @@ import json
 import pytest
 
 from queries.models import Query
+from sessions.experiments import experiment_start, experiment_stop
 from sessions.models import Experiment
-from sessions.services import experiment_start, experiment_stop
 
 pytestmark = pytest.mark.django_db
 

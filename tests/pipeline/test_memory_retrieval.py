@@ -15,9 +15,9 @@ from django.utils import timezone
 from agents import memory
 from agents.ports import Scope
 from agents.state import RunState
+from files.vector_cache import clear_vector_cache
 from queries.engine_ports import ENGINE_PORTS
 from queries.models import Query, Summary
-from queries.vector_cache import clear_vector_cache
 from tests.engine_state import run_state
 
 pytestmark = pytest.mark.django_db

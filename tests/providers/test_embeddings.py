@@ -14,7 +14,6 @@ import pytest
 from pytest_django.fixtures import Settings as SettingsWrapper
 
 from agents.providers import embeddings
-from agents.providers.base import ProviderError
 from agents.providers.embeddings import (
     LocalEmbeddings,
     OpenAIEmbeddings,
@@ -22,6 +21,7 @@ from agents.providers.embeddings import (
     reset_embedder,
 )
 from agents.providers.packaged_models import ModelIntegrityError
+from agents.providers.provider_errors import ProviderError
 from agents.providers.reliability import ReliableEmbedder
 from agents.providers.similarity import cosine_top_k
 from tests.fakes.server import FakeVendorServer

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from agents.providers import local
-from agents.providers.base import ChatChunk, ChatMessage, ChatRequest, ImageInput, ProviderError
+from agents.providers.base import ChatChunk, ChatMessage, ChatRequest, ImageInput
 from agents.providers.local import LocalProvider
 from agents.providers.packaged_models import ModelIntegrityError
+from agents.providers.provider_errors import ProviderError
 
 pytestmark = pytest.mark.slow
 

@@ -12,15 +12,9 @@ from typing import Any
 
 import pytest
 
-from agents.providers.base import (
-    ChatChunk,
-    ChatMessage,
-    ChatRequest,
-    ImageInput,
-    ProviderError,
-    Usage,
-)
+from agents.providers.base import ChatChunk, ChatMessage, ChatRequest, ImageInput, Usage
 from agents.providers.pricing import PRICES_FILE
+from agents.providers.provider_errors import ProviderError
 from agents.providers.registry import DEFAULT_MODELS, get_chat_provider
 from agents.providers.reliability import FallbackProvider, ReliableProvider
 from tests.fakes.server import FakeVendorServer, Reply, echo_reply_text
@@ -160,7 +154,7 @@ def test_stream_yields_chunks_in_order_then_a_final_chunk(
 def test_complete_through_collect_measures_time_to_first_token(
     vendor: tuple[str, FakeVendorServer],
 ) -> None:
-    from agents.providers.collect import collect_stream
+    from agents.providers.base import collect_stream
 
     name, _ = vendor
     result = run(collect_stream(get_chat_provider(name), ask("hello")))

@@ -15,12 +15,11 @@ from agents.providers.base import (
     ChatMessage,
     ChatProvider,
     ChatRequest,
-    ProviderError,
     Usage,
+    collect_stream,
 )
-from agents.providers.collect import collect_stream
 from agents.providers.pricing import cost_for, price_table
-from agents.providers.provider_errors import parse_retry_after, status_error
+from agents.providers.provider_errors import ProviderError, parse_retry_after, status_error
 from agents.providers.registry import available_providers, get_chat_provider
 from agents.providers.reliability import ReliableProvider, RetryPolicy
 from llmplatform.core.errors import ApplicationError

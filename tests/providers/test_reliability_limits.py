@@ -15,15 +15,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from agents.providers.base import (
-    ChatChunk,
-    ChatMessage,
-    ChatProvider,
-    ChatRequest,
-    ProviderError,
-    Usage,
-)
-from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS
+from agents.providers.base import ChatChunk, ChatMessage, ChatProvider, ChatRequest, Usage
+from agents.providers.provider_errors import MAX_RETRY_AFTER_SECONDS, ProviderError
 from agents.providers.registry import get_chat_provider
 from agents.providers.reliability import ReliableProvider, RetryPolicy
 from tests.providers.conftest import run

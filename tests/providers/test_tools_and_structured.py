@@ -17,17 +17,22 @@ from agents.providers.base import (
     ChatMessage,
     ChatProvider,
     ChatRequest,
-    ProviderError,
     ResponseFormat,
     ToolCall,
+    ToolCallAssembler,
     ToolCallDelta,
     ToolChoice,
     ToolDefinition,
+    collect_stream,
 )
-from agents.providers.collect import ToolCallAssembler, collect_stream
 from agents.providers.google_provider import gemini_json_schema
 from agents.providers.local import LocalProvider
-from agents.providers.registry import check_request_capabilities, get_chat_provider
+from agents.providers.provider_errors import ProviderError
+from agents.providers.registry import (
+    check_request_capabilities,
+    get_chat_provider,
+    providers_supporting,
+)
 from agents.providers.reliability import FallbackProvider, ReliableProvider, RetryPolicy
 from agents.providers.structured import answer_errors, check_response_format, needs_validation
 from llmplatform.core.errors import ApplicationError
@@ -567,7 +572,7 @@ def test_local_refuses_tools_and_response_format(request_kwargs: dict, code: str
     request = ask(**request_kwargs)
 
     async def first_chunk() -> None:
-        async for _ in LocalProvider().stream(request):
+        async for _ in LocalProvider(providers_supporting=providers_supporting).stream(request):
             pass
 
     with pytest.raises(ApplicationError) as caught:

@@ -15,14 +15,17 @@ from django.utils import timezone
 
 from llmplatform.core.event_log import event_log
 from queries.models import Query
-from queries.run import queries_sweep, query_cancel, query_start, query_wait
+from queries.question import QuestionParams
+from queries.run import queries_sweep
+from queries.start import query_start
+from queries.streams import query_cancel, query_wait
 from tests.pipeline.test_query_pipeline import PNG
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 
 
 def start(owner, text, **extra) -> Query:
-    params = {"user_id": "u1", "session_id": "s1", "query": text, **extra}
+    params = QuestionParams(user_id="u1", session_id="s1", query=text, **extra)
     return query_start(owner=owner, params=params)
 
 

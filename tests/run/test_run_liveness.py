@@ -17,7 +17,9 @@ from django.utils import timezone
 from llmplatform.core.config import run_config
 from llmplatform.core.event_log import event_log
 from queries.models import Query
-from queries.run import queries_sweep, query_start
+from queries.question import QuestionParams
+from queries.run import queries_sweep
+from queries.start import query_start
 from queries.tasks import run_query
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
@@ -75,13 +77,13 @@ def test_a_run_longer_than_the_stale_threshold_is_not_swept_while_it_is_alive(
     fakes["openai"].chunk_interval = 0.25  # about 7 s of answer
     query = query_start(
         owner=owner[0],
-        params={
-            "user_id": "u1",
-            "session_id": "s1",
-            "query": "Tell me a long story about otters",
-            "model_provider": "openai",
-            "use_memory": False,
-        },
+        params=QuestionParams(
+            user_id="u1",
+            session_id="s1",
+            query="Tell me a long story about otters",
+            model_provider="openai",
+            use_memory=False,
+        ),
     )
     started = time.monotonic()
     log, after, seen, swept, last_sweep_s = event_log(), None, [], 0, 0.0

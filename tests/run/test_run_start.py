@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 
 from queries.models import Query
+from sessions.experiments import experiment_start
 from sessions.models import Experiment, Session
-from sessions.services import experiment_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 

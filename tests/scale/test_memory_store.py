@@ -13,11 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.ports import Scope
-from queries import vector_cache
+from files import vector_cache
+from files.vector_cache import clear_vector_cache, user_vectors
 from queries.admin import QueryAdmin
-from queries.memory_store import QueryMemoryStore, vector_search_pipeline
+from queries.memory_store import QUERY_VECTORS, QueryMemoryStore, vector_search_pipeline
 from queries.models import Query, Summary
-from queries.vector_cache import clear_vector_cache, user_vectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DIMS = 384
@@ -122,11 +122,15 @@ def test_matrix_reads_only_new_rows(owners):
     acme, _ = owners
     v = unit(np.ones(DIMS))
     first = [store(acme, v, text=str(i)) for i in range(5)]
-    cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    cached = user_vectors(
+        owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
     assert set(cached.ids) == {q.pk for q in first}
     newer = store(acme, v, text="newer")
     with CaptureQueriesContext(connection) as captured:
-        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+        cached = user_vectors(
+            owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+        )
     assert newer.pk in cached.ids and len(cached.ids) == 6
     # The listing reads ids only; embeddings are fetched for the one new row alone.
     embedding_reads = [q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
@@ -142,7 +146,9 @@ def test_deleted_queries_leave_the_matrix(owners, rf):
     assert len(similar(scope_of(acme), v)) == 3
     admin = QueryAdmin(Query, None)
     admin.delete_model(rf.post("/"), deleted_in_admin)
-    cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+    cached = user_vectors(
+        owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
     assert deleted_in_admin.pk not in cached.ids
     # Any other delete path: the store notices the missing hit and prunes it.
     Query.objects.filter(pk=deleted_elsewhere.pk).delete()
@@ -156,8 +162,8 @@ def test_cache_is_bounded_by_bytes(owners, monkeypatch):
     for user in ("u1", "u2"):
         store(acme, v, user_id=user)
     monkeypatch.setattr(vector_cache, "MAX_CACHED_BYTES", 1)
-    user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
-    user_vectors(owner_id=acme.pk, user_id="u2", model=MODEL, dimensions=DIMS)
+    user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS)
+    user_vectors(owner_id=acme.pk, user_id="u2", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS)
     assert [key[1] for key in vector_cache._cache] == ["u2"]
 
 
@@ -212,7 +218,9 @@ def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
     rows = [store(acme, v, text=f"t{i}") for i in range(7)]
     Query.objects.filter(pk__in=[q.pk for q in rows[1:6]]).update(completed_at=tied_at)
     with CaptureQueriesContext(connection) as captured:
-        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+        cached = user_vectors(
+            owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+        )
     assert sorted(cached.ids) == sorted(q.pk for q in rows)
     embedding_reads = [q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
     assert len(embedding_reads) >= 4  # 7 rows, at most 2 per page (+ the tie's own read)
@@ -220,7 +228,9 @@ def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
     # Warm: only new rows' embeddings are read, by id, each once.
     newer = [store(acme, v, text=f"n{i}") for i in range(3)]
     with CaptureQueriesContext(connection) as captured:
-        cached = user_vectors(owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS)
+        cached = user_vectors(
+            owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+        )
     assert {q.pk for q in newer} <= set(cached.ids) and len(cached.ids) == 10
     embedding_reads = "".join(
         q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]

@@ -9,8 +9,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import OperationFailure
 
-from llmplatform.embedded_mongo import spawn_server
-from llmplatform.secantus_launcher import ordered_window
+from llmplatform.embedded.ordered_window import ordered_window
+from llmplatform.embedded.server import spawn_server
 
 OWNER = ObjectId()
 BASE = dt.datetime(2026, 1, 1)

@@ -19,7 +19,7 @@ import numpy as np
 import pymongo
 import pytest
 
-from llmplatform.embedded_mongo import spawn_server
+from llmplatform.embedded.server import spawn_server
 
 THREADS = 6
 DOCUMENTS_PER_THREAD = 300

@@ -22,12 +22,12 @@ from rest_framework.test import APIClient
 
 from agents.ports import Scope
 from agents.providers.embeddings import get_embedder
+from files.vector_cache import UserVectors, clear_vector_cache, user_vectors
 from llmplatform.core.bridge import run_sync
 from llmplatform.core.services import api_key_create
 from queries import memory_store
-from queries.memory_store import QueryMemoryStore
+from queries.memory_store import QUERY_VECTORS, QueryMemoryStore
 from queries.models import Query
-from queries.vector_cache import UserVectors, clear_vector_cache, user_vectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
 DIMS = 384
@@ -69,7 +69,10 @@ def recalled(owner, *, limit: int = 5) -> set[str]:
 
 
 def matrix_rows(owner) -> set[ObjectId]:
-    return set(user_vectors(owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS).ids)
+    cached = user_vectors(
+        owner_id=owner.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
+    return set(cached.ids)
 
 
 @pytest.fixture(autouse=True)

@@ -42,9 +42,11 @@ from queries.admission import (
     question_reservation,
 )
 from queries.models import Query
-from queries.run import query_start, query_wait
+from queries.question import QuestionParams
 from queries.serializers import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS, QueryRequestSerializer
 from queries.services import SUMMARY_MAX_TOKENS
+from queries.start import query_start
+from queries.streams import query_wait
 
 LONG_EARLIER_MESSAGE = "word " * 1600  # 8,000 characters
 QUESTION = "What did I just say?"  # the rules are sure: a chat, no classifier call
@@ -352,11 +354,13 @@ def test_an_account_is_admitted_against_its_own_limits_and_shows_its_windows(hel
 def test_a_question_without_a_key_counts_against_the_owners_account(in_process, held_clock):
     eve = user("eve")
     AccountLimits.objects.create(user=eve, tokens_per_day=1)
-    params = {"user_id": "eve", "session_id": "s", "query": QUESTION, "use_memory": False}
-    first = query_start(owner=eve, params={**params, "model_provider": "openai"})
+    params = QuestionParams(
+        user_id="eve", session_id="s", query=QUESTION, use_memory=False, model_provider="openai"
+    )
+    first = query_start(owner=eve, params=params)
     query_wait(query=first)  # settled to what it used: more than the budget
     with pytest.raises(ApplicationError) as refused:
-        query_start(owner=eve, params={**params, "model_provider": "openai"})
+        query_start(owner=eve, params=params)
     assert (refused.value.code, refused.value.extra["scope"]) == ("budget_exceeded", "account")
     [tokens_today] = [w for w in quota_windows(account=eve) if w.name == "tokens_per_day"]
     first.refresh_from_db()

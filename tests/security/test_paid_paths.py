@@ -62,7 +62,7 @@ def queued(monkeypatch):
             assert task_name == "files.ingest_document"
             files.append(file_id)
 
-    monkeypatch.setattr("documents.services.dispatcher", lambda: _Queue())
+    monkeypatch.setattr("files.services.dispatcher", lambda: _Queue())
     return files
 
 
@@ -317,7 +317,7 @@ def test_a_spent_budget_skips_the_summary_and_keeps_the_answer(
 
 def _no_background():
     """The run's dispatcher, with the after-answer work (the summary) left to the test."""
-    from queries.dispatch import dispatcher as real_dispatcher
+    from llmplatform.core.dispatch import dispatcher as real_dispatcher
 
     runs = real_dispatcher()
 
@@ -442,7 +442,7 @@ def test_create_api_key_sets_the_storage_quota(db):
 
 @pytest.mark.usefixtures("in_process", "held_minute", "uploads")
 def test_without_a_key_the_account_pays_and_its_storage_limit_applies(owner, queued):
-    from documents.services import document_upload
+    from files.services import document_upload
     from llmplatform.core.models import AccountLimits
     from llmplatform.core.quotas import quota_windows
 

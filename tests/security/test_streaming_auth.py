@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator
 
-from llmplatform.asgi import application
+from config.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

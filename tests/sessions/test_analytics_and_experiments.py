@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from analytics.selectors import experiment_results
+from analytics.experiments import experiment_results
 from llmplatform.core.errors import ApplicationError
 from queries.models import Query
+from sessions.experiments import experiment_save, experiment_start, experiment_stop
 from sessions.models import Event, Experiment, Session
 from sessions.selectors import session_variants
-from sessions.services import experiment_save, experiment_start, experiment_stop
 
 pytestmark = pytest.mark.django_db
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from queries.models import Query
 from sessions.models import Event, Experiment, Session
+from sessions.services import session_query_record
 from tests.sessions.conftest import START
 
 pytestmark = pytest.mark.django_db
@@ -339,7 +340,7 @@ def test_get_session_with_metrics(api, started, owner):
     _track(api, [_event(t=i, type="click") for i in range(3)] + [_event(t=9, type="scroll")])
     session = Session.objects.get()
     Session.objects.filter(pk=session.pk).update(start_t=timezone.now() - timedelta(minutes=2))
-    Query.objects.create(
+    query = Query.objects.create(
         owner=owner[0],
         user_id="user_123",
         session_id="sess_abc",
@@ -348,6 +349,8 @@ def test_get_session_with_metrics(api, started, owner):
         model_name="gpt-4o-mini",
         timestamp=timezone.now() - timedelta(minutes=1),
     )
+    # What the run does when it stores a query (queries call down into sessions).
+    session_query_record(session=session, at=query.timestamp)
     body = api.get("/api/v1/session/sess_abc").json()
     metrics = body["metrics"]
     assert metrics["event_count"] == 4

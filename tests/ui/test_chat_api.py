@@ -357,7 +357,7 @@ def test_the_list_holds_only_the_signed_in_owners_conversations(dana):
 
 
 def test_the_conversation_list_selector_filters_on_the_owner(dana):
-    from llmplatform.chat_api.selectors import conversation_list
+    from chat.selectors import conversation_list
 
     _, user = dana
     other_owner = get_user_model().objects.create_user("api-owner")

@@ -65,7 +65,7 @@ def test_wrong_password_shows_an_error(client, user):
 
 
 def test_local_provider_is_marked_demo_quality(client, user, monkeypatch):
-    monkeypatch.setattr("llmplatform.chat_ui.available_providers", lambda: ["openai", "local"])
+    monkeypatch.setattr("chat.views.available_providers", lambda: ["openai", "local"])
     client.force_login(user)
     html = client.get("/").content.decode()
     assert provider_options(html) == ["openai", "local"]

@@ -32,7 +32,7 @@ def test_the_pages_socket_asks_as_the_signed_in_user_whatever_the_message_says(
     asked_as = []
 
     def recording_start(*, owner, params, **kwargs):
-        asked_as.append((owner.pk, params["user_id"]))
+        asked_as.append((owner.pk, params.user_id))
         raise ApplicationError("Recorded; not run.", code="recorded")
 
     monkeypatch.setattr(consumers, "query_start", recording_start)

@@ -16,8 +16,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
-from agents.providers.base import ProviderError
 from agents.providers.embeddings import get_embedder
+from agents.providers.provider_errors import ProviderError
 from imports.services import ImportReport, seed_import
 
 SOURCE_TIMEOUT_MS = 10_000

@@ -15,10 +15,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from uvicorn import Config, Server
 
+from llmplatform.core.dispatch import where_work_runs
 from llmplatform.core.first_run import FirstRunCredentials, first_run_box, first_run_file_write
 from llmplatform.core.server_protocol import ServerLimits, guarded_protocol
 from llmplatform.core.services import api_key_create
-from llmplatform.embedded_mongo import attach_embedded_database
+from llmplatform.embedded.attach import attach_embedded_database
 
 
 def server_limits() -> ServerLimits:
@@ -41,7 +42,7 @@ def uvicorn_options(*, host: str, port: int) -> dict[str, Any]:
     """
     limits = server_limits()
     return {
-        "app": "llmplatform.asgi:application",
+        "app": "config.asgi:application",
         "host": host,
         "port": port,
         "loop": "uvloop",
@@ -87,7 +88,7 @@ class Command(BaseCommand):
         base = f"http://{host}:{port}"
         credentials = self._first_run_account(base_url=base)
         database = "embedded SecantusDB (var/mongo)" if settings.MONGODB_EMBEDDED else "MONGODB_URI"
-        background = "Celery workers (REDIS_URL)" if settings.REDIS_URL else "in-process (no Redis)"
+        background = where_work_runs()
         banner = (
             f"\n{settings.APP_NAME} {settings.APP_VERSION} [{settings.ENVIRONMENT}]\n"
             f"  database:    {database}\n"

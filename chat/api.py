@@ -1,0 +1,222 @@
+"""The chat UI's JSON endpoints (``/chat/api/...``): conversations, feedback, uploads.
+
+Signed-in browser only (the login session, with its CSRF check), and the end user is
+always the signed-in user: the page cannot act for another ``user_id``. Each view parses
+input, calls one service or selector, renders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from chat.selectors import (
+    account_usage,
+    answer_get,
+    conversation_get,
+    conversation_list,
+    file_of_end_user_get,
+)
+from files.serializers import FileSerializer, FileUploadSerializer
+from files.services import document_upload
+from llmplatform.core.contract import MAX_ID_LENGTH
+from queries.serializers import FeedbackSerializer
+from queries.services import query_feedback
+from sessions.serializers import EnvironmentSerializer, SessionIdField
+from sessions.services import (
+    EVENT_TYPES,
+    MAX_TITLE_CHARS,
+    conversation_activity_record,
+    conversation_leave,
+    conversation_rename,
+    conversation_start,
+)
+
+# What the browser cannot report about itself reliably is taken from the request.
+MAX_USER_AGENT_CHARS = 512
+
+
+class ChatApiView(APIView):
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    schema = None  # the page's private API: not part of the public OpenAPI contract
+
+    def end_user(self, request: Request) -> str:
+        # Never from the request's parameters or body: the page acts for its own user only.
+        return request.user.get_username()
+
+
+class ConversationStartSerializer(serializers.Serializer):
+    session_id = SessionIdField()
+    environment = EnvironmentSerializer(required=False, default=dict)
+    language = serializers.CharField(max_length=35, required=False, allow_blank=True)
+    timezone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class ConversationRenameSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=MAX_TITLE_CHARS, allow_blank=True)
+
+
+class ActivitySerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
+    t = serializers.IntegerField(min_value=0)
+    id = serializers.CharField(max_length=MAX_ID_LENGTH, required=False)
+    data = serializers.DictField(required=False, default=dict)
+
+
+def _conversation_row(row) -> dict:
+    return {**asdict(row), "started_at": row.started_at.isoformat()}
+
+
+class ConversationListView(ChatApiView):
+    def get(self, request: Request) -> Response:
+        rows = conversation_list(owner=request.user, user_id=self.end_user(request))
+        return Response({"conversations": [_conversation_row(row) for row in rows]})
+
+    def post(self, request: Request) -> Response:
+        """Start a conversation: a session like POST /api/v1/session/start, with this
+        browser's environment, so it counts in analytics and gets experiment variants."""
+        serializer = ConversationStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        environment = {
+            **data["environment"],
+            "user_agent": request.headers.get("User-Agent", "")[:MAX_USER_AGENT_CHARS],
+            "client": "chat-ui",
+        }
+        for key in ("language", "timezone"):
+            if data.get(key):
+                environment[key] = data[key]
+        result = conversation_start(
+            owner=request.user,
+            session_id=data["session_id"],
+            user_id=self.end_user(request),
+            environment=environment,
+        )
+        return Response(
+            {
+                "session_id": result.session.session_id,
+                "experiments": result.session.experiments,
+                "created": result.created,
+            },
+            status=201 if result.created else 200,
+        )
+
+
+class ConversationDetailView(ChatApiView):
+    def get(self, request: Request, session_id: str) -> Response:
+        conversation = conversation_get(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return Response(
+            {
+                "session_id": conversation.session.session_id,
+                "title": conversation.title,
+                "started_at": conversation.session.start_t,
+                "ended_at": conversation.session.end_t,
+                "experiments": conversation.session.experiments,
+                "environment": conversation.session.environment,
+                "turns": conversation.turns,
+                "usage": asdict(conversation.usage),
+            }
+        )
+
+    def patch(self, request: Request, session_id: str) -> Response:
+        serializer = ConversationRenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = conversation_rename(
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            title=serializer.validated_data["title"],
+        )
+        return Response({"session_id": session.session_id, "title": session.title})
+
+
+class ConversationActivityView(ChatApiView):
+    def post(self, request: Request, session_id: str) -> Response:
+        serializer = ActivitySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = conversation_activity_record(
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            event=dict(serializer.validated_data),
+        )
+        return Response({"stored": result.stored})
+
+
+class ConversationLeaveView(ChatApiView):
+    """The page is going away (``navigator.sendBeacon``, so a form post, not JSON)."""
+
+    parser_classes = [MultiPartParser]
+
+    def post(self, request: Request, session_id: str) -> Response:
+        conversation_leave(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return Response(status=204)
+
+
+class AnswerFeedbackView(ChatApiView):
+    def post(self, request: Request, query_id: str) -> Response:
+        query = answer_get(owner=request.user, user_id=self.end_user(request), query_id=query_id)
+        serializer = FeedbackSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        query = query_feedback(query=query, **serializer.validated_data)
+        return Response(
+            {
+                "query_id": str(query.pk),
+                "feedback": {"rating": query.feedback_rating, "comment": query.feedback_comment},
+            }
+        )
+
+
+class FileUploadView(ChatApiView):
+    """As ``POST /api/v1/files/upload``: a document is queued for ingestion."""
+
+    parser_classes = [MultiPartParser]
+
+    def post(self, request: Request) -> Response:
+        serializer = FileUploadSerializer(
+            data={"file": request.data.get("file"), "user_id": self.end_user(request)}
+        )
+        serializer.is_valid(raise_exception=True)
+        stored = document_upload(
+            owner=request.user,
+            user_id=serializer.validated_data["user_id"],
+            upload=serializer.validated_data["file"],
+        )
+        return Response(FileSerializer(stored).data, status=201)
+
+
+class FileDetailView(ChatApiView):
+    """A file's metadata, polled while a document is ingested (``ingestion``, once the
+    files app reports it)."""
+
+    def get(self, request: Request, file_id: str) -> Response:
+        stored = file_of_end_user_get(
+            owner=request.user, user_id=self.end_user(request), file_id=file_id
+        )
+        return Response(FileSerializer(stored).data)
+
+
+class AccountUsageView(ChatApiView):
+    """The signed-in account's limits, what is used and what is left (the page's details
+    panel): the same windows ``GET /api/v1/usage`` shows for a key."""
+
+    def get(self, request: Request) -> Response:
+        usage = account_usage(account=request.user)
+        return Response(
+            {
+                "limits": {window.name: window.as_dict() for window in usage.windows},
+                "storage_mb": usage.storage.as_dict(),
+            }
+        )

@@ -1,0 +1,171 @@
+"""Reads for the chat UI: a user's conversations (sessions) with their questions (queries).
+
+These combine two apps (a conversation's title falls back to its first question, which
+lives in ``queries``), so they live above both, here. Every read is scoped to the owner
+(the signed-in account) AND its end user (``user_id``, the page's own user name): an
+owner's API clients may have made sessions, answers and files for other end users, and
+the page must neither see nor change them (another end user's object is a 404).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from files.charges import Payer
+from files.models import File
+from files.selectors import file_get
+from files.storage_quota import StorageUsage, storage_usage
+from llmplatform.core.errors import NotFound
+from llmplatform.core.quotas import Window, quota_windows
+from queries.models import Query
+from queries.selectors import query_get, query_history
+from queries.streams import final_event
+from sessions.models import Session
+from sessions.selectors import end_user_session_get
+
+CONVERSATION_LIST_LIMIT = 50
+# A conversation longer than this opens with its latest turns only.
+CONVERSATION_TURNS_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    session_id: str
+    title: str
+    started_at: datetime
+    ended: bool
+
+
+def _first_question(*, owner, user_id: str, session_id: str) -> str:
+    first = (
+        query_history(owner=owner, session_id=session_id, user_id=user_id)
+        .order_by("timestamp", "pk")
+        .values_list("query", flat=True)
+        .first()
+    )
+    return " ".join((first or "").split())
+
+
+def conversation_list(*, owner, user_id: str) -> list[ConversationRow]:
+    """The end user's conversations, newest first; untitled ones named by their first
+    question (an untitled one without questions yet has a blank title)."""
+    sessions = Session.objects.filter(owner=owner, user_id=user_id).order_by("-start_t", "-id")
+    return [
+        ConversationRow(
+            session_id=session.session_id,
+            title=session.title
+            or _first_question(owner=owner, user_id=user_id, session_id=session.session_id),
+            started_at=session.start_t,
+            ended=session.is_ended,
+        )
+        for session in sessions[:CONVERSATION_LIST_LIMIT]
+    ]
+
+
+@dataclass(frozen=True)
+class ConversationUsage:
+    answers: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cost_usd: float | None  # None when no answer had a known price
+    latency_ms_total: float
+
+
+@dataclass(frozen=True)
+class Conversation:
+    session: Session
+    title: str
+    turns: list[dict[str, Any]]
+    usage: ConversationUsage
+
+
+def _turn(query: Query) -> dict[str, Any]:
+    # The same ``final`` shape the websocket sends, so the page renders both one way.
+    return {
+        **final_event(query),
+        "question": query.query,
+        "mode": query.mode,
+        "model_provider": query.model_provider,
+        "model_name": query.model_name,
+        "error": query.error,
+        "feedback": (
+            None
+            if query.feedback_rating is None
+            else {"rating": query.feedback_rating, "comment": query.feedback_comment}
+        ),
+        "timestamp": query.timestamp,
+    }
+
+
+def _usage(queries: list[Query]) -> ConversationUsage:
+    def number(usage: dict[str, Any], key: str) -> float:
+        value = usage.get(key)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+    costs = [q.usage.get("cost_usd") for q in queries if isinstance(q.usage, dict)]
+    known_costs = [c for c in costs if isinstance(c, int | float) and not isinstance(c, bool)]
+    return ConversationUsage(
+        answers=len(queries),
+        input_tokens=int(sum(number(q.usage or {}, "input_tokens") for q in queries)),
+        output_tokens=int(sum(number(q.usage or {}, "output_tokens") for q in queries)),
+        total_tokens=int(sum(number(q.usage or {}, "total_tokens") for q in queries)),
+        cost_usd=round(sum(known_costs), 6) if known_costs else None,
+        latency_ms_total=round(sum(number(q.latency or {}, "total_ms") for q in queries), 1),
+    )
+
+
+def conversation_get(*, owner, user_id: str, session_id: str) -> Conversation:
+    """One of the end user's conversations with its latest turns (that end user's
+    questions), oldest first, and their usage. Raises NotFound (other owners' and other
+    end users' conversations included)."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
+    latest = list(
+        query_history(owner=owner, session_id=session_id, user_id=user_id).order_by(
+            "-timestamp", "-pk"
+        )[:CONVERSATION_TURNS_LIMIT]
+    )
+    latest.reverse()
+    return Conversation(
+        session=session,
+        title=session.title or _first_question(owner=owner, user_id=user_id, session_id=session_id),
+        turns=[_turn(query) for query in latest],
+        usage=_usage(latest),
+    )
+
+
+def answer_get(*, owner, user_id: str, query_id: str) -> Query:
+    """One of the end user's answers. Raises NotFound (other owners' and other end
+    users' answers included)."""
+    query = query_get(owner=owner, query_id=query_id)
+    if query.user_id != user_id:
+        raise NotFound("Query")
+    return query
+
+
+def file_of_end_user_get(*, owner, user_id: str, file_id: str) -> File:
+    """One of the end user's files. Raises NotFound (other owners' and other end users'
+    files included)."""
+    stored = file_get(owner=owner, file_id=file_id)
+    if stored.user_id != user_id:
+        raise NotFound("File")
+    return stored
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """The signed-in account's own limits (the page asks without an API key)."""
+
+    windows: list[Window]
+    storage: StorageUsage
+
+
+def account_usage(*, account) -> AccountUsage:
+    """What the account used of each limit in the current windows, and its storage.
+    Raises nothing."""
+    return AccountUsage(
+        windows=quota_windows(account=account),
+        storage=storage_usage(owner_id=account.pk, payer=Payer(api_key=None, account=account)),
+    )

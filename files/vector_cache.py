@@ -1,0 +1,343 @@
+"""Each end user's stored vectors as one float32 matrix, kept between questions.
+
+One cache serves every kind of stored vector: past queries (memory's source, declared
+in ``queries.memory_store``) and document chunks (``files.document_store``'s), each a
+``VectorSource`` saying which rows are the user's and which field orders them. It sits
+in ``files`` (below ``queries``) so both stores can use it, and imports no model: each
+store names its own. A chunk row also carries its file (its *group*), so a search can be
+limited to some files with a mask instead of a matrix per file.
+
+Exact cosine top-k over a matrix is cheap (a few ms at 10k vectors); building the matrix
+from the documents' float lists is not, and neither is a read that scans the collection.
+So the matrix is kept per (owner, end user, embedding model, dimensions, source) and
+brought up to date on every question by reading only what changed:
+
+1. the ids and stamps (a query's completion time) of the user's rows since the last
+   read (minus a margin), through an index that ends with the stamp, no embeddings, in
+   pages of LIST_PAGE rows;
+2. the embeddings of the ids not yet in the matrix, by primary key, FETCH_BATCH at a
+   time. A cold read (empty matrix) lists the embeddings with the ids instead: one read
+   per row, and never the whole history in one reply.
+
+Rows that come and go a group at a time (chunks) are read by group instead
+(``group_vectors``). Rows are appended into spare capacity (amortised, no copy of the
+whole matrix per question). A deleted query leaves the matrix through
+``vector_cache_forget`` (admin deletes call it) or, for any other delete path, when the
+store finds a hit that no longer exists and prunes it (``UserVectors.drop``). Matrices
+are evicted least recently used beyond ``MAX_CACHED_BYTES``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from bson import ObjectId
+from django.db import models
+
+# Where the server has $vectorSearch (instead of this cache), the approximate search
+# looks at this many candidates per result wanted; the same for memory and passages.
+CANDIDATES_PER_RESULT = 20
+# About 170k vectors of 384 floats, or 43k of 1,536: enough for the busiest users of one
+# process without letting the web worker grow without bound.
+MAX_CACHED_BYTES = 256 * 1024 * 1024
+# completed_at is stamped before the save, so a query can land after a later one was
+# read (concurrent tabs, workers): every read re-lists this margin by id (cheap, no
+# embeddings) and fetches only the ids not already held.
+REREAD_MARGIN = timedelta(minutes=5)
+# A range bound rather than "is not null", so the first read rides the same index.
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INITIAL_CAPACITY = 64
+# Rows per read. The embedded server decodes every document it returns in full, the
+# embedding included (about 12 KB of Python objects per 384-float row), so one read of a
+# user's whole history would hold it all in the server at once: 600 MB at 50k rows,
+# kept by its allocator afterwards. Pages keep that peak to a few tens of MB; on MongoDB
+# they are simply batches.
+LIST_PAGE = 2000
+FETCH_BATCH = 500
+# The group code of rows without one (queries).
+NO_GROUP = -1
+
+
+@dataclass(frozen=True)
+class VectorSource:
+    """Which stored rows are one end user's vectors of one model, and how to read them
+    incrementally: ``stamp_field`` only grows for new rows and is indexed after the
+    ``rows`` filter's equality fields."""
+
+    name: str
+    model: type[models.Model]
+    stamp_field: str
+    rows: Callable[[object, str, str], models.QuerySet]
+    # A field whose value each row keeps in the matrix (a chunk's file), or None.
+    group_field: str | None = None
+
+
+@dataclass
+class UserVectors:
+    dimensions: int
+    ids: list[ObjectId] = field(default_factory=list)
+    # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
+    buffer: np.ndarray | None = None
+    positions: dict[ObjectId, int] = field(default_factory=dict)
+    # Newest stamp (completed_at, created_at) read so far; the next read starts a margin
+    # before it.
+    read_until: datetime | None = None
+    # Per row, the code of its group (``group_codes``), parallel to ``buffer``.
+    groups: np.ndarray | None = None
+    group_codes: dict[object, int] = field(default_factory=dict)
+    # Codes are never reused: a dropped group's code may still sit in a stale mask.
+    next_group_code: int = 0
+    # Sources read by group (``group_vectors``): the version each held group was read at.
+    group_versions: dict[object, object] = field(default_factory=dict)
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        """The live rows (a view, no copy); None while the user has no vectors."""
+        if not self.ids or self.buffer is None:
+            return None
+        return self.buffer[: len(self.ids)]
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self.buffer is None else self.buffer.nbytes
+
+    def _group_code(self, group: object) -> int:
+        if group is None:
+            return NO_GROUP
+        if group not in self.group_codes:
+            self.group_codes[group] = self.next_group_code
+            self.next_group_code += 1
+        return self.group_codes[group]
+
+    def append(self, rows: Iterable[Sequence]) -> None:
+        """Add ``(pk, embedding)`` or ``(pk, embedding, group)`` rows not held yet."""
+        fresh = [
+            (row[0], row[1], row[2] if len(row) > 2 else None)
+            for row in rows
+            if row[0] not in self.positions and row[1] and len(row[1]) == self.dimensions
+        ]
+        if not fresh:
+            return
+        needed = len(self.ids) + len(fresh)
+        if self.buffer is None or needed > self.buffer.shape[0]:
+            capacity = max(
+                INITIAL_CAPACITY, needed, 2 * (0 if self.buffer is None else len(self.buffer))
+            )
+            grown = np.empty((capacity, self.dimensions), dtype=np.float32)
+            grown_groups = np.full(capacity, NO_GROUP, dtype=np.int32)
+            if self.ids:
+                grown[: len(self.ids)] = self.buffer[: len(self.ids)]
+                grown_groups[: len(self.ids)] = self.groups[: len(self.ids)]
+            self.buffer = grown
+            self.groups = grown_groups
+        start = len(self.ids)
+        self.buffer[start:needed] = np.asarray([e for _, e, _ in fresh], dtype=np.float32)
+        self.groups[start:needed] = [self._group_code(g) for _, _, g in fresh]
+        for offset, (pk, _, _) in enumerate(fresh):
+            self.positions[pk] = start + offset
+            self.ids.append(pk)
+
+    def group_mask(self, groups: Iterable[object]) -> np.ndarray:
+        """A boolean per live row: whether its group is one of ``groups``."""
+        codes = [self.group_codes[g] for g in groups if g in self.group_codes]
+        live = self.groups[: len(self.ids)] if self.groups is not None else np.empty(0)
+        return np.isin(live, np.asarray(codes, dtype=np.int32))
+
+    def drop_groups(self, groups: Iterable[object]) -> None:
+        """Remove every row of ``groups`` (a deleted or re-ingested file)."""
+        doomed = set(groups)
+        if not doomed or self.groups is None:
+            return
+        mask = self.group_mask(doomed)
+        self.drop([self.ids[row] for row in np.flatnonzero(mask)])
+        for group in doomed:
+            self.group_codes.pop(group, None)
+            self.group_versions.pop(group, None)
+
+    def drop(self, pks: Iterable[ObjectId]) -> None:
+        """Remove deleted queries' rows (moving the last row into each hole)."""
+        for pk in pks:
+            position = self.positions.pop(pk, None)
+            if position is None:
+                continue
+            last = len(self.ids) - 1
+            if position != last:
+                moved = self.ids[last]
+                self.buffer[position] = self.buffer[last]
+                self.groups[position] = self.groups[last]
+                self.ids[position] = moved
+                self.positions[moved] = position
+            self.ids.pop()
+
+
+CacheKey = tuple[str, str, str, int, str]
+_cache: OrderedDict[CacheKey, UserVectors] = OrderedDict()
+_lock = threading.Lock()
+# One refresh at a time per key: two concurrent questions of one user would otherwise
+# both fetch the same new rows.
+_key_locks: dict[CacheKey, threading.Lock] = {}
+
+
+def _key(owner_id: object, user_id: str, model: str, dimensions: int, source: str) -> CacheKey:
+    return (str(owner_id), user_id, model, dimensions, source)
+
+
+def _evict_over_budget() -> None:
+    total = sum(entry.nbytes for entry in _cache.values())
+    while total > MAX_CACHED_BYTES and len(_cache) > 1:
+        key, entry = _cache.popitem(last=False)
+        _key_locks.pop(key, None)
+        total -= entry.nbytes
+
+
+def _listed_pages(
+    source: VectorSource,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    since: datetime,
+    fields: tuple,
+):
+    """``(pk, stamp, ...)`` of the rows stamped at or after ``since``, in pages.
+
+    Walks the index in stamp order, LIST_PAGE rows at a time. The next page starts at
+    the last stamp seen (rows sharing it come again; the caller skips what it holds). A
+    page that is all one stamp is completed with an equality read and the walk goes on
+    strictly after it, so ties cannot stall it.
+    """
+    rows = source.rows(owner_id, user_id, model)
+    stamp = source.stamp_field
+    lookup = {f"{stamp}__gte": since}
+    while True:
+        page = list(rows.filter(**lookup).order_by(stamp).values_list(*fields)[:LIST_PAGE])
+        yield page
+        if len(page) < LIST_PAGE:
+            return
+        last = page[-1][1]
+        if last == page[0][1]:
+            yield list(rows.filter(**{stamp: last}).values_list(*fields))
+            lookup = {f"{stamp}__gt": last}
+        else:
+            lookup = {f"{stamp}__gte": last}
+
+
+def _entry(key: CacheKey, dimensions: int) -> tuple[UserVectors, threading.Lock]:
+    """The cached matrix for ``key`` (made empty if new), now the most recently used."""
+    with _lock:
+        entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
+        _cache[key] = entry
+        return entry, _key_locks.setdefault(key, threading.Lock())
+
+
+def user_vectors(
+    *,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    dimensions: int,
+    source: VectorSource,
+) -> UserVectors:
+    """The end user's vectors of ``model`` from ``source``, brought up to date (for rows
+    that are only ever added, such as completed queries)."""
+    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
+    with key_lock:
+        since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
+        # Cold: every row is new, and the embedded server decodes each listed document in
+        # full anyway, so the listing carries the embeddings (one read per row, not two).
+        cold = entry.read_until is None
+        stamp = source.stamp_field
+        group = (source.group_field,) if source.group_field else ()
+        fields = ("pk", stamp, "embedding", *group) if cold else ("pk", stamp)
+        for listed in _listed_pages(source, owner_id, user_id, model, since, fields):
+            if cold:
+                entry.append((row[0], row[2], *row[3:]) for row in listed)
+                listed = [row[:2] for row in listed]
+            new_ids = [] if cold else [pk for pk, _ in listed if pk not in entry.positions]
+            for start in range(0, len(new_ids), FETCH_BATCH):
+                batch = new_ids[start : start + FETCH_BATCH]
+                found = {
+                    row[0]: row
+                    for row in source.model.objects.filter(pk__in=batch).values_list(
+                        "pk", "embedding", *group
+                    )
+                }
+                # Only rows still present; the order of rows is irrelevant to the ranking.
+                entry.append(found[pk] for pk in batch if pk in found)
+            newest = max((stamped for _, stamped in listed), default=None)
+            if newest is not None and (entry.read_until is None or newest > entry.read_until):
+                entry.read_until = newest
+    with _lock:
+        _evict_over_budget()
+    return entry
+
+
+def group_vectors(
+    *,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    dimensions: int,
+    source: VectorSource,
+    versions: dict[object, object],
+) -> UserVectors:
+    """The end user's vectors of ``model`` for exactly the groups in ``versions``.
+
+    For rows that come and go a group at a time (a document's chunks: written together,
+    searchable once the file is ready, replaced together when it is re-ingested), the
+    caller knows which groups should be held and at which version (the file's last
+    ingestion). Groups held at another version, or no longer wanted, are dropped; wanted
+    groups not held are read one group at a time, LIST_PAGE rows per read. No time margin
+    and no listing of unchanged groups: a warm call reads nothing.
+    """
+    assert source.group_field is not None
+    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
+    group_field = source.group_field
+    with key_lock:
+        stale = [g for g, held in entry.group_versions.items() if versions.get(g, held) != held]
+        unwanted = [g for g in entry.group_codes if g not in versions]
+        entry.drop_groups([*stale, *unwanted])
+        rows = source.rows(owner_id, user_id, model)
+        # One group at a time: equality on every field of the index, so each read touches
+        # that file's rows only (an $in over many files, paged, rescans them all per page).
+        for group in [g for g in versions if g not in entry.group_versions]:
+            after = None
+            while True:
+                page = rows.filter(**{group_field: group})
+                if after is not None:
+                    page = page.filter(pk__gt=after)
+                listed = list(
+                    page.order_by("pk").values_list("pk", "embedding", group_field)[:LIST_PAGE]
+                )
+                entry.append(listed)
+                if len(listed) < LIST_PAGE:
+                    break
+                after = listed[-1][0]
+            entry.group_versions[group] = versions[group]
+    with _lock:
+        _evict_over_budget()
+    return entry
+
+
+def vector_cache_forget(*, owner_id: object, user_id: str, query_ids: Iterable[ObjectId]) -> None:
+    """Drop deleted queries from every cached matrix of that end user."""
+    pks = list(query_ids)
+    with _lock:
+        entries = [
+            (entry, _key_locks.setdefault(key, threading.Lock()))
+            for key, entry in _cache.items()
+            if key[0] == str(owner_id) and key[1] == user_id
+        ]
+    for entry, key_lock in entries:
+        with key_lock:
+            entry.drop(pks)
+
+
+def clear_vector_cache() -> None:
+    with _lock:
+        _cache.clear()
+        _key_locks.clear()

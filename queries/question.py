@@ -1,0 +1,61 @@
+"""What a client asks: one question and its options, as every edge hands it to
+``queries.start.query_start``.
+
+The edges build it from their checked requests (``QueryRequestSerializer.question``);
+its field defaults are the only ones: the serializer declares them from here, and
+nothing downstream re-declares them. ``RunRequest`` is what the run reads back of it
+(and of what query_start chose) from ``Query.request``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QuestionParams:
+    user_id: str
+    session_id: str
+    query: str
+    # None (or blank): the session's experiment, else the configured default, decides.
+    model_provider: str | None = None
+    model_name: str | None = None
+    mode: str = "chat"
+    web_search: bool = False
+    use_memory: bool = True
+    # File ids, or image data URLs that query_start stores as files.
+    attachments: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    use_documents: bool = False
+    selected_option: str | None = None
+    temperature: float | None = None
+    # None: the configured default (``run_config().default_max_tokens``).
+    max_tokens: int | None = None
+    # The client-kept conversation (the OpenAI-compatible API), checked by query_start;
+    # None: the session's stored history is the context.
+    conversation: list[dict[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """``Query.request`` as ``queries.run`` reads it: the question's options, with the
+    model settings query_start chose. A key a row was stored without (an older row)
+    takes the question's default."""
+
+    temperature: float
+    max_tokens: int
+    web_search: bool = QuestionParams.web_search
+    use_memory: bool = QuestionParams.use_memory
+    attachments: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    use_documents: bool = QuestionParams.use_documents
+    selected_option: str | None = QuestionParams.selected_option
+    system_prompt: str | None = None
+    conversation: list[dict[str, str]] | None = QuestionParams.conversation
+
+    @classmethod
+    def stored(cls, request: dict[str, Any]) -> RunRequest:
+        """Raises KeyError when the row has no model settings (never stored by
+        query_start)."""
+        return cls(**{f.name: request[f.name] for f in fields(cls) if f.name in request})

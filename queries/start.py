@@ -1,0 +1,396 @@
+"""Checking and admitting a question: the one entry of every edge, ``query_start``.
+
+Everything that can be refused is checked before money is spent (the ``check_*``
+functions: the client's conversation, web search support; then the session, the model
+and the experiments, the named documents); then the question is admitted against the
+caller's limits (``queries.admission``). Only then is the Query stored (``pending``, or
+``running`` when it runs in this process) and its run handed to the dispatcher, by name
+(``RUN_TASK``); ``queries.run`` executes it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from agents import memory
+from agents.ports import Scope
+from agents.providers.registry import (
+    available_providers,
+    default_model_for,
+    default_provider,
+    get_chat_provider,
+)
+from files.charges import Payer
+from files.selectors import documents_ready, file_get
+from files.services import file_check, file_upload
+from llmplatform.core.config import provider_config, run_config
+from llmplatform.core.dispatch import dispatcher
+from llmplatform.core.errors import ApplicationError
+from llmplatform.core.models import ApiKey
+from llmplatform.core.quotas import quota_admit, quota_settle
+from queries.admission import question_reservation
+from queries.memory_store import recent_turns
+from queries.models import Query
+from queries.question import QuestionParams
+from sessions.selectors import session_variants
+from sessions.services import session_for_query, session_query_record
+
+# The Celery task (``queries.tasks``) and in-process runner (``queries.apps``) of a run.
+RUN_TASK = "queries.run_query"
+
+_DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|gif|webp));base64,(.+)$", re.DOTALL)
+# A client-kept conversation (the OpenAI-compatible API) is bounded by the request body
+# size too; this bounds the number of turns the writer has to lay out.
+MAX_CONVERSATION_TURNS = 500
+CONVERSATION_ROLES = ("system", "user", "assistant")
+
+
+def _attachment_ids(*, owner: User, payer: Payer, attachments: list[str]) -> list[str]:
+    """File ids for every attachment; image data URLs are stored as files, counted
+    against ``payer``'s storage quota like any upload.
+
+    Everything is checked before anything is stored: a rejected query leaves no files.
+    Raises ApplicationError (400, 404 for another owner's or unknown file, 413, 415).
+    """
+    decoded: list[tuple[int, bytes, str]] = []
+    ids: list[str] = []
+    for index, attachment in enumerate(attachments):
+        match = _DATA_URL.match(attachment)
+        if attachment.startswith("data:") and not match:
+            raise ApplicationError(
+                f"attachments[{index}] is not a base64 image data URL "
+                "(data:image/png|jpeg|gif|webp;base64,...).",
+                code="invalid_attachment",
+            )
+        if match:
+            try:
+                decoded.append(
+                    (index, base64.b64decode(match.group(2), validate=True), match.group(1))
+                )
+            except binascii.Error:
+                raise ApplicationError(
+                    f"attachments[{index}] has invalid base64 data.", code="invalid_attachment"
+                ) from None
+            continue
+        stored = file_get(owner=owner, file_id=attachment)
+        if not stored.content_type.startswith("image/"):
+            raise ApplicationError(
+                f"attachments[{index}] is {stored.filename!r} ({stored.content_type}): only "
+                "images can be attached to a query.",
+                code="unsupported_attachment",
+            )
+        ids.append(str(stored.pk))
+    uploads = [
+        SimpleUploadedFile(f"attachment-{index}", content, content_type=content_type)
+        for index, content, content_type in decoded
+    ]
+    for upload in uploads:
+        file_check(upload=upload)
+    ids.extend(
+        str(file_upload(owner=owner, user_id=payer.user_id, upload=upload, payer=payer).pk)
+        for upload in uploads
+    )
+    return ids
+
+
+def check_conversation(params: QuestionParams) -> list[dict[str, str]] | None:
+    """The client's earlier turns, checked; None when it sent none (then the session's
+    stored history is the context). Raises ApplicationError (400)."""
+    conversation = params.conversation
+    if conversation is None:
+        return None
+    if not isinstance(conversation, list) or len(conversation) > MAX_CONVERSATION_TURNS:
+        raise ApplicationError(
+            f"conversation must be a list of at most {MAX_CONVERSATION_TURNS} turns.",
+            code="invalid_conversation",
+        )
+    turns: list[dict[str, str]] = []
+    for index, turn in enumerate(conversation):
+        if (
+            not isinstance(turn, dict)
+            or set(turn) != {"role", "content"}
+            or turn["role"] not in CONVERSATION_ROLES
+            or not isinstance(turn["content"], str)
+        ):
+            raise ApplicationError(
+                f"conversation[{index}] must be {{role, content}} with role one of "
+                f"{', '.join(CONVERSATION_ROLES)} and content a string.",
+                code="invalid_conversation",
+                extra={"index": index},
+            )
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    return turns
+
+
+def client_system_prompt(conversation: list[dict[str, str]] | None) -> str | None:
+    """The client's own system prompt: its system turns, in order."""
+    parts = [turn["content"] for turn in conversation or [] if turn["role"] == "system"]
+    return "\n\n".join(parts) or None
+
+
+@dataclass
+class _Choices:
+    """What answers the query, and which experiment variants it was exposed to."""
+
+    provider: str
+    model: str
+    temperature: float
+    system_prompt: str | None
+    # Experiment key -> variant, for every experiment the query is exposed to.
+    variants: dict[str, str]
+    # Experiment key -> {"variant", "reason"}: assigned but not exposed (see _exposure).
+    excluded: dict[str, dict[str, str]]
+
+
+def _set_by_request(*, field: str, requested: dict[str, Any], client_system: str | None) -> bool:
+    """Whether the request itself chose ``field``, so no experiment may vary it.
+
+    A model name belongs to one vendor: a request naming its provider has also decided
+    which models can answer, so it bypasses an experiment varying ``model_name`` too.
+    """
+    if field == "system_prompt":
+        return client_system is not None
+    if field == "model_name":
+        return bool(requested["model_name"] or requested["model_provider"])
+    if field == "temperature":
+        return requested["temperature"] is not None
+    return bool(requested.get(field))
+
+
+def _exposure(
+    *, assigned: Any, requested: dict[str, Any], client_system: str | None, claimed: set[str]
+) -> str | None:
+    """Why the query is not exposed to ``assigned``'s experiment; None when it is.
+
+    Decided from the fields the experiment varies, never from the arm: an arm-dependent
+    rule (a control without overrides "shaping" nothing) would count the arms unequally.
+    ``claimed`` holds the fields of the older experiments already exposed: the one
+    started first wins a field both vary.
+    """
+    for field in sorted(assigned.varied):
+        if _set_by_request(field=field, requested=requested, client_system=client_system):
+            return f"request_set:{field}"
+    for field in sorted(assigned.varied):
+        if field in claimed:
+            return f"conflict:{field}"
+    return None
+
+
+def _choices(
+    *,
+    params: QuestionParams,
+    conversation: list[dict[str, str]] | None,
+    session: Any,
+    evaluation: str | None,
+) -> _Choices:
+    """The request's own choices win; an experiment varies only what the request left
+    open, and the query is recorded as exposed to it or excluded from it (with why).
+    Raises ApplicationError (400)."""
+    requested_provider = params.model_provider
+    requested_model = params.model_name
+    requested_temperature = params.temperature
+    requested = {
+        "model_provider": requested_provider,
+        "model_name": requested_model,
+        "temperature": requested_temperature,
+    }
+    # A client that sends its own system prompt is not given an experiment's.
+    client_system = client_system_prompt(conversation)
+    applied: dict[str, Any] = {}
+    variants: dict[str, str] = {}
+    excluded: dict[str, dict[str, str]] = {}
+    claimed: set[str] = set()
+    # An evaluation pins every choice itself and is never part of an experiment.
+    assignments = [] if evaluation else session_variants(session=session)
+    for assigned in assignments:  # oldest experiment first
+        reason = _exposure(
+            assigned=assigned, requested=requested, client_system=client_system, claimed=claimed
+        )
+        if reason is not None:
+            excluded[assigned.experiment_key] = {"variant": assigned.variant, "reason": reason}
+            continue
+        variants[assigned.experiment_key] = assigned.variant
+        claimed |= assigned.varied
+        for key in ("model_provider", "model_name", "temperature", "system_prompt"):
+            if key in assigned.overrides:
+                applied[key] = assigned.overrides[key]
+    provider = (
+        requested_provider
+        or applied.get("model_provider")
+        or default_provider()
+        or provider_config().default_provider
+    )
+    get_chat_provider(provider)  # raises a 400 listing the available providers
+    model = requested_model or (
+        applied["model_name"]
+        if "model_name" in applied and applied.get("model_provider", provider) == provider
+        else default_model_for(provider)
+    )
+    temperature = requested_temperature
+    if temperature is None:
+        temperature = applied.get("temperature", run_config().default_temperature)
+    return _Choices(
+        provider=provider,
+        model=model,
+        temperature=temperature,
+        system_prompt=applied.get("system_prompt"),
+        variants=variants,
+        excluded=excluded,
+    )
+
+
+def check_web_search(provider: str) -> None:
+    """Refuse web search with a provider that cannot do it, naming those that can.
+    Raises ApplicationError (400)."""
+    if get_chat_provider(provider).supports_web_search:
+        return
+    searching = [
+        name for name in available_providers() if get_chat_provider(name).supports_web_search
+    ]
+    listed = ", ".join(searching) if searching else "none is configured here"
+    raise ApplicationError(
+        f"Provider {provider!r} cannot search the web. Send web_search=false, or use a "
+        f"provider that can: {listed}.",
+        code="web_search_unsupported",
+        extra={"providers_with_web_search": searching},
+    )
+
+
+def _stored_history(
+    *, owner: User, params: QuestionParams, conversation: list[dict[str, str]] | None
+) -> list[tuple[str, str]]:
+    """The session's stored turns the memory agent will put in the prompt (none when the
+    client sends its own conversation or memory is off): what admission reserves for it."""
+    if conversation is not None or not params.use_memory:
+        return []
+    scope = Scope(
+        owner_id=str(owner.pk),
+        user_id=params.user_id,
+        session_id=params.session_id,
+        query_id="",
+    )
+    turns = recent_turns(scope, limit=memory.HISTORY_TURNS)
+    return [(turn.question, turn.answer) for turn in turns]
+
+
+def _admit(
+    *,
+    api_key: ApiKey | None,
+    owner: User,
+    params: QuestionParams,
+    choices: _Choices,
+    conversation: list[dict[str, str]] | None,
+    documents: list[str],
+) -> dict | None:
+    """Count the question against the key's limits (the owner account's without a key:
+    the signed-in chat UI), reserving the most it can use (``queries.admission``).
+    Raises ApplicationError (429)."""
+    reservation = question_reservation(
+        provider=choices.provider,
+        model=choices.model,
+        text=params.query,
+        mode=params.mode,
+        max_tokens=params.max_tokens or run_config().default_max_tokens,
+        conversation=conversation,
+        system_prompt=client_system_prompt(conversation) or choices.system_prompt,
+        use_memory=params.use_memory,
+        use_documents=bool(documents) or params.use_documents,
+        images=len(params.attachments),
+        history=_stored_history(owner=owner, params=params, conversation=conversation),
+    )
+    return quota_admit(
+        api_key=api_key,
+        account=owner if api_key is None else None,
+        user_id=params.user_id,
+        tokens_estimate=reservation.tokens,
+        usd_estimate=reservation.usd,
+    )
+
+
+def query_start(
+    *,
+    owner: User,
+    params: QuestionParams,
+    api_key: ApiKey | None = None,
+    evaluation: str | None = None,
+) -> Query:
+    """Store a pending Query for validated ``params`` and dispatch its run.
+
+    The one entry of every edge. The session is started through ``session_start`` when
+    it is new, so every query counts in analytics and experiments. ``api_key`` is the
+    caller whose limits and budgets apply; without one (the signed-in chat UI) the
+    owner's account limits apply. A refusal comes before anything is stored or any
+    provider is called. ``evaluation`` is the evaluation run asking (its id), if any.
+    Raises ApplicationError (400, 404, 413, 415, 429).
+    """
+    conversation = check_conversation(params)
+    session = session_for_query(owner=owner, session_id=params.session_id, user_id=params.user_id)
+    choices = _choices(
+        params=params, conversation=conversation, session=session, evaluation=evaluation
+    )
+    if params.web_search:
+        check_web_search(choices.provider)
+    # Named documents are checked before admission: a 404 or 409 costs no quota.
+    documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
+    reservation = _admit(
+        api_key=api_key,
+        owner=owner,
+        params=params,
+        choices=choices,
+        conversation=conversation,
+        documents=documents,
+    )
+    try:
+        payer = Payer(
+            api_key=api_key,
+            account=owner if api_key is None else None,
+            user_id=params.user_id,
+        )
+        attachments = _attachment_ids(owner=owner, payer=payer, attachments=params.attachments)
+    except ApplicationError:
+        # Refused after admission: the question used nothing.
+        quota_settle(reservation, run_id=str(ObjectId()), tokens=0, usd=0.0)
+        raise
+    runs = dispatcher()
+    running = runs.starts_runs_at_once
+    query = Query.objects.create(
+        status=Query.Status.RUNNING if running else Query.Status.PENDING,
+        heartbeat_at=timezone.now() if running else None,
+        owner=owner,
+        user_id=params.user_id,
+        session_id=params.session_id,
+        query=params.query,
+        mode=params.mode,
+        model_provider=choices.provider,
+        model_name=choices.model,
+        experiments=choices.variants,
+        experiments_excluded=choices.excluded,
+        # An evaluation run's questions are marked so analytics and memory leave them out.
+        metadata={"evaluation": evaluation} if evaluation else {},
+        request={
+            "web_search": params.web_search,
+            "use_memory": params.use_memory,
+            "attachments": attachments,
+            "selected_option": params.selected_option,
+            "temperature": choices.temperature,
+            "max_tokens": params.max_tokens or run_config().default_max_tokens,
+            "system_prompt": choices.system_prompt,
+            "conversation": conversation,
+            "quota": reservation,
+            "documents": documents,
+            "use_documents": params.use_documents,
+        },
+    )
+    runs.submit_run(RUN_TASK, str(query.pk), query=query)
+    # After the hand-over, so counting it in its session never delays the first token.
+    session_query_record(session=session, at=query.timestamp)
+    return query

@@ -1,0 +1,143 @@
+/* Asking: the composer (Enter sends, Shift+Enter adds a line, Escape stops), an option
+ * chosen, an answer regenerated. Each sends one `query` message over the socket, once
+ * the conversation has been started on the server. */
+
+import { failCurrent, startTurn, stop } from "./answer.js";
+import { ensureStarted, recordActivity } from "./api.js";
+import { attachmentsUploading, clearAttachments, documentsBeingRead, readyFiles } from "./attachments.js";
+import { refreshConversations } from "./conversations.js";
+import { cfg, els, selectedMode, setMode, setStatus, showError } from "./page.js";
+import { isOpen, send } from "./socket.js";
+import { isGenerating, state } from "./state.js";
+
+async function sendQuery(input) {
+  showError("");
+  if (!els.provider || isGenerating()) return false;
+  if (!isOpen()) {
+    showError("Not connected to the server yet; try again in a moment.");
+    return false;
+  }
+  const files = input.files || readyFiles();
+  const modelChosen = state.modelChosen;
+  const turn = {
+    question: input.query,
+    answer: "",
+    attachmentNames: files.map((f) => f.name),
+    // What the page shows until the server says which model answered (refreshDetails).
+    provider: els.provider.value,
+    model: els.model.value.trim(),
+    mode: input.mode,
+    status: "streaming",
+    request: {
+      provider: input.provider !== undefined ? input.provider : modelChosen ? els.provider.value : "",
+      model: input.model !== undefined ? input.model : modelChosen ? els.model.value.trim() : "",
+      selectedOption: input.selectedOption || null,
+      webSearch: input.webSearch !== undefined ? input.webSearch : els.webSearch.checked,
+      useMemory: input.useMemory !== undefined ? input.useMemory : els.useMemory.checked,
+      useDocuments: input.useDocuments !== undefined ? input.useDocuments : !!(els.useDocuments && els.useDocuments.checked),
+      files,
+    },
+  };
+  const message = {
+    type: "query",
+    user_id: cfg.userId,
+    session_id: state.conversation.id,
+    query: input.query,
+    model_provider: turn.request.provider,
+    model_name: turn.request.model,
+    mode: turn.mode,
+    web_search: turn.request.webSearch,
+    use_memory: turn.request.useMemory,
+    use_documents: turn.request.useDocuments,
+    attachments: files.filter((f) => f.kind === "image").map((f) => f.fileId),
+    selected_option: turn.request.selectedOption,
+  };
+  const documents = files.filter((f) => f.kind === "document").map((f) => f.fileId);
+  if (documents.length) message.documents = documents;
+
+  startTurn(turn, { phase: "starting" });
+  setStatus("Sending…");
+  try {
+    // The session exists before its first question, so the query counts in it.
+    await ensureStarted();
+  } catch (err) {
+    failCurrent("The conversation could not be started: " + err.message);
+    return false;
+  }
+  if (!send(message)) {
+    failCurrent("The connection dropped before the question was sent. Please ask again.");
+    return false;
+  }
+  state.current.sent = true;
+  recordActivity("query", { mode: turn.mode, regenerated: !!input.regenerated, attachments: files.length });
+  if (!input.files) clearAttachments();
+  if (state.conversation.turns.length === 0) refreshConversations();
+  return true;
+}
+
+export function chooseOption(turn, option) {
+  if (isGenerating()) return;
+  setMode("shopping");
+  turn.optionChosen = option;
+  sendQuery({ query: option, selectedOption: option, mode: "shopping" }).then((sent) => {
+    // Only a sent choice is final: if the socket is down, the buttons stay usable.
+    if (!sent) turn.optionChosen = null;
+  });
+}
+
+export function regenerateTurn(turn) {
+  if (isGenerating()) return;
+  const request = turn.request || {};
+  sendQuery({
+    query: turn.question,
+    mode: turn.mode || "chat",
+    selectedOption: request.selectedOption || null,
+    provider: request.provider,
+    model: request.model,
+    webSearch: request.webSearch,
+    useMemory: request.useMemory,
+    useDocuments: request.useDocuments,
+    files: request.files || [],
+    regenerated: true,
+  });
+}
+
+async function submit(event) {
+  event.preventDefault();
+  if (isGenerating()) return;
+  const query = els.question.value.trim();
+  if (!query) {
+    showError("Type a question first.");
+    els.question.focus();
+    return;
+  }
+  const uploading = attachmentsUploading();
+  if (uploading.length) {
+    showError("Wait until " + uploading.map((a) => a.name).join(", ") + " is uploaded, or remove it.");
+    return;
+  }
+  // The server answers from ready documents only (409 otherwise): wait for them.
+  const reading = documentsBeingRead();
+  if (reading.length) {
+    showError("Wait until " + reading.map((a) => a.name).join(", ") + " has been read, or remove it.");
+    return;
+  }
+  els.question.value = "";
+  if (!(await sendQuery({ query, mode: selectedMode() })) && !els.question.value) els.question.value = query;
+}
+
+function keydown(event) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    els.composer.requestSubmit();
+  } else if (event.key === "Escape" && isGenerating()) {
+    event.preventDefault();
+    stop();
+  }
+}
+
+export function initComposer() {
+  els.composer.addEventListener("submit", submit);
+  els.question.addEventListener("keydown", keydown);
+  els.stop.addEventListener("click", stop);
+}

@@ -1,0 +1,24 @@
+/* What more than one module of the chat reads and changes, in one place.
+ *
+ * Modules import `state` and read or assign its fields; nothing else is shared. What only
+ * one module uses stays private to it: the socket and its reconnect timer (socket.js),
+ * the attached files (attachments.js), the listed conversations (conversations.js), the
+ * speech buffer (announcer.js) and the pending answer render (transcript.js).
+ */
+
+export const state = {
+  // The open conversation (a chat session): its id, whether the server has started it
+  // (it is started before the first question), and its finished turns.
+  conversation: { id: null, started: false, turns: [] },
+  // The answer being generated, null when idle:
+  // {turn, view, queryId, lastEventId, seen, phase, cancelPending, sent}.
+  current: null,
+  // Until the user picks a provider or model, questions leave both open: the server then
+  // answers with its default, or with the model of the experiment variant this
+  // conversation was assigned (a request's own choice always wins over an experiment).
+  modelChosen: false,
+};
+
+export function isGenerating() {
+  return state.current !== null;
+}

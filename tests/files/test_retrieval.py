@@ -1,0 +1,192 @@
+"""Retrieval details: named documents only, one cache for memory and chunks, the Atlas
+path's pipeline, the index created by setup_indexes, and the shared prompt budget."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+from agents.documents import CHARS_PER_TOKEN, fit_context, passage_snippet
+from agents.ports import DocumentPassage
+from files import document_store, vector_cache
+from files.models import CHUNK_VECTOR_INDEX_NAME, DocumentChunk
+from tests.files.conftest import ask, upload, wait_ingested
+from tests.files.pdfs import facts_pdf, make_pdf
+
+PDF = "application/pdf"
+
+
+def _passage(text: str, score: float = 0.5, page: int | None = 1) -> DocumentPassage:
+    return DocumentPassage(
+        chunk_id="c", file_id="f", title="t.pdf", page=page, text=text, score=score
+    )
+
+
+def test_passages_come_first_then_memory_within_the_budget():
+    passages = [_passage("a" * 400), _passage("b" * 400)]
+    memory = [{"query": "q1", "response": "r" * 200}, {"query": "q2", "response": "r" * 40}]
+    kept, remembered = fit_context(passages, memory, budget=230)
+    assert [p.text[0] for p in kept] == ["a", "b"]  # 2 x 101 tokens
+    assert remembered == [memory[1]]  # the long one does not fit, the short one does
+    # The best passage is kept even alone over the budget (cut to it).
+    [only], none = fit_context([_passage("z" * 4000)], memory, budget=100)
+    assert len(only.text) == 100 * CHARS_PER_TOKEN and none == []
+
+
+def test_snippet_centres_on_the_sentence_the_question_asks_about():
+    text = (
+        "Filler about the company and its plans. " * 20
+        + "The mascot is an axolotl. "
+        + ("More filler about the company. " * 20)
+    )
+    snippet = passage_snippet(text, "What is the company mascot?")
+    assert "mascot is an axolotl" in snippet and len(snippet) <= 282
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("in_process", "uploads")
+def test_named_documents_limit_the_search_to_them(api, fakes):
+    handbook = wait_ingested(api, upload(api, "handbook.pdf", facts_pdf(), PDF).json()["file_id"])
+    other = upload(api, "menu.pdf", make_pdf(["Soup of the day: tomato."]), PDF).json()
+    other = wait_ingested(api, other["file_id"])
+    body = ask(api, "What is the company mascot?", documents=[other["file_id"]]).json()
+    cited = {c["file_id"] for c in body["citations"] if c["type"] == "document"}
+    assert cited == {other["file_id"]}
+    body = ask(api, "What is the company mascot?", use_documents=True).json()
+    assert body["citations"][0]["file_id"] == handbook["file_id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("in_process", "uploads")
+def test_memory_and_chunks_share_one_vector_cache(api):
+    wait_ingested(api, upload(api, "handbook.pdf", facts_pdf(), PDF).json()["file_id"])
+    ask(api, "Hello there", use_memory=True)  # memory reads the user's query vectors
+    api.get("/api/v1/search", {"q": "mascot", "user_id": "u1", "scope": "all"})
+    sources = {key[4] for key in vector_cache._cache}
+    assert sources == {"queries", "chunks"}
+
+
+@pytest.mark.django_db
+def test_atlas_pipeline_filters_inside_the_search_and_rechecks_hits(monkeypatch, make_owner):
+    owner, _ = make_owner("acme")
+    captured = {}
+
+    def atlas(pipeline):
+        captured["pipeline"] = pipeline
+        return [{"_id": ObjectId(), "score": 0.9}]  # a chunk that no longer exists
+
+    monkeypatch.setattr(document_store, "_uses_vector_search", lambda dimensions: True)
+    monkeypatch.setattr(document_store, "_run_vector_search", atlas)
+    monkeypatch.setattr(
+        document_store,
+        "_user_documents",
+        lambda owner_id, user_id: {
+            ObjectId("0" * 24): document_store._Document("ready", "m", "a.pdf", None)
+        },
+    )
+    hits = document_store.search_chunks(
+        owner_id=owner.pk,
+        user_id="u1",
+        vector=[0.1] * 1536,
+        embedding_model="m",
+        file_ids=None,
+        limit=5,
+    )
+    assert hits == []
+    search = captured["pipeline"][0]["$vectorSearch"]
+    assert search["index"] == CHUNK_VECTOR_INDEX_NAME
+    assert search["filter"] == {
+        "owner_id": owner.pk,
+        "user_id": "u1",
+        "embedding_model": "m",
+        "file_id": {"$in": [ObjectId("0" * 24)]},
+    }
+    # Every filtered field is declared in the index, as Atlas requires.
+    [index] = [i for i in DocumentChunk._meta.indexes if i.name == CHUNK_VECTOR_INDEX_NAME]
+    assert {"owner", "user_id", "file", "embedding_model"} <= set(index.fields)
+
+
+@pytest.mark.django_db
+def test_setup_indexes_knows_the_chunk_vector_index():
+    from llmplatform.core.indexes import indexes_ensure
+
+    outcomes = {(o.collection, o.name): o.action for o in indexes_ensure(create=True)}
+    assert outcomes[("document_chunks", CHUNK_VECTOR_INDEX_NAME)] == "skipped"
+    assert outcomes[("document_chunks", "chunks_owner_user_vectors")] in ("created", "exists")
+
+
+@pytest.mark.django_db
+def test_the_chunk_matrix_follows_each_files_version(make_owner):
+    from files.document_store import CHUNK_VECTORS
+    from files.models import File
+    from files.vector_cache import group_vectors
+
+    owner, _ = make_owner("acme")
+
+    def document(name: str) -> File:
+        return File.objects.create(
+            owner=owner,
+            user_id="u1",
+            filename=name,
+            content_type="text/plain",
+            size=1,
+            sha256="0" * 64,
+            storage_path=name,
+            ingestion_status="ready",
+            embedding_model="m",
+        )
+
+    def chunks(file: File, count: int, value: float) -> list:
+        return DocumentChunk.objects.bulk_create(
+            DocumentChunk(
+                owner=owner,
+                user_id="u1",
+                file=file,
+                index=i,
+                char_start=0,
+                char_end=1,
+                text="x",
+                embedding=[value, 1.0],
+                embedding_model="m",
+            )
+            for i in range(count)
+        )
+
+    a, b = document("a.txt"), document("b.txt")
+    chunks(a, 3, 0.1)
+    chunks(b, 2, 0.2)
+
+    def held(versions):
+        entry = group_vectors(
+            owner_id=owner.pk,
+            user_id="u1",
+            model="m",
+            dimensions=2,
+            source=CHUNK_VECTORS,
+            versions=versions,
+        )
+        return {g: int(entry.group_mask([g]).sum()) for g in (a.pk, b.pk)}, entry
+
+    assert held({a.pk: 1, b.pk: 1})[0] == {a.pk: 3, b.pk: 2}
+    # Re-ingested: a's old chunks replaced by 4 new ones, at a new version.
+    DocumentChunk.objects.filter(file=a).delete()
+    chunks(a, 4, 0.3)
+    assert held({a.pk: 1, b.pk: 1})[0] == {a.pk: 3, b.pk: 2}  # same version: not re-read
+    counts, entry = held({a.pk: 2, b.pk: 1})
+    assert counts == {a.pk: 4, b.pk: 2}
+    assert len(entry.ids) == 6
+    # b no longer searchable (deleted, or being re-ingested): its rows leave the matrix,
+    # and a code freed by it is never given to another file.
+    counts, entry = held({a.pk: 2})
+    assert counts == {a.pk: 4, b.pk: 0} and len(entry.ids) == 4
+    c = document("c.txt")
+    chunks(c, 1, 0.4)
+    entry = group_vectors(
+        owner_id=owner.pk,
+        user_id="u1",
+        model="m",
+        dimensions=2,
+        source=CHUNK_VECTORS,
+        versions={a.pk: 2, c.pk: 1},
+    )
+    assert int(entry.group_mask([a.pk]).sum()) == 4 and int(entry.group_mask([c.pk]).sum()) == 1
