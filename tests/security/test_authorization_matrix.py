@@ -11,6 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from evaluations.models import Dataset, EvaluationRun
 from files.models import File
 from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_create, api_key_revoke
@@ -88,7 +89,11 @@ def world(make_owner):
         name="matrix",
         variants=[{"name": "control", "weight": 1}, {"name": "b", "weight": 1}],
     )
+    dataset = Dataset.objects.create(owner=owner, name="matrix")
+    run = EvaluationRun.objects.create(owner=owner, dataset=dataset, status="completed")
     values = {
+        "dataset_id": str(dataset.pk),
+        "run_id": str(run.pk),
         "query_id": str(query.pk),
         "session_id": session.session_id,
         "file_id": str(file.pk),
