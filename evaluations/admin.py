@@ -16,9 +16,9 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
+from evaluations.datasets import MAX_ITEMS_PER_REQUEST, dataset_create, dataset_items_from_queries
 from evaluations.models import Dataset, DatasetItem, EvaluationResult, EvaluationRun
 from evaluations.selectors import dataset_get, dataset_list, evaluation_report
-from evaluations.services import MAX_ITEMS_PER_REQUEST, dataset_create, dataset_items_from_queries
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin

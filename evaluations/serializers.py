@@ -3,9 +3,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from evaluations.datasets import MAX_INPUT_CHARS, MAX_ITEMS_PER_REQUEST
 from evaluations.models import Dataset, DatasetItem, EvaluationRun
 from evaluations.scorers import SCORER_TYPES
-from evaluations.services import MAX_INPUT_CHARS, MAX_ITEMS_PER_REQUEST, MAX_REPEATS, MAX_TARGETS
+from evaluations.services import MAX_REPEATS, MAX_TARGETS
 from llmplatform.core.pagination import CursorPageParamsSerializer
 
 

@@ -9,6 +9,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from evaluations.datasets import (
+    dataset_create,
+    dataset_delete,
+    dataset_items_add,
+    dataset_items_from_feedback,
+    dataset_items_parse,
+)
 from evaluations.selectors import (
     dataset_get,
     dataset_items,
@@ -30,14 +37,7 @@ from evaluations.serializers import (
     EvaluationCreateSerializer,
     EvaluationRunSerializer,
 )
-from evaluations.services import (
-    dataset_create,
-    dataset_delete,
-    dataset_items_add,
-    dataset_items_from_feedback,
-    dataset_items_parse,
-    evaluation_create,
-)
+from evaluations.services import evaluation_create
 from llmplatform.core.pagination import CursorPageParamsSerializer, NewestFirstCursorPagination
 from llmplatform.core.schema import error_response, paginated
 

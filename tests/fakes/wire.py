@@ -2,6 +2,9 @@
 
 Shapes follow the vendors' public API references and what the installed SDKs parse
 (``openai``/``anthropic`` ``types``, ``google.genai`` ``_from_mldev`` converters).
+
+Over 500 lines on purpose: four vendors' wire formats side by side, so a change to the
+shared fake server is checked against all of them in one place.
 """
 
 from __future__ import annotations

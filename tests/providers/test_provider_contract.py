@@ -1,6 +1,9 @@
 """The contract every cloud vendor provider meets, each through its real SDK against its
 fake server on 127.0.0.1 (tests/fakes): complete, stream, images, citations, usage and
-cost, and every fault case."""
+cost, and every fault case.
+
+Over 500 lines on purpose: each case runs for every vendor from one parametrised table,
+which is the point of a contract test; split per vendor, the vendors could drift apart."""
 
 from __future__ import annotations
 

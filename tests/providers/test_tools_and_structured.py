@@ -1,7 +1,10 @@
 """Tools and structured output in the provider contract, per vendor, through each real SDK
 against its fake server (tests/fakes): the exact vendor payload for tools, tool choices,
 a conversation with tool calls and results and response_format; tool calls read back
-whole and streamed; the local model refusing; retries and fallbacks around tool calls."""
+whole and streamed; the local model refusing; retries and fallbacks around tool calls.
+
+Over 500 lines on purpose: one parametrised table of vendors, as in
+test_provider_contract.py."""
 
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ The outcome test fires 30 parallel questions with long histories through the rea
 ``openai`` SDK at a live server, on the embedded default and on Redis + Celery, and reads
 what was spent from /api/v1/usage. The rest pins each part of the reservation to the
 engine's own numbers, and the rules of admission and settlement.
+
+Over 500 lines on purpose: every part of the reservation is pinned here beside the
+outcome test that depends on all of them.
 """
 
 from __future__ import annotations
