@@ -24,6 +24,7 @@ from chat.selectors import (
     conversation_list,
     file_of_end_user_get,
 )
+from chat.services import conversation_document_attach, conversation_document_detach
 from files.serializers import FileSerializer, FileUploadSerializer
 from files.services import document_upload
 from llmplatform.core.contract import MAX_ID_LENGTH
@@ -125,6 +126,7 @@ class ConversationDetailView(ChatApiView):
                 "environment": conversation.session.environment,
                 "turns": conversation.turns,
                 "usage": asdict(conversation.usage),
+                "documents": FileSerializer(conversation.documents, many=True).data,
             }
         )
 
@@ -151,6 +153,36 @@ class ConversationActivityView(ChatApiView):
             event=dict(serializer.validated_data),
         )
         return Response({"stored": result.stored})
+
+
+class ConversationDocumentSerializer(serializers.Serializer):
+    file_id = serializers.CharField(max_length=MAX_ID_LENGTH)
+
+
+class ConversationDocumentsView(ChatApiView):
+    """The conversation's documents: the page asks every question in it with them."""
+
+    def post(self, request: Request, session_id: str) -> Response:
+        serializer = ConversationDocumentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        documents = conversation_document_attach(
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            file_id=serializer.validated_data["file_id"],
+        )
+        return Response({"documents": FileSerializer(documents, many=True).data})
+
+
+class ConversationDocumentView(ChatApiView):
+    def delete(self, request: Request, session_id: str, file_id: str) -> Response:
+        documents = conversation_document_detach(
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            file_id=file_id,
+        )
+        return Response({"documents": FileSerializer(documents, many=True).data})
 
 
 class ConversationLeaveView(ChatApiView):

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
+from bson.errors import InvalidId
+
 from files.charges import Payer
 from files.models import File
-from files.selectors import file_get
+from files.selectors import file_get, file_list
 from files.storage_quota import StorageUsage, storage_usage
 from llmplatform.core.errors import NotFound
 from llmplatform.core.quotas import Window, quota_windows
@@ -80,6 +83,7 @@ class Conversation:
     title: str
     turns: list[dict[str, Any]]
     usage: ConversationUsage
+    documents: list[File]
 
 
 def _turn(query: Query) -> dict[str, Any]:
@@ -133,7 +137,26 @@ def conversation_get(*, owner, user_id: str, session_id: str) -> Conversation:
         title=session.title or _first_question(owner=owner, user_id=user_id, session_id=session_id),
         turns=[_turn(query) for query in latest],
         usage=_usage(latest),
+        documents=conversation_documents(owner=owner, session=session),
     )
+
+
+def conversation_documents(*, owner, session: Session) -> list[File]:
+    """The conversation's documents that still exist, in the order they were attached
+    (a file deleted since simply drops out). Raises nothing."""
+    object_ids = []
+    for file_id in session.document_ids or []:
+        try:
+            object_ids.append(ObjectId(file_id))
+        except (InvalidId, TypeError):
+            continue
+    if not object_ids:
+        return []
+    found = {
+        str(stored.pk): stored
+        for stored in file_list(owner=owner, user_id=session.user_id).filter(pk__in=object_ids)
+    }
+    return [found[str(pk)] for pk in object_ids if str(pk) in found]
 
 
 def answer_get(*, owner, user_id: str, query_id: str) -> Query:

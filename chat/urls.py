@@ -9,6 +9,8 @@ from chat.api import (
     AnswerFeedbackView,
     ConversationActivityView,
     ConversationDetailView,
+    ConversationDocumentsView,
+    ConversationDocumentView,
     ConversationLeaveView,
     ConversationListView,
     FileDetailView,
@@ -27,6 +29,16 @@ api_urlpatterns = [
         "conversations/<str:session_id>/activity",
         ConversationActivityView.as_view(),
         name="chat-conversation-activity",
+    ),
+    path(
+        "conversations/<str:session_id>/documents",
+        ConversationDocumentsView.as_view(),
+        name="chat-conversation-documents",
+    ),
+    path(
+        "conversations/<str:session_id>/documents/<str:file_id>",
+        ConversationDocumentView.as_view(),
+        name="chat-conversation-document",
     ),
     path(
         "conversations/<str:session_id>/leave",

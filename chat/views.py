@@ -47,6 +47,9 @@ def chat_page(request: HttpRequest) -> HttpResponse:
         "maxAttachments": MAX_ATTACHMENTS,
         "maxDocuments": MAX_DOCUMENTS,
         "maxFileSize": settings.MAX_FILE_SIZE,
+        # A question typed while its documents are read waits this long for them: as long
+        # as reading one may take, and a minute more for its turn in the queue.
+        "documentWaitSeconds": int(settings.DOCUMENT_INGEST_TIMEOUT_S) + 60,
         "maxQueryChars": MAX_QUERY_CHARS,
     }
     return render(

@@ -42,6 +42,9 @@ class Session(models.Model):
     # at ``last_active_at`` once ``ends_after`` has passed without newer activity.
     last_active_at = models.DateTimeField(null=True, blank=True)
     ends_after = models.DateTimeField(null=True, blank=True)
+    # The chat UI's documents of this conversation (file ids, in the order attached): every
+    # later question in it is asked with them, until the user removes one.
+    document_ids = models.JSONField(default=list, blank=True)
 
     class Meta:
         db_table = "sessions"

@@ -420,6 +420,14 @@ def conversation_rename(*, owner: User, user_id: str, session_id: str, title: st
     return session
 
 
+def conversation_documents_set(*, session: Session, document_ids: list[str]) -> Session:
+    """Store the conversation's documents (file ids the caller has checked are the end
+    user's). Raises nothing."""
+    session.document_ids = list(dict.fromkeys(document_ids))
+    session.save(update_fields=["document_ids"])
+    return session
+
+
 def sessions_end_idle(*, now: datetime | None = None) -> int:
     """End every session whose activity window passed, at its last activity; returns how
     many this call ended. Raises nothing."""

@@ -348,6 +348,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "A file named in `documents` is an image, not a document.",
         "Attach images with `attachments` instead.",
     ),
+    "too_many_conversation_documents": ErrorCode(
+        400,
+        "The chat conversation already has MAX_DOCUMENTS documents.",
+        "Remove one of the conversation's documents first.",
+    ),
     "document_not_ready": ErrorCode(
         409,
         "A named document is still being ingested (or failed).",

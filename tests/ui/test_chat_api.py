@@ -414,3 +414,81 @@ def test_the_page_shows_the_signed_in_accounts_limits_and_usage(dana, mallory):
     assert Client().get("/chat/api/usage").status_code == 403
     page = client.get("/").content.decode()
     assert 'id="limits"' in page and "Your limits" in page
+
+
+def _document(user, name: str, *, user_id: str | None = None, status: str = "ready") -> File:
+    return File.objects.create(
+        owner=user,
+        user_id=user_id or user.get_username(),
+        filename=name,
+        content_type="text/markdown",
+        size=10,
+        sha256="0" * 64,
+        storage_path=f"x/{name}",
+        ingestion_status=status,
+    )
+
+
+def test_a_conversation_keeps_its_documents_until_one_is_removed(dana, mallory):
+    client, user = dana
+    other_client, other = mallory
+    start(client, "c-docs")
+    notes, manual = _document(user, "notes.md"), _document(user, "manual.md", status="pending")
+
+    def attach(file_id, session_id="c-docs", as_client=client):
+        return as_client.post(
+            f"/chat/api/conversations/{session_id}/documents",
+            {"file_id": str(file_id)},
+            content_type="application/json",
+            **csrf(as_client),
+        )
+
+    assert attach(notes.pk).status_code == 200
+    # Attaching again changes nothing; a document still being read can be attached.
+    assert attach(notes.pk).status_code == 200
+    listed = attach(manual.pk).json()["documents"]
+    assert [(d["filename"], d["ingestion"]["status"]) for d in listed] == [
+        ("notes.md", "ready"),
+        ("manual.md", "pending"),
+    ]
+    assert Session.objects.get(session_id="c-docs").document_ids == [str(notes.pk), str(manual.pk)]
+    # Opening the conversation (a reload, or coming back to it) lists them.
+    detail = client.get("/chat/api/conversations/c-docs").json()
+    assert [d["file_id"] for d in detail["documents"]] == [str(notes.pk), str(manual.pk)]
+
+    # Not an image, not another end user's file, not someone else's conversation.
+    image = client.post("/chat/api/files", {"file": _png("dot.png")}, **csrf(client)).json()
+    refused = attach(image["file_id"])
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "not_a_document"
+    assert attach(_document(user, "theirs.md", user_id="someone-else").pk).status_code == 404
+    assert attach(_document(other, "mallory.md").pk).status_code == 404
+    start(other_client, "theirs")
+    assert attach(notes.pk, session_id="theirs").status_code == 404
+    assert (
+        client.delete(
+            f"/chat/api/conversations/theirs/documents/{notes.pk}", **csrf(client)
+        ).status_code
+        == 404
+    )
+
+    removed = client.delete(f"/chat/api/conversations/c-docs/documents/{notes.pk}", **csrf(client))
+    assert [d["filename"] for d in removed.json()["documents"]] == ["manual.md"]
+    # A file deleted since simply drops out of the conversation.
+    manual.delete()
+    assert client.get("/chat/api/conversations/c-docs").json()["documents"] == []
+
+
+def test_a_conversation_holds_at_most_as_many_documents_as_a_question(dana, monkeypatch):
+    monkeypatch.setattr("chat.services.MAX_DOCUMENTS", 2)
+    client, user = dana
+    start(client, "c-full")
+    for name in ("a.md", "b.md", "c.md"):
+        response = client.post(
+            "/chat/api/conversations/c-full/documents",
+            {"file_id": str(_document(user, name).pk)},
+            content_type="application/json",
+            **csrf(client),
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "too_many_conversation_documents"
+    assert len(Session.objects.get(session_id="c-full").document_ids) == 2

@@ -385,9 +385,10 @@ def test_document_and_web_sources_are_numbered_and_documents_are_sent_by_id(
     notes = tmp_path / "notes.md"
     notes.write_text("# Notes\n\nThe cat is called Miso.\n")
     page.get_by_label("Attach files", exact=False).set_input_files(str(notes))
-    state = page.locator("#attachments li[data-kind=document] .attachment-state")
+    state = page.locator("#conversation-documents li[data-kind=document] .attachment-state")
     page.wait_for_function(
-        "() => document.querySelector('#attachments li[data-kind=document] .attachment-state')"
+        "() => document.querySelector("
+        "'#conversation-documents li[data-kind=document] .attachment-state')"
         "?.textContent.startsWith('ready')",
         timeout=60_000,
     )

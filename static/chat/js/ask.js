@@ -4,11 +4,13 @@
 
 import { failCurrent, startTurn, stop } from "./answer.js";
 import { ensureStarted, recordActivity } from "./api.js";
-import { attachmentsUploading, clearAttachments, documentsBeingRead, readyFiles } from "./attachments.js";
+import { clearImages, pendingFiles, pendingLine, readyFiles } from "./attachments.js";
 import { refreshConversations } from "./conversations.js";
 import { cfg, els, selectedMode, setMode, setStatus, showError } from "./page.js";
 import { isOpen, send } from "./socket.js";
 import { isGenerating, state } from "./state.js";
+
+const WAIT_CHECK_MS = 250;
 
 async function sendQuery(input) {
   showError("");
@@ -70,7 +72,7 @@ async function sendQuery(input) {
   }
   state.current.sent = true;
   recordActivity("query", { mode: turn.mode, regenerated: !!input.regenerated, attachments: files.length });
-  if (!input.files) clearAttachments();
+  if (!input.files) clearImages();
   if (state.conversation.turns.length === 0) refreshConversations();
   return true;
 }
@@ -102,27 +104,57 @@ export function regenerateTurn(turn) {
   });
 }
 
+/* Resolves true once no file is uploading or being read, false when the user cancels,
+ * switches conversations or the time limit passes; the waiting line shows progress. */
+function filesSettled(query) {
+  const conversationId = state.conversation.id;
+  const deadline = Date.now() + cfg.documentWaitSeconds * 1000;
+  return new Promise((resolve) => {
+    let timer = null;
+    const finish = (settled) => {
+      window.clearInterval(timer);
+      state.waiting = null;
+      els.waiting.hidden = true;
+      els.send.disabled = false;
+      resolve(settled);
+    };
+    state.waiting = { query, conversationId, cancel: () => finish(false) };
+    els.send.disabled = true;
+    els.waiting.hidden = false;
+    const check = () => {
+      if (state.conversation.id !== conversationId) return finish(false);
+      if (!pendingFiles().length) return finish(true);
+      if (Date.now() > deadline) {
+        showError("Still waiting for " + pendingLine() + " after " + cfg.documentWaitSeconds + " s: ask again when it is ready, or remove it.");
+        return finish(false);
+      }
+      els.waitingText.textContent = "Your question goes out when these are ready: " + pendingLine() + ".";
+    };
+    timer = window.setInterval(check, WAIT_CHECK_MS);
+    check();
+  });
+}
+
 async function submit(event) {
   event.preventDefault();
-  if (isGenerating()) return;
+  if (isGenerating() || state.waiting) return;
   const query = els.question.value.trim();
   if (!query) {
     showError("Type a question first.");
     els.question.focus();
     return;
   }
-  const uploading = attachmentsUploading();
-  if (uploading.length) {
-    showError("Wait until " + uploading.map((a) => a.name).join(", ") + " is uploaded, or remove it.");
-    return;
+  // The server answers from ready documents only (409 otherwise): the question waits.
+  if (pendingFiles().length) {
+    setStatus("Waiting for " + pendingLine() + "…");
+    if (!(await filesSettled(query))) {
+      setStatus("The question was not sent.");
+      return;
+    }
+    if (isGenerating()) return;
   }
-  // The server answers from ready documents only (409 otherwise): wait for them.
-  const reading = documentsBeingRead();
-  if (reading.length) {
-    showError("Wait until " + reading.map((a) => a.name).join(", ") + " has been read, or remove it.");
-    return;
-  }
-  els.question.value = "";
+  // What was typed while the question waited stays for the next one.
+  if (els.question.value.trim() === query) els.question.value = "";
   if (!(await sendQuery({ query, mode: selectedMode() })) && !els.question.value) els.question.value = query;
 }
 
@@ -140,4 +172,8 @@ export function initComposer() {
   els.composer.addEventListener("submit", submit);
   els.question.addEventListener("keydown", keydown);
   els.stop.addEventListener("click", stop);
+  els.cancelWaiting.addEventListener("click", () => {
+    if (state.waiting) state.waiting.cancel();
+    els.question.focus();
+  });
 }

@@ -1,16 +1,20 @@
-/* Files attached to the next question: uploaded as soon as they are picked, documents
- * then read (ingested) by the server, which this module polls until they are ready. */
+/* Files for questions. Images go with the next question only. Documents belong to the
+ * conversation (state.conversation.documents): uploaded as soon as they are picked, added
+ * to the conversation on the server, read (ingested) by the server, which this module
+ * polls until they are ready, and sent with every later question in the conversation
+ * until the user removes them. */
 
-import { api } from "./api.js";
+import { api, ensureStarted } from "./api.js";
 import { cfg, el, els, setStatus, showError } from "./page.js";
+import { state } from "./state.js";
 import { newId } from "./storage.js";
 
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 const INGESTING = ["pending", "processing"];
 const POLL_MS = 1500;
-let attachments = []; // [{key, name, kind: image|document, state, fileId, ingestion, preview}]
+let images = []; // the next question's: [{key, name, kind: "image", state, fileId, preview}]
 
-function attachmentLine(item) {
+function fileLine(item) {
   if (item.state === "uploading") return "uploading…";
   if (item.state === "failed") return "failed: " + item.error;
   if (item.kind === "image") return "ready";
@@ -28,51 +32,84 @@ function attachmentLine(item) {
   return "reading the document…" + progress;
 }
 
-function renderAttachments() {
-  els.attachments.replaceChildren();
-  for (const item of attachments) {
-    const remove = el("button", {
-      type: "button",
-      className: "link-button",
-      "aria-label": "Remove " + item.name,
-      text: "Remove",
-    });
-    remove.addEventListener("click", () => {
-      attachments = attachments.filter((a) => a !== item);
-      renderAttachments();
-      els.attachment.focus();
-    });
-    const progress = item.kind === "document" && item.ingestion && INGESTING.includes(item.ingestion.status);
-    els.attachments.appendChild(
-      el("li", { "data-state": item.state, "data-kind": item.kind }, [
-        item.preview
-          ? el("img", { src: item.preview, alt: "", className: "thumb" })
-          : el("span", { className: "doc-icon", "aria-hidden": "true", text: (item.name.split(".").pop() || "doc").slice(0, 4) }),
-        el("span", { className: "attachment-name", text: item.name }),
-        el("span", { className: "attachment-state note", text: attachmentLine(item) }),
-        progress && typeof item.ingestion.progress === "number"
-          ? el("progress", {
-              max: "1",
-              value: String(item.ingestion.progress <= 1 ? item.ingestion.progress : item.ingestion.progress / 100),
-              "aria-label": "Reading " + item.name,
-            })
-          : null,
-        remove,
-      ]),
-    );
+function isReading(item) {
+  return item.kind === "document" && !!item.ingestion && INGESTING.includes(item.ingestion.status);
+}
+
+function chip(item, removeLabel, onRemove) {
+  const remove = el("button", { type: "button", className: "link-button", "aria-label": removeLabel, text: "Remove" });
+  remove.addEventListener("click", () => {
+    onRemove();
+    els.attachment.focus();
+  });
+  const reading = isReading(item) && typeof item.ingestion.progress === "number";
+  return el("li", { className: "chip", "data-state": item.state, "data-kind": item.kind, "data-file-id": item.fileId }, [
+    item.preview
+      ? el("img", { src: item.preview, alt: "", className: "thumb" })
+      : el("span", { className: "doc-icon", "aria-hidden": "true", text: (item.name.split(".").pop() || "doc").slice(0, 4) }),
+    el("span", { className: "attachment-name", text: item.name }),
+    el("span", { className: "attachment-state note", text: fileLine(item) }),
+    reading
+      ? el("progress", {
+          max: "1",
+          value: String(item.ingestion.progress <= 1 ? item.ingestion.progress : item.ingestion.progress / 100),
+          "aria-label": "Reading " + item.name,
+        })
+      : null,
+    remove,
+  ]);
+}
+
+export function renderAttachments() {
+  els.attachments.replaceChildren(
+    ...images.map((item) =>
+      chip(item, "Remove " + item.name, () => {
+        images = images.filter((a) => a !== item);
+        renderAttachments();
+      }),
+    ),
+  );
+  const documents = state.conversation.documents;
+  els.documentsBar.hidden = documents.length === 0;
+  els.documents.replaceChildren(
+    ...documents.map((item) => chip(item, "Remove " + item.name + " from this conversation", () => removeDocument(item))),
+  );
+}
+
+async function removeDocument(item) {
+  const conversation = state.conversation;
+  conversation.documents = conversation.documents.filter((d) => d !== item);
+  renderAttachments();
+  setStatus(item.name + " removed from this conversation.");
+  if (!item.fileId || !conversation.started) return;
+  try {
+    await api("DELETE", "conversations/" + encodeURIComponent(conversation.id) + "/documents/" + encodeURIComponent(item.fileId));
+  } catch (err) {
+    showError(item.name + " is still attached on the server: " + err.message);
   }
 }
 
-async function upload(item, file) {
+async function upload(item, file, conversation) {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
     const stored = await api("POST", "files", form);
     item.fileId = stored.file_id;
     item.ingestion = stored.ingestion || null;
+    if (item.kind === "document") {
+      // The conversation keeps it: a reload, or opening the conversation again, finds it.
+      if (state.conversation === conversation) await ensureStarted();
+      const path = "conversations/" + encodeURIComponent(conversation.id) + "/documents";
+      await api("POST", path, { file_id: item.fileId });
+      // Removed while it was uploading: the server must not keep it either.
+      if (!conversation.documents.includes(item)) {
+        await api("DELETE", path + "/" + encodeURIComponent(item.fileId));
+        return;
+      }
+    }
     item.state = "ready";
     setStatus(item.name + " uploaded.");
-    if (item.kind === "document") pollIngestion(item);
+    if (item.kind === "document") pollIngestion(item, conversation);
   } catch (err) {
     item.state = "failed";
     item.error = err.message;
@@ -81,10 +118,11 @@ async function upload(item, file) {
   renderAttachments();
 }
 
-async function pollIngestion(item) {
-  // The files API reports `ingestion` once documents are indexed; without it, an
-  // uploaded document is simply "uploaded" and nothing is polled.
-  while (attachments.includes(item) && item.ingestion && INGESTING.includes(item.ingestion.status)) {
+async function pollIngestion(item, conversation) {
+  // Only while its conversation is open and it is still attached: opening the
+  // conversation again starts polling anew (documentsFromServer).
+  const watched = () => state.conversation === conversation && conversation.documents.includes(item);
+  while (watched() && isReading(item)) {
     await new Promise((resolve) => window.setTimeout(resolve, POLL_MS));
     try {
       const fresh = await api("GET", "files/" + encodeURIComponent(item.fileId));
@@ -92,22 +130,37 @@ async function pollIngestion(item) {
     } catch (_err) {
       /* a blip: ask again next time */
     }
-    renderAttachments();
+    if (state.conversation === conversation) renderAttachments();
   }
   // The list itself is not a live region (it is redrawn on every poll): say the outcome once.
-  if (attachments.includes(item) && item.ingestion) setStatus(item.name + ": " + attachmentLine(item) + ".");
+  if (watched() && item.ingestion) setStatus(item.name + ": " + fileLine(item) + ".");
+}
+
+/* The conversation's documents as the server lists them (FileSerializer rows). */
+export function documentsFromServer(rows, conversation) {
+  conversation.documents = (rows || []).map((row) => ({
+    key: newId(),
+    name: row.filename,
+    kind: "document",
+    state: "ready",
+    fileId: row.file_id,
+    ingestion: row.ingestion || null,
+    preview: null,
+  }));
+  for (const item of conversation.documents) if (isReading(item)) pollIngestion(item, conversation);
 }
 
 function attach() {
   const problems = [];
+  const conversation = state.conversation;
   for (const file of Array.from(els.attachment.files || [])) {
     const kind = IMAGE_TYPES.includes(file.type) ? "image" : "document";
-    if (kind === "image" && attachments.filter((a) => a.kind === "image").length >= cfg.maxAttachments) {
+    if (kind === "image" && images.length >= cfg.maxAttachments) {
       problems.push("At most " + cfg.maxAttachments + " images can be attached.");
       continue;
     }
-    if (kind === "document" && attachments.filter((a) => a.kind === "document").length >= cfg.maxDocuments) {
-      problems.push("At most " + cfg.maxDocuments + " documents can be attached.");
+    if (kind === "document" && conversation.documents.length >= cfg.maxDocuments) {
+      problems.push("A conversation has at most " + cfg.maxDocuments + " documents: remove one first.");
       continue;
     }
     if (file.size > cfg.maxFileSize) {
@@ -123,8 +176,9 @@ function attach() {
       ingestion: null,
       preview: kind === "image" ? URL.createObjectURL(file) : null,
     };
-    attachments.push(item);
-    upload(item, file);
+    if (kind === "image") images.push(item);
+    else conversation.documents.push(item);
+    upload(item, file, conversation);
   }
   els.attachment.value = "";
   renderAttachments();
@@ -135,24 +189,29 @@ export function initAttachments() {
   els.attachment.addEventListener("change", attach);
 }
 
-export function attachmentsUploading() {
-  return attachments.filter((a) => a.state === "uploading");
+/* What a question must wait for: files still uploading, documents still being read. */
+export function pendingFiles() {
+  return [...images, ...state.conversation.documents].filter((a) => a.state === "uploading" || isReading(a));
 }
 
-export function documentsBeingRead() {
-  return attachments.filter((a) => a.kind === "document" && a.ingestion && INGESTING.includes(a.ingestion.status));
+/* A line for the waiting question: what it waits for, with each document's progress. */
+export function pendingLine() {
+  return pendingFiles()
+    .map((a) => a.name + " (" + fileLine(a) + ")")
+    .join(", ");
 }
 
-/* What the next question sends: [{kind, fileId, name}]. A document that could not be read
- * is left out (the server refuses it); the list still shows why. */
+/* What the next question sends: [{kind, fileId, name}], the next question's images and
+ * every document of the conversation. A file that failed (or a document that could not be
+ * read: the server refuses it) is left out; the list still shows why. */
 export function readyFiles() {
-  return attachments
+  return [...images, ...state.conversation.documents]
     .filter((a) => a.state === "ready" && !(a.ingestion && a.ingestion.status === "failed"))
     .map((a) => ({ kind: a.kind, fileId: a.fileId, name: a.name }));
 }
 
-/* The question went out with them: the next one starts with none. */
-export function clearAttachments() {
-  attachments = [];
+/* The question went out: the next one starts without images; documents stay. */
+export function clearImages() {
+  images = [];
   renderAttachments();
 }

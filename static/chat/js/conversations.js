@@ -2,6 +2,7 @@
  * opening one reads its turns back, and each can be renamed. */
 
 import { api, browserEnvironment, leaveConversation } from "./api.js";
+import { documentsFromServer, renderAttachments } from "./attachments.js";
 import { renderDetails } from "./details.js";
 import { el, els, scrollToEnd, setStatus, showError } from "./page.js";
 import { isGenerating, state } from "./state.js";
@@ -120,7 +121,9 @@ export async function openConversation(id, { focus, skipQueryId } = {}) {
   }
   if (previous) leaveConversation(previous);
   clearTranscript();
-  state.conversation = { id, started: !!detail, turns: [] };
+  state.conversation = { id, started: !!detail, turns: [], documents: [] };
+  documentsFromServer(detail && detail.documents, state.conversation);
+  renderAttachments();
   rememberCurrent();
   for (const stored of detail ? detail.turns : []) {
     if (stored.query_id === skipQueryId) continue; // resumed below, live
@@ -146,7 +149,8 @@ export function newConversation() {
   if (isGenerating()) return;
   if (state.conversation.started) leaveConversation(state.conversation.id);
   clearTranscript();
-  state.conversation = { id: newId(), started: false, turns: [] };
+  state.conversation = { id: newId(), started: false, turns: [], documents: [] };
+  renderAttachments();
   rememberCurrent();
   renderDetails(null);
   renderConversationList();
