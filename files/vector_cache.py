@@ -12,9 +12,11 @@ from the documents' float lists is not, and neither is a read that scans the col
 So the matrix is kept per (owner, end user, embedding model, dimensions, source) and
 brought up to date on every question by reading only what changed:
 
-1. the ids and stamps (a query's completion time) of the user's rows since the last
-   read (minus a margin), through an index that ends with the stamp, no embeddings, in
-   pages of LIST_PAGE rows;
+1. the ids of the user's rows stamped since the last read started (minus a margin of
+   seconds), through an index that ends with the stamp, no embeddings, in pages of
+   LIST_PAGE rows. The stamp is a write's (a query's ``indexed_at``: inserted, completed
+   or re-embedded), not a time the row describes, so a row written after a read is
+   listed by the next one whatever its ``completed_at`` (an import's are in the past);
 2. the embeddings of the ids not yet in the matrix, by primary key, FETCH_BATCH at a
    time. A cold read (empty matrix) lists the embeddings with the ids instead: one read
    per row, and never the whole history in one reply.
@@ -45,10 +47,13 @@ CANDIDATES_PER_RESULT = 20
 # About 170k vectors of 384 floats, or 43k of 1,536: enough for the busiest users of one
 # process without letting the web worker grow without bound.
 MAX_CACHED_BYTES = 256 * 1024 * 1024
-# completed_at is stamped before the save, so a query can land after a later one was
-# read (concurrent tabs, workers): every read re-lists this margin by id (cheap, no
-# embeddings) and fetches only the ids not already held.
-REREAD_MARGIN = timedelta(minutes=5)
+# A row's stamp is taken by its writer just before the write lands (a save, a batch
+# insert) and by that writer's clock: every read re-lists, by id (no embeddings), the
+# rows stamped from this long before the previous read started, and fetches only the ids
+# not already held. It bounds how late a write may land after its stamp plus how far
+# writers' clocks may trail the reader's; it is not a time the rows' contents carry, so
+# an import of old rows (stamped when imported) is read like any new row.
+REREAD_MARGIN = timedelta(seconds=30)
 # A range bound rather than "is not null", so the first read rides the same index.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INITIAL_CAPACITY = 64
@@ -66,8 +71,9 @@ NO_GROUP = -1
 @dataclass(frozen=True)
 class VectorSource:
     """Which stored rows are one end user's vectors of one model, and how to read them
-    incrementally: ``stamp_field`` only grows for new rows and is indexed after the
-    ``rows`` filter's equality fields."""
+    incrementally: ``stamp_field`` is written with the writer's clock by every write that
+    makes a row one of ``rows`` (insert, completion, a new embedding), never copied from
+    the past, and is indexed after the ``rows`` filter's equality fields."""
 
     name: str
     model: type[models.Model]
@@ -84,8 +90,8 @@ class UserVectors:
     # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
     buffer: np.ndarray | None = None
     positions: dict[ObjectId, int] = field(default_factory=dict)
-    # Newest stamp (completed_at, created_at) read so far; the next read starts a margin
-    # before it.
+    # When the last read started, by this process's clock; the next read lists the rows
+    # stamped from REREAD_MARGIN before it. None until the first (cold) read.
     read_until: datetime | None = None
     # Per row, the code of its group (``group_codes``), parallel to ``buffer``.
     groups: np.ndarray | None = None
@@ -201,9 +207,10 @@ def _listed_pages(
     user_id: str,
     model: str,
     since: datetime,
-    fields: tuple,
+    fields: Callable[[], tuple],
 ):
-    """``(pk, stamp, ...)`` of the rows stamped at or after ``since``, in pages.
+    """``(pk, stamp, ...)`` of the rows stamped at or after ``since``, in pages, each
+    read with the ``fields()`` of that moment.
 
     Walks the index in stamp order, LIST_PAGE rows at a time. The next page starts at
     the last stamp seen (rows sharing it come again; the caller skips what it holds). A
@@ -214,13 +221,13 @@ def _listed_pages(
     stamp = source.stamp_field
     lookup = {f"{stamp}__gte": since}
     while True:
-        page = list(rows.filter(**lookup).order_by(stamp).values_list(*fields)[:LIST_PAGE])
+        page = list(rows.filter(**lookup).order_by(stamp).values_list(*fields())[:LIST_PAGE])
         yield page
         if len(page) < LIST_PAGE:
             return
         last = page[-1][1]
         if last == page[0][1]:
-            yield list(rows.filter(**{stamp: last}).values_list(*fields))
+            yield list(rows.filter(**{stamp: last}).values_list(*fields()))
             lookup = {f"{stamp}__gt": last}
         else:
             lookup = {f"{stamp}__gte": last}
@@ -246,31 +253,52 @@ def user_vectors(
     that are only ever added, such as completed queries)."""
     entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
     with key_lock:
+        started = datetime.now(UTC)
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
-        # Cold: every row is new, and the embedded server decodes each listed document in
-        # full anyway, so the listing carries the embeddings (one read per row, not two).
-        cold = entry.read_until is None
         stamp = source.stamp_field
         group = (source.group_field,) if source.group_field else ()
-        fields = ("pk", stamp, "embedding", *group) if cold else ("pk", stamp)
+        # A page is listed with its embeddings when the rows are likely new: on a cold
+        # read, and after a page that was mostly new (rows arrived in bulk since the last
+        # read: an import). The embedded server decodes each listed document in full
+        # anyway, so that is one read per row, where listing the ids and then fetching
+        # them by id costs about three times as much. Otherwise ids only, and the few new
+        # rows' embeddings are fetched by id.
+        with_embeddings = entry.read_until is None
+
+        def fields() -> tuple:
+            return ("pk", stamp, "embedding", *group) if with_embeddings else ("pk", stamp)
+
         for listed in _listed_pages(source, owner_id, user_id, model, since, fields):
-            if cold:
+            if listed and len(listed[0]) > 2:
+                fresh = sum(row[0] not in entry.positions for row in listed)
                 entry.append((row[0], row[2], *row[3:]) for row in listed)
-                listed = [row[:2] for row in listed]
-            new_ids = [] if cold else [pk for pk, _ in listed if pk not in entry.positions]
-            for start in range(0, len(new_ids), FETCH_BATCH):
-                batch = new_ids[start : start + FETCH_BATCH]
-                found = {
-                    row[0]: row
-                    for row in source.model.objects.filter(pk__in=batch).values_list(
-                        "pk", "embedding", *group
+            else:
+                new_ids = [pk for pk, _ in listed if pk not in entry.positions]
+                fresh = len(new_ids)
+                if fresh > FETCH_BATCH:
+                    # Many new rows: the page's stamp range again, with embeddings,
+                    # costs less than fetching them by id.
+                    entry.append(
+                        source.rows(owner_id, user_id, model)
+                        .filter(**{f"{stamp}__gte": listed[0][1], f"{stamp}__lte": listed[-1][1]})
+                        .values_list("pk", "embedding", *group)
                     )
-                }
-                # Only rows still present; the order of rows is irrelevant to the ranking.
-                entry.append(found[pk] for pk in batch if pk in found)
-            newest = max((stamped for _, stamped in listed), default=None)
-            if newest is not None and (entry.read_until is None or newest > entry.read_until):
-                entry.read_until = newest
+                    new_ids = []
+                for start in range(0, len(new_ids), FETCH_BATCH):
+                    batch = new_ids[start : start + FETCH_BATCH]
+                    found = {
+                        row[0]: row
+                        for row in source.model.objects.filter(pk__in=batch).values_list(
+                            "pk", "embedding", *group
+                        )
+                    }
+                    # Only rows still present; the order of rows is irrelevant to the
+                    # ranking.
+                    entry.append(found[pk] for pk in batch if pk in found)
+            with_embeddings = 2 * fresh >= len(listed) > 0
+        # Whatever landed before this read started was listed (or is deleted); a later
+        # write carries a stamp no older than REREAD_MARGIN before this moment.
+        entry.read_until = started
     with _lock:
         _evict_over_budget()
     return entry

@@ -18,6 +18,7 @@ from typing import Any
 from bson import ObjectId
 from django.db import IntegrityError
 from django.db.models import Count, Min
+from django.utils import timezone
 from pymongo.database import Database
 
 from analytics.services import rollups_rebuild
@@ -228,8 +229,11 @@ def imported_queries_reembed(*, owner, embedder: Any, progress: ProgressFactory)
             queries = list(Query.objects.filter(pk__in=[ObjectId(pk) for pk in batch]))
             vectors = run_sync(embedder.embed([query.query for query in queries]))
             for query, vector in zip(queries, vectors, strict=True):
+                # A new model's vector: new to that model's warm matrices.
                 Query.objects.filter(pk=query.pk).update(
-                    embedding=[float(x) for x in vector], embedding_model=embedder.model
+                    embedding=[float(x) for x in vector],
+                    embedding_model=embedder.model,
+                    indexed_at=timezone.now(),
                 )
             done += len(queries)
             bar.update(len(queries))

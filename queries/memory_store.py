@@ -24,8 +24,8 @@ from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Su
 
 
 def _owned_queries(owner_id: object, user_id: str, model: str):
-    # The filter is exactly the queries_owner_user_vectors index: equality on its first
-    # four fields, a range on the fifth.
+    # The filter is exactly the queries_owner_user_memory index: equality on its first
+    # four fields, a range on the fifth (indexed_at).
     return Query.objects.filter(
         owner_id=owner_id,
         user_id=user_id,
@@ -35,7 +35,7 @@ def _owned_queries(owner_id: object, user_id: str, model: str):
 
 
 QUERY_VECTORS = VectorSource(
-    name="queries", model=Query, stamp_field="completed_at", rows=_owned_queries
+    name="queries", model=Query, stamp_field="indexed_at", rows=_owned_queries
 )
 
 

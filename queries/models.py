@@ -63,6 +63,11 @@ class Query(models.Model):
     # a running query whose heartbeat stopped, so a dead worker never leaves it "running".
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When the row was last written in a way that can put it in memory (inserted,
+    # completed, re-embedded), by the writer's clock at that write. Memory's incremental
+    # read follows this, not completed_at: an import copies completed_at from the past,
+    # and a row stamped before the last read would never reach a warm matrix.
+    indexed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "queries"
@@ -85,8 +90,8 @@ class Query(models.Model):
             models.Index(fields=["-timestamp", "-id"], name="queries_page"),
             # Memory: one end user's completed vectors of one model, read incrementally.
             models.Index(
-                fields=["owner", "user_id", "embedding_model", "status", "completed_at"],
-                name="queries_owner_user_vectors",
+                fields=["owner", "user_id", "embedding_model", "status", "indexed_at"],
+                name="queries_owner_user_memory",
             ),
             # The sweeper's read: unfinished queries by heartbeat.
             models.Index(fields=["status", "heartbeat_at"], name="queries_status_heartbeat"),

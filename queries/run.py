@@ -164,6 +164,9 @@ def _store_outcome(query: Query, state: RunState, total_ms: float) -> None:
     }
     query.status = Query.Status.CANCELLED if state.cancelled else Query.Status.COMPLETED
     query.completed_at = timezone.now()
+    # Completed with its embedding: from now on in memory, so read as new by every warm
+    # matrix (it was inserted, and stamped, before they read past it).
+    query.indexed_at = query.completed_at
     query.save()
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,8 +15,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.ports import Scope
+from agents.state import RunState
 from files import vector_cache
 from files.vector_cache import clear_vector_cache, user_vectors
+from imports.seed_documents import seed_document_convert
+from queries import run as query_run
 from queries.admin import QueryAdmin
 from queries.memory_store import QUERY_VECTORS, QueryMemoryStore, vector_search_pipeline
 from queries.models import Query, Summary
@@ -41,7 +46,7 @@ def store(owner, vector, *, user_id="u1", session_id="s1", text="q", **fields) -
         status=fields.pop("status", Query.Status.COMPLETED),
         embedding=vector,
         embedding_model=fields.pop("embedding_model", MODEL),
-        completed_at=timezone.now(),
+        completed_at=fields.pop("completed_at", timezone.now()),
         **fields,
     )
 
@@ -209,14 +214,14 @@ def test_vector_search_scores_are_converted_back_to_cosine(owners, monkeypatch):
 
 def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
     # The embedded server decodes each returned row in full: a user's whole history is
-    # never asked for in one read. Ties on completed_at longer than a page still finish.
+    # never asked for in one read. Ties on indexed_at longer than a page still finish.
     acme, _ = owners
     monkeypatch.setattr(vector_cache, "LIST_PAGE", 2)
     monkeypatch.setattr(vector_cache, "FETCH_BATCH", 2)
     v = unit(np.ones(DIMS))
     tied_at = timezone.now() - timezone.timedelta(minutes=1)
     rows = [store(acme, v, text=f"t{i}") for i in range(7)]
-    Query.objects.filter(pk__in=[q.pk for q in rows[1:6]]).update(completed_at=tied_at)
+    Query.objects.filter(pk__in=[q.pk for q in rows[1:6]]).update(indexed_at=tied_at)
     with CaptureQueriesContext(connection) as captured:
         cached = user_vectors(
             owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
@@ -235,5 +240,91 @@ def test_cold_read_in_pages_and_batches_with_ties(owners, monkeypatch):
     embedding_reads = "".join(
         q["sql"] for q in captured.captured_queries if "'embedding': 1" in q["sql"]
     )
-    assert all(embedding_reads.count(str(q.pk)) == 1 for q in newer)
+    # Each new row's embedding is read at most once by id (or with a page of mostly new
+    # rows), never an old row's.
+    assert all(embedding_reads.count(str(q.pk)) <= 1 for q in newer)
     assert not any(str(q.pk) in embedding_reads for q in rows)
+
+
+def test_an_imported_row_with_an_older_stamp_reaches_a_warm_matrix(owners):
+    # import_seed_data while the server answers: the row's completed_at is months before
+    # the warm matrix's last read, yet the next question's memory has it, no restart.
+    acme, _ = owners
+    seed_model, seed_dims = "text-embedding-3-small", 1536
+    v = unit(np.ones(seed_dims))
+    live = store(acme, v, text="live", embedding_model=seed_model)
+    assert [h.query_id for h in similar(scope_of(acme), v, model=seed_model)] == [str(live.pk)]
+    months_ago = datetime(2025, 1, 10, 9, 0, tzinfo=UTC)
+    imported = seed_document_convert(
+        "queries",
+        {
+            "_id": ObjectId.from_datetime(months_ago),
+            "user_id": "u1",
+            "session_id": "old",
+            "query": "imported",
+            "embedding": v,
+            "timestamp": months_ago,
+        },
+        owner=acme,
+        source=SimpleNamespace(name="seed"),
+        reembed=False,
+    )
+    imported.save(force_insert=True)
+    assert Query.objects.get(pk=imported.pk).completed_at == months_ago
+    hits = similar(scope_of(acme), v, model=seed_model)
+    assert {h.query_id for h in hits} == {str(live.pk), str(imported.pk)}
+
+
+def test_a_query_completed_after_a_read_enters_however_long_ago_it_started(owners):
+    # Stored at its start (pending, stamped then), completed after the matrix was read:
+    # completion stamps it again, so a run longer than the margin is not lost.
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    store(acme, v, text="earlier")
+    long_run = store(acme, None, text="long", status=Query.Status.RUNNING)
+    Query.objects.filter(pk=long_run.pk).update(
+        indexed_at=timezone.now() - timezone.timedelta(hours=1)
+    )
+    assert len(similar(scope_of(acme), v)) == 1
+    state = RunState(
+        scope=scope_of(acme, query_id=str(long_run.pk)),
+        text="long",
+        mode="chat",
+        provider="openai",
+        model="m",
+        temperature=0.0,
+        max_tokens=10,
+        web_search=False,
+        use_memory=True,
+        selected_option=None,
+        images=[],
+        system_prompt_override=None,
+        emit=None,
+        embedding=v,
+        embedding_model=MODEL,
+        response="done",
+    )
+    query_run._store_outcome(Query.objects.get(pk=long_run.pk), state, 1.0)
+    assert str(long_run.pk) in {h.query_id for h in similar(scope_of(acme), v)}
+
+
+def test_rows_arriving_in_bulk_while_warm_are_all_read(owners, monkeypatch):
+    # An import into a warm matrix: pages of mostly new rows are read with their
+    # embeddings (or their stamp range again), and every row arrives, whatever its
+    # completed_at.
+    acme, _ = owners
+    monkeypatch.setattr(vector_cache, "LIST_PAGE", 2)
+    monkeypatch.setattr(vector_cache, "FETCH_BATCH", 1)
+    v = unit(np.ones(DIMS))
+    held = [store(acme, v, text=f"h{i}") for i in range(2)]
+    cached = user_vectors(
+        owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
+    assert sorted(cached.ids) == sorted(q.pk for q in held)
+    months_ago = timezone.now() - timezone.timedelta(days=90)
+    imported = [store(acme, v, text=f"i{i}", completed_at=months_ago) for i in range(7)]
+    cached = user_vectors(
+        owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
+    assert sorted(cached.ids) == sorted(q.pk for q in [*held, *imported])
+    assert cached.matrix.shape == (9, DIMS)
