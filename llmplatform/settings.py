@@ -173,8 +173,7 @@ if IS_PRODUCTION and REDIS_URL is None:
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
-# Without Redis nothing is sent to Celery: llmplatform.core.dispatch runs the task of that
-# name in this process (Task.apply), where a failure is logged and never fails the answer.
+# Without Redis, llmplatform.core.dispatch runs a task in this process (Task.apply).
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -468,6 +467,7 @@ SPECTACULAR_SETTINGS = {
     # Fully offline: no badge from validator.swagger.io. ReDoc's page is our template
     # (templates/drf_spectacular/redoc.html): no Google Fonts, no Redocly logo.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "ENUM_NAME_OVERRIDES": {"EvaluationRunStatusEnum": "evaluations.models.EvaluationRun.Status"},
 }
 
 # "limits" holds what must never be evicted: limits, budgets, lock-outs

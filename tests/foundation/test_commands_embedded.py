@@ -46,8 +46,10 @@ RUNS: dict[str, list[str]] = {
         SEED_OWNER,
     ],
 }
-# Runs until stopped: only its --help here (tests/foundation/test_first_run.py serves).
-NOT_RUN = {"serve"}
+# Not run here: serve runs until stopped (tests/foundation/test_first_run.py serves);
+# run_evaluation asks a model for every item, which the local model does in minutes on a
+# busy machine (tests/evaluations runs it against the fake vendors, progress bar and all).
+NOT_RUN = {"serve", "run_evaluation"}
 
 
 def project_commands() -> set[str]:
