@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.ports import Emit, Scope
-from agents.providers.base import ChatMessage, Citation, ImageInput, Usage
+from agents.providers.base import ChatMessage, Citation, ImageInput, ResponseFormat, Usage
 
 
 @dataclass
@@ -27,6 +27,8 @@ class RunState:
     # The client's own earlier turns (the OpenAI-compatible API): when given, the writer
     # sends these instead of the session's stored history; ``text`` is the last user turn.
     conversation: list[ChatMessage] | None = None
+    # Structured output the client asked for (the writer's answer is that JSON).
+    response_format: ResponseFormat | None = None
     # Answer from these document file ids only (checked ready and owned at the start),
     # or from all of the end user's ready documents (use_documents).
     documents: list[str] = field(default_factory=list)

@@ -9,7 +9,9 @@ import time
 from agents.ports import Ports
 from agents.providers.base import ChatMessage, ChatRequest, merge_citations
 from agents.providers.registry import get_chat_provider
+from agents.providers.structured import answer_errors, needs_validation
 from agents.state import RunState
+from llmplatform.core.errors import ApplicationError
 
 BASE_PROMPT = (
     "You are a helpful assistant on a chat platform. Answer the user's question accurately "
@@ -74,7 +76,8 @@ def _context_block(state: RunState) -> str:
 
 def build_request(state: RunState) -> ChatRequest:
     system = state.system_prompt_override or BASE_PROMPT
-    style = PROVIDER_STYLE.get(state.provider, "")
+    # The house style asks for Markdown: not for an answer that must be JSON.
+    style = "" if state.response_format else PROVIDER_STYLE.get(state.provider, "")
     context = _context_block(state)
     system = "\n\n".join(part for part in (system, style, context) if part)
     messages: list[ChatMessage] = []
@@ -93,6 +96,7 @@ def build_request(state: RunState) -> ChatRequest:
         temperature=state.temperature,
         max_tokens=state.max_tokens,
         web_search=state.web_search,
+        response_format=state.response_format,
     )
 
 
@@ -119,3 +123,21 @@ async def run(state: RunState, ports: Ports) -> None:
         # Closing the generator closes the vendor's HTTP stream: generation (and billing)
         # stops. Shielded: a cancelled run must still close it.
         await asyncio.shield(stream.aclose())
+    if needs_validation(state.response_format):
+        _check_structured_answer(state)
+
+
+def _check_structured_answer(state: RunState) -> None:
+    """A strict json_schema answer must validate (vendors do not all constrain decoding to
+    the schema). The answer was streamed already, so it cannot be retried here: the run
+    fails, and the client gets the error instead of a silently wrong answer.
+    Raises ApplicationError (502 ``structured_output_invalid``)."""
+    assert state.response_format is not None
+    problems = answer_errors(state.response, state.response_format)
+    if problems:
+        raise ApplicationError(
+            "The model's answer does not match response_format.json_schema: "
+            + "; ".join(problems[:3]),
+            code="structured_output_invalid",
+            status=502,
+        )

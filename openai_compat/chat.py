@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from agents.providers.structured import response_format_parsed, response_format_stored
 from llmplatform.core import metrics
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
@@ -122,11 +123,16 @@ def _first_problem(errors: Any) -> tuple[str, str]:
     return str(field), str(problems)
 
 
-def _query_params(raw: dict[str, Any], conversation: list[dict[str, str]]) -> QuestionParams:
+def _query_params(
+    raw: dict[str, Any],
+    conversation: list[dict[str, str]],
+    *,
+    response_format: dict[str, Any] | None,
+) -> QuestionParams:
     """The query API's own checks (lengths, attachments, ranges), named as OpenAI's."""
     serializer = QueryRequestSerializer(data=raw)
     if serializer.is_valid():
-        return serializer.question(conversation=conversation)
+        return serializer.question(conversation=conversation, response_format=response_format)
     field, problem = _first_problem(serializer.errors)
     param = _PARAM_OF.get(field, field)
     raise _invalid(f"{param}: {problem}", param)
@@ -155,8 +161,19 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
     if max_tokens is not None:
         raw["max_tokens"] = max_tokens
     options = data.get("stream_options") or {}
+    response_format = (
+        None
+        if data.get("response_format") is None
+        else response_format_parsed(data["response_format"])
+    )
     return ChatCall(
-        params=_query_params(raw, turns),
+        params=_query_params(
+            raw,
+            turns,
+            response_format=(
+                None if response_format is None else response_format_stored(response_format)
+            ),
+        ),
         model_id=served.id,
         stream=bool(data.get("stream")),
         include_usage=bool(options.get("include_usage")),

@@ -7,7 +7,10 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
-from openai_compat.serializers import OpenAIErrorSerializer
+from openai_compat.serializers import (
+    OpenAIChatCompletionRequestSerializer,
+    OpenAIErrorSerializer,
+)
 
 _DESCRIPTIONS = {
     400: "Invalid request (type invalid_request_error; param names the field)",
@@ -24,6 +27,16 @@ _DESCRIPTIONS = {
 
 
 class OpenAIAutoSchema(AutoSchema):
+    def _map_serializer(
+        self, serializer: Any, direction: str, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        if direction == "request" and isinstance(serializer, OpenAIChatCompletionRequestSerializer):
+            # Fields /v1 does not honour are refused, not ignored (null or OpenAI's default
+            # value of an OpenAI field is let through for the SDKs that send it unasked).
+            schema["additionalProperties"] = False
+        return schema
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         statuses = [400, 401, 404, 405, 429]

@@ -16,6 +16,37 @@ from llmplatform.core.contract import (
 )
 from queries.start import MAX_CONVERSATION_TURNS
 
+# OpenAI chat fields this API does not honour, with the values that change nothing (the
+# defaults SDKs and frameworks send unasked): these, null or empty, pass; any other value
+# is refused, and so is any field OpenAI does not define.
+_DEFAULTS: dict[str, tuple[object, ...]] = {
+    "top_p": (1, 1.0),
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logprobs": (False,),
+    "parallel_tool_calls": (True,),
+    "store": (False,),
+    "service_tier": ("auto", "default"),
+    "stop": ("",),
+    "tool_choice": ("none",),
+    "function_call": ("none",),
+}
+_TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
+_UNHONOURED = {
+    *_DEFAULTS,
+    *_TOOL_FIELDS,
+    "seed",
+    "logit_bias",
+    "top_logprobs",
+    "reasoning_effort",
+    "modalities",
+    "audio",
+    "prediction",
+    "verbosity",
+    "prompt_cache_key",
+    "safety_identifier",
+}
+
 # OpenAI's own cap on inputs per embeddings request.
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -74,14 +105,31 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
     n = serializers.IntegerField(
         min_value=1, max_value=1, required=False, allow_null=True, help_text="only 1"
     )
+    response_format = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text='{"type": "json_object"}, or {"type": "json_schema", "json_schema": {name, '
+        "schema, strict}}: the answer is that JSON (strict: validated against the schema). "
+        "Not with the local model (400 response_format_unsupported).",
+    )
 
     def validate(self, attrs: dict) -> dict:
-        # Tool calling is not part of the platform's pipeline; saying so beats ignoring it.
-        for name in ("tools", "functions", "tool_choice", "function_call"):
-            if self.initial_data.get(name):
-                raise serializers.ValidationError(
-                    {name: "Tool and function calling is not supported."}
-                )
+        # No field a client sends is silently dropped: one this API does not honour is
+        # refused unless it is absent, null, empty or OpenAI's own default (what SDKs send
+        # unasked). Tool calling is not part of the platform's pipeline yet.
+        for name, value in self.initial_data.items():
+            if name in self.fields:
+                continue
+            if name in _UNHONOURED and (
+                value is None or value == [] or value == {} or value in _DEFAULTS.get(name, ())
+            ):
+                continue
+            problem = (
+                "Tool and function calling is not supported."
+                if name in _TOOL_FIELDS
+                else f"{name} is not supported by this API (send it unset)."
+            )
+            raise serializers.ValidationError({name: problem})
         metadata = attrs.get("metadata") or {}
         if "session_id" in metadata and not isinstance(metadata["session_id"], str):
             raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})
@@ -109,6 +157,17 @@ class EmbeddingInputField(serializers.JSONField):
     """A string or a list of strings (OpenAI also takes token arrays; not here)."""
 
 
+def _token_arrays(value: object) -> bool:
+    """Whether ``value`` is OpenAI's token input: a list of ints, or of lists of ints."""
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(item, int) for item in value):
+        return True
+    return all(
+        isinstance(item, list) and all(isinstance(token, int) for token in item) for item in value
+    )
+
+
 class OpenAIEmbeddingRequestSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=300, help_text="the embedder's model (GET /v1/models)")
     input = EmbeddingInputField(help_text="a string or a list of strings")
@@ -121,6 +180,13 @@ class OpenAIEmbeddingRequestSerializer(serializers.Serializer):
     user = serializers.CharField(max_length=MAX_ID_LENGTH, required=False, allow_null=True)
 
     def validate_input(self, value: object) -> list[str]:
+        if _token_arrays(value):
+            # Decoding tokens needs the client's tokenizer, which is not shipped here.
+            raise serializers.ValidationError(
+                "Token arrays are not supported: send the text as a string or a list of "
+                "strings. LangChain's OpenAIEmbeddings sends token arrays unless it is "
+                "created with check_embedding_ctx_length=False."
+            )
         texts = [value] if isinstance(value, str) else value
         if (
             not isinstance(texts, list)

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from agents.providers.embeddings import get_embedder
 from agents.providers.provider_errors import ProviderError
 from files.charges import Payer
+from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
 from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
 from openai_compat.chat import (
@@ -35,6 +36,7 @@ from openai_compat.serializers import (
     OpenAIEmbeddingListSerializer,
     OpenAIEmbeddingRequestSerializer,
     OpenAIModelListSerializer,
+    OpenAIModelSerializer,
 )
 from queries.models import Query
 from queries.outcome import error_of
@@ -68,6 +70,28 @@ class _OpenAIView(APIView):
         return openai_exception_response(exc, self.request)
 
 
+def _served_models() -> list[dict[str, object]]:
+    """Chat models as provider/model, then the embedding model, as OpenAI lists models."""
+    data: list[dict[str, object]] = [
+        {"id": m.id, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
+        for m in chat_models()
+    ]
+    try:
+        embedder_model: str | None = get_embedder().model
+    except ProviderError:  # EMBEDDING_PROVIDER=openai without a key: chat still works
+        embedder_model = None
+    if embedder_model is not None:
+        data.append(
+            {
+                "id": embedding_model_ids(embedder_model)[1],
+                "object": "model",
+                "created": _NO_DATE,
+                "owned_by": embedding_owner(embedder_model),
+            }
+        )
+    return data
+
+
 class ModelsView(_OpenAIView):
     @extend_schema(
         summary="The models this deployment serves (OpenAI-compatible)",
@@ -75,24 +99,43 @@ class ModelsView(_OpenAIView):
         responses={200: OpenAIModelListSerializer},
     )
     def get(self, request: Request) -> JsonResponse:
-        data = [
-            {"id": m.id, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
-            for m in chat_models()
-        ]
-        try:
-            embedder_model: str | None = get_embedder().model
-        except ProviderError:  # EMBEDDING_PROVIDER=openai without a key: chat still works
-            embedder_model = None
-        if embedder_model is not None:
-            data.append(
-                {
-                    "id": embedding_model_ids(embedder_model)[1],
-                    "object": "model",
-                    "created": _NO_DATE,
-                    "owned_by": embedding_owner(embedder_model),
-                }
-            )
-        return JsonResponse({"object": "list", "data": data})
+        return JsonResponse({"object": "list", "data": _served_models()})
+
+
+class ModelView(_OpenAIView):
+    @extend_schema(
+        operation_id="v1_model_retrieve",
+        summary="One model this deployment serves (OpenAI-compatible)",
+        description="The id is provider/model, as GET /v1/models lists it (it has a slash).",
+        responses={200: OpenAIModelSerializer},
+    )
+    def get(self, request: Request, model_id: str) -> JsonResponse:
+        for model in _served_models():
+            if model["id"] == model_id:
+                return JsonResponse(model)
+        raise ApplicationError(
+            f"The model {model_id!r} is not served by this deployment. GET /v1/models lists "
+            "the ones it serves, as provider/model.",
+            code="model_not_found",
+            status=404,
+            extra={"param": "model"},
+        )
+
+
+class UnknownPathView(_OpenAIView):
+    """Every other /v1 path, for any method: OpenAI's JSON 404 (not Django's HTML page),
+    after the same authentication as every /v1 route."""
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, path: str) -> HttpResponse:
+        raise ApplicationError(
+            f"Invalid URL ({request.method} {request.path}): this API serves /v1/models, "
+            "/v1/models/{id}, /v1/chat/completions and /v1/embeddings.",
+            code="not_found",
+            status=404,
+        )
+
+    post = put = patch = delete = get
 
 
 class ChatCompletionsView(_OpenAIView):

@@ -35,6 +35,9 @@ class QuestionParams:
     # The client-kept conversation (the OpenAI-compatible API), checked by query_start;
     # None: the session's stored history is the context.
     conversation: list[dict[str, str]] | None = None
+    # Structured output in OpenAI's shape (``{"type": "json_object"}`` or a json_schema),
+    # checked by ``agents.providers.structured.response_format_parsed``; None: free text.
+    response_format: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class RunRequest:
     selected_option: str | None = QuestionParams.selected_option
     system_prompt: str | None = None
     conversation: list[dict[str, str]] | None = QuestionParams.conversation
+    response_format: dict[str, Any] | None = QuestionParams.response_format
 
     @classmethod
     def stored(cls, request: dict[str, Any]) -> RunRequest:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from agents.engine import run_engine
 from agents.ports import Scope
 from agents.providers.base import ChatMessage, ImageInput
+from agents.providers.structured import response_format_parsed
 from agents.state import RunState
 from files.models import File
 from files.selectors import file_bytes
@@ -126,6 +127,11 @@ def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
                 for turn in conversation
                 if turn["role"] != "system"
             ]
+        ),
+        response_format=(
+            None
+            if params.response_format is None
+            else response_format_parsed(params.response_format)
         ),
         emit=emit,
     )

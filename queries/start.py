@@ -23,11 +23,13 @@ from django.utils import timezone
 
 from agents import memory
 from agents.ports import Scope
+from agents.providers.base import capability_error
 from agents.providers.registry import (
     available_providers,
     default_model_for,
     default_provider,
     get_chat_provider,
+    providers_supporting,
 )
 from files.charges import Payer
 from files.selectors import documents_ready, file_get
@@ -265,6 +267,25 @@ def check_web_search(provider: str) -> None:
     )
 
 
+def check_response_format_supported(provider: str) -> None:
+    """Refuse structured output with a provider that cannot produce it (the local model),
+    naming those that can, before admission or any vendor call. Raises ApplicationError
+    (400 ``response_format_unsupported``)."""
+    if get_chat_provider(provider).supports_response_format:
+        return
+    refusal = capability_error(
+        provider=provider,
+        feature="response_format",
+        supported_by=providers_supporting("response_format"),
+    )
+    raise ApplicationError(
+        refusal.message,
+        code=refusal.code,
+        status=refusal.status,
+        extra={**refusal.extra, "param": "response_format"},
+    )
+
+
 def _stored_history(
     *, owner: User, params: QuestionParams, conversation: list[dict[str, str]] | None
 ) -> list[tuple[str, str]]:
@@ -339,6 +360,8 @@ def query_start(
     )
     if params.web_search:
         check_web_search(choices.provider)
+    if params.response_format is not None:
+        check_response_format_supported(choices.provider)
     # Named documents are checked before admission: a 404 or 409 costs no quota.
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
     reservation = _admit(
@@ -388,6 +411,7 @@ def query_start(
             "quota": reservation,
             "documents": documents,
             "use_documents": params.use_documents,
+            "response_format": params.response_format,
         },
     )
     runs.submit_run(RUN_TASK, str(query.pk), query=query)

@@ -166,8 +166,13 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "invalid_response_format": ErrorCode(
         400,
-        "response_format.json_schema.schema is not a valid JSON Schema.",
-        "Fix the schema at the location the message names.",
+        "response_format is malformed, or its schema is not a valid JSON Schema.",
+        "Fix the field or the schema location the message names.",
+    ),
+    "structured_output_invalid": ErrorCode(
+        502,
+        "A strict json_schema answer from the model did not validate against the schema.",
+        "Ask again, or loosen the schema; the message names what failed.",
     ),
     "prompt_too_long": ErrorCode(
         400,

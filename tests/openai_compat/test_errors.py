@@ -20,17 +20,24 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
 
 
+# A sample path for each route with a parameter.
+SAMPLES = {
+    "v1/models/<path:model_id>": "v1/models/openai/gpt-4o-mini",
+    "v1/^(?P<path>.*)$": "v1/no/such/path",
+}
+
+
 def _v1_routes() -> list[tuple[str, str]]:
     """Every /v1 route and method, from the URLconf: a new one is covered without a test."""
 
     def walk(patterns, prefix=""):
         for pattern in patterns:
-            route = prefix + str(pattern.pattern)
+            route = SAMPLES.get(prefix + str(pattern.pattern), prefix + str(pattern.pattern))
             if isinstance(pattern, URLResolver):
                 yield from walk(pattern.url_patterns, route)
             elif isinstance(pattern, URLPattern) and route.startswith("v1/"):
                 view = pattern.callback.view_class
-                for method in ("get", "post"):
+                for method in ("get", "post", "delete"):
                     if hasattr(view, method):
                         yield method, "/" + route
 
@@ -61,8 +68,12 @@ def chat(api, **body):
 def test_every_v1_route_is_listed():
     assert set(V1_ROUTES) == {
         ("get", "/v1/models"),
+        ("get", "/v1/models/openai/gpt-4o-mini"),
         ("post", "/v1/chat/completions"),
         ("post", "/v1/embeddings"),
+        ("get", "/v1/no/such/path"),
+        ("post", "/v1/no/such/path"),
+        ("delete", "/v1/no/such/path"),
     }
 
 
@@ -113,6 +124,28 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
         ({"metadata": {"use_memory": "maybe"}}, "metadata"),
         ({"model": ["openai/gpt-4o-mini"]}, "model"),
+        # Fields this API does not honour are refused, never dropped (their defaults pass).
+        ({"top_p": 0.5}, "top_p"),
+        ({"seed": 7}, "seed"),
+        ({"stop": ["END"]}, "stop"),
+        ({"logprobs": True}, "logprobs"),
+        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"some_vendor_extension": 1}, "some_vendor_extension"),
+        ({"response_format": {"type": "yaml"}}, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, "response_format"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}},
+            "response_format",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"type": "no-such-type"}},
+                }
+            },
+            "response_format",
+        ),
     ],
 )
 def test_bad_requests_are_400_naming_the_param(api, body, param):
@@ -198,3 +231,83 @@ def test_models_are_listed_even_when_the_embedder_is_misconfigured(api, settings
     ids = [model["id"] for model in response.json()["data"]]
     assert "anthropic/claude-haiku-4-5" in ids
     assert not any("embedding" in i or "MiniLM" in i for i in ids)
+
+
+def test_openai_defaults_sdks_send_unasked_are_accepted(api, fakes):
+    response = chat(
+        api,
+        top_p=1,
+        presence_penalty=0,
+        frequency_penalty=0.0,
+        logprobs=False,
+        stop=None,
+        seed=None,
+        tools=[],
+        service_tier="auto",
+        response_format={"type": "text"},
+    )
+    assert response.status_code == 200, response.content
+    assert "response_format" not in fakes["openai"].chat_requests[-1].body
+
+
+def test_the_local_model_refuses_response_format_before_any_call(api, settings, fakes):
+    settings.LOCAL_MODEL_ENABLED = True
+    error = assert_openai_error(
+        chat(api, model="local/smollm2-135m-instruct", response_format={"type": "json_object"}),
+        400,
+        "response_format_unsupported",
+    )
+    assert error["param"] == "response_format"
+    assert "openai" in error["message"]
+    assert not Query.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/v1/responses/resp_1"),
+        ("post", "/v1/responses"),
+        ("post", "/v1/completions"),
+        ("delete", "/v1/files/x"),
+        ("get", "/v1/models/"),
+    ],
+)
+def test_an_unknown_path_is_openais_json_404(api, method, path):
+    error = assert_openai_error(getattr(api, method)(path, {}, format="json"), 404, "not_found")
+    assert path in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/models"),
+        ("get", "/v1/chat/completions"),
+        ("delete", "/v1/embeddings"),
+        ("post", "/v1/models/openai/gpt-4o-mini"),
+    ],
+)
+def test_a_wrong_method_is_openais_json_405(api, method, path):
+    assert_openai_error(getattr(api, method)(path, {}, format="json"), 405)
+
+
+def test_a_model_is_retrieved_by_its_id_with_a_slash(api):
+    response = api.get("/v1/models/openai/gpt-4o-mini")
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": "openai/gpt-4o-mini",
+        "object": "model",
+        "created": 0,
+        "owned_by": "openai",
+    }
+    error = assert_openai_error(api.get("/v1/models/openai/no-such"), 404, "model_not_found")
+    assert error["param"] == "model"
+
+
+@pytest.mark.parametrize("tokens", [[1, 2, 3], [[1, 2], [3]]])
+def test_token_array_embeddings_are_400_naming_the_workaround(api, tokens):
+    response = api.post(
+        "/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": tokens}, format="json"
+    )
+    error = assert_openai_error(response, 400)
+    assert error["param"] == "input"
+    assert "check_embedding_ctx_length=False" in error["message"]
