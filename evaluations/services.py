@@ -35,6 +35,7 @@ from queries.question import QuestionParams
 from queries.selectors import EVALUATION_SESSION_PREFIX
 from queries.start import query_start
 from queries.streams import query_wait
+from sessions.assignment import overrides_clean
 from sessions.models import Experiment
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,11 @@ def _target(index: int, raw: Any) -> dict[str, Any]:
             f"({', '.join(OVERRIDE_KEYS)}), optionally as {{name, overrides}}.",
             code="invalid_targets",
         )
+    # The same rules as an experiment variant's overrides (types, temperature range, lengths).
+    overrides = overrides_clean(overrides, where=f"targets[{index}]: ", code="invalid_targets")
     if overrides.get("model_provider"):
         get_chat_provider(overrides["model_provider"])  # a 400 listing the available ones
     temperature = overrides.get("temperature")
-    if temperature is not None and (not isinstance(temperature, int | float) or temperature < 0):
-        raise ApplicationError(
-            f"targets[{index}].temperature must be a number >= 0.", code="invalid_targets"
-        )
     name = raw.get("name") if "overrides" in raw else None
     described = ", ".join(f"{key}={overrides[key]}" for key in OVERRIDE_KEYS if key in overrides)
     provider = (

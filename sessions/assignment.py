@@ -73,33 +73,35 @@ def _invalid(message: str, *, index: int | None = None) -> ApplicationError:
     return ApplicationError(where + message, code="invalid_variants", status=400)
 
 
-def _clean_overrides(raw: Any, index: int) -> dict[str, Any]:
+def overrides_clean(raw: Any, *, where: str, code: str = "invalid_variants") -> dict[str, Any]:
+    """The overrides a variant (or an evaluation's target) may set, checked: known keys,
+    their types, the temperature range and lengths; empty fields dropped. ``where`` starts
+    each message ("Variant 2: "). Raises ApplicationError (400, ``code``)."""
+
+    def invalid(message: str) -> ApplicationError:
+        return ApplicationError(where + message, code=code, status=400)
+
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise _invalid('"overrides" must be an object.', index=index)
+        raise invalid('"overrides" must be an object.')
     unknown = sorted(set(raw) - set(OVERRIDE_KEYS))
     if unknown:
-        raise _invalid(
-            f"unknown override(s) {', '.join(unknown)}; allowed: {', '.join(OVERRIDE_KEYS)}.",
-            index=index,
+        raise invalid(
+            f"unknown override(s) {', '.join(unknown)}; allowed: {', '.join(OVERRIDE_KEYS)}."
         )
     overrides: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None or value == "":
             continue  # an empty field in the form means "no change"
         if isinstance(value, bool) or not isinstance(value, OVERRIDE_KEYS[key]):
-            raise _invalid(f'override "{key}" has the wrong type.', index=index)
+            raise invalid(f'override "{key}" has the wrong type.')
         if key == "temperature" and not MIN_TEMPERATURE <= value <= MAX_TEMPERATURE:
-            raise _invalid(
-                f"temperature must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}.", index=index
-            )
+            raise invalid(f"temperature must be between {MIN_TEMPERATURE} and {MAX_TEMPERATURE}.")
         if key == "system_prompt" and len(value) > MAX_SYSTEM_PROMPT:
-            raise _invalid(
-                f"system_prompt is longer than {MAX_SYSTEM_PROMPT} characters.", index=index
-            )
+            raise invalid(f"system_prompt is longer than {MAX_SYSTEM_PROMPT} characters.")
         if key in ("model_provider", "model_name") and len(value) > 200:
-            raise _invalid(f"{key} is longer than 200 characters.", index=index)
+            raise invalid(f"{key} is longer than 200 characters.")
         overrides[key] = value
     return overrides
 
@@ -140,7 +142,9 @@ def variants_clean(raw: Any) -> list[dict[str, Any]]:
             {
                 "name": name,
                 "weight": weight,
-                "overrides": _clean_overrides(variant.get("overrides"), index),
+                "overrides": overrides_clean(
+                    variant.get("overrides"), where=f"Variant {index + 1}: "
+                ),
             }
         )
     return cleaned

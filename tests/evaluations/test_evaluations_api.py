@@ -248,6 +248,29 @@ def test_bad_runs_are_refused_before_anything_is_asked(api, fakes):
     assert not fakes["openai"].chat_requests
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"temperature": 5}, "temperature must be between 0.0 and 2.0"),
+        ({"temperature": True}, 'override "temperature" has the wrong type'),
+        ({"system_prompt": "x" * 20_001}, "system_prompt is longer than"),
+    ],
+)
+def test_a_target_follows_the_same_override_rules_as_an_experiment_variant(
+    api, fakes, overrides, message
+):
+    response = api.post(
+        "/api/v1/evaluations",
+        {"dataset": _dataset(api), "targets": [overrides], "scorers": ["exact"]},
+        format="json",
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_targets"
+    assert error["message"].startswith("targets[0]: ") and message in error["message"]
+    assert not EvaluationRun.objects.exists()
+
+
 def test_deleting_a_dataset_deletes_its_runs_and_results(api, fakes):
     dataset_id = _dataset(api)
     started = api.post(
