@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-# The slowest legitimate test (tests/run/test_worker_lost.py) starts two Celery workers and
+# The slowest legitimate test (tests/queries/test_worker_lost.py) starts two Celery workers and
 # daphne, each allowed 60 s, and follows a 10 s answer: well under this on a loaded machine.
 SLOW_TEST_TIMEOUT_S = 900
 

@@ -4,7 +4,7 @@ Users are assigned by the real code (``session_start`` for a sample, the same
 ``variant_for_user`` it calls for the bulk, checked to agree); their queries and thumbs
 are written straight to the models as a run would store them, since 2,000 full runs would
 take minutes. The path from a request to a stored, credited query is covered end to end
-in ``tests/experiments_api/test_experiment_exposure.py``. Every random number is seeded,
+in ``tests/analytics/test_experiment_exposure.py``. Every random number is seeded,
 and owners get fixed primary keys because assignment hashes the owner's id: each run
 assigns the same users to the same arms, whatever tests ran before it.
 """

@@ -80,7 +80,7 @@ def test_a_control_without_overrides_is_credited_and_a_request_setting_the_field
             "tone": {"variant": variant, "reason": "request_set:temperature"}
         }
     # So is one whose client sends its own system prompt (the OpenAI-compatible edge's
-    # conversation, through the same query_start every edge uses).
+    # messages, through the same query_start every edge uses).
     session_id = arms["warm"][1]
     own = query_wait(
         query=query_start(
@@ -91,7 +91,7 @@ def test_a_control_without_overrides_is_credited_and_a_request_setting_the_field
                 query="Hello",
                 use_memory=False,
                 model_provider="openai",
-                conversation=[{"role": "system", "content": "Answer in French."}],
+                messages=[{"role": "system", "content": "Answer in French."}],
             ),
         )
     )

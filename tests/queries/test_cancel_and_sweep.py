@@ -19,7 +19,7 @@ from queries.question import QuestionParams
 from queries.run import queries_sweep
 from queries.start import query_start
 from queries.streams import query_cancel, query_wait
-from tests.pipeline.test_query_pipeline import PNG
+from tests.queries.test_query_pipeline import PNG
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("in_process")]
 

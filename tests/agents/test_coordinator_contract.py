@@ -16,7 +16,7 @@ import json
 import pytest
 
 from agents.coordinator import CLASSIFIER_PROMPT, classify_intent
-from tests.pipeline.test_query_pipeline import PNG
+from tests.queries.test_query_pipeline import PNG
 
 pytestmark = pytest.mark.django_db
 
