@@ -26,7 +26,7 @@ class RunState:
     emit: Emit
     # The client's own earlier turns (the OpenAI-compatible API): when given, the writer
     # sends these instead of the session's stored history; ``text`` is the last user turn.
-    conversation: list[ChatMessage] | None = None
+    client_messages: list[ChatMessage] | None = None
     # Structured output the client asked for (the writer's answer is that JSON).
     response_format: ResponseFormat | None = None
     # Answer from these document file ids only (checked ready and owned at the start),

@@ -81,9 +81,9 @@ def build_request(state: RunState) -> ChatRequest:
     context = _context_block(state)
     system = "\n\n".join(part for part in (system, style, context) if part)
     messages: list[ChatMessage] = []
-    if state.conversation is not None:
-        # The client keeps its own conversation: its turns go to the model as given.
-        messages.extend(state.conversation)
+    if state.client_messages is not None:
+        # The client keeps its own messages: its turns go to the model as given.
+        messages.extend(state.client_messages)
     else:
         for question, answer in state.history:
             messages.append(ChatMessage(role="user", content=question))

@@ -233,7 +233,7 @@ def _params(run: EvaluationRun, item: DatasetItem, target: int, repeat: int) -> 
         temperature=settings["temperature"],
         # A client's system turn is how a question carries its own system prompt; the
         # writer's base prompt stands for "the default" so that it is pinned too.
-        conversation=[{"role": "system", "content": settings["system_prompt"] or BASE_PROMPT}],
+        messages=[{"role": "system", "content": settings["system_prompt"] or BASE_PROMPT}],
     )
 
 

@@ -125,14 +125,14 @@ def _first_problem(errors: Any) -> tuple[str, str]:
 
 def _query_params(
     raw: dict[str, Any],
-    conversation: list[dict[str, str]],
+    messages: list[dict[str, str]],
     *,
     response_format: dict[str, Any] | None,
 ) -> QuestionParams:
     """The query API's own checks (lengths, attachments, ranges), named as OpenAI's."""
     serializer = QueryRequestSerializer(data=raw)
     if serializer.is_valid():
-        return serializer.question(conversation=conversation, response_format=response_format)
+        return serializer.question(messages=messages, response_format=response_format)
     field, problem = _first_problem(serializer.errors)
     param = _PARAM_OF.get(field, field)
     raise _invalid(f"{param}: {problem}", param)

@@ -14,7 +14,7 @@ from llmplatform.core.contract import (
     MIN_ANSWER_TOKENS,
     MIN_TEMPERATURE,
 )
-from queries.start import MAX_CONVERSATION_TURNS
+from queries.start import MAX_CLIENT_MESSAGES
 
 # OpenAI chat fields this API does not honour, with the values that change nothing (the
 # defaults SDKs and frameworks send unasked): these, null or empty, pass; any other value
@@ -64,7 +64,7 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
     messages = serializers.ListField(
         child=serializers.DictField(),
         min_length=1,
-        max_length=MAX_CONVERSATION_TURNS + 1,
+        max_length=MAX_CLIENT_MESSAGES + 1,
         help_text=(
             "system/developer, user and assistant turns; the last one is the user's "
             "question. Content is a string or text and image_url parts (data URLs only)."

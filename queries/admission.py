@@ -16,7 +16,7 @@ The calls of one question (``agents.coordinator``, ``agents.vision``, ``agents.w
   (and ``max_tokens``) out;
 - the writer: the system prompt (the client's or an experiment's, else the platform's)
   and the vendor's house style; the context (conversation summary, memory and document
-  passages, the vision notes, products found); the client's conversation, or else the
+  passages, the vision notes, products found); the client's messages, or else the
   stored history the memory agent adds (the session's last ``HISTORY_TURNS`` turns, as
   stored when the question is admitted); the question; and ``max_tokens`` out (the
   platform default when the request sets none).
@@ -157,7 +157,7 @@ def _writer(
     text: str,
     mode: str,
     max_tokens: int,
-    conversation: list[dict[str, str]] | None,
+    client_messages: list[dict[str, str]] | None,
     system_prompt: str | None,
     use_memory: bool,
     use_documents: bool,
@@ -190,9 +190,9 @@ def _writer(
             parts["shopper_needs"] = text_tokens("x" * MAX_QUERY_CHARS)
             sections += 1
     parts["context_headings"] = sections * SECTION_OVERHEAD_TOKENS
-    if conversation is not None:
-        turns = [turn for turn in conversation if turn["role"] != "system"]
-        parts["conversation"] = sum(text_tokens(turn["content"]) for turn in turns)
+    if client_messages is not None:
+        turns = [turn for turn in client_messages if turn["role"] != "system"]
+        parts["client_messages"] = sum(text_tokens(turn["content"]) for turn in turns)
         messages = len(turns)
     elif use_memory:
         turns = history[: memory.HISTORY_TURNS] if history is not None else None
@@ -217,7 +217,7 @@ def question_reservation(
     text: str,
     mode: str,
     max_tokens: int,
-    conversation: list[dict[str, str]] | None,
+    client_messages: list[dict[str, str]] | None,
     system_prompt: str | None,
     use_memory: bool,
     use_documents: bool,
@@ -226,7 +226,7 @@ def question_reservation(
 ) -> QuestionReservation:
     """The most a question can use: every call it can make, priced at ``model``'s price.
 
-    ``conversation``: the client's turns (system turns included), None when the stored
+    ``client_messages``: the client's turns (system turns included), None when the stored
     history is the context; ``system_prompt``: the client's or an experiment's, None for
     the platform's; ``images``: how many are attached; ``history``: the session's stored
     (question, answer) turns, newest first, when known (None: their bound). Raises nothing.
@@ -243,7 +243,7 @@ def question_reservation(
             text=text,
             mode=mode,
             max_tokens=max_tokens,
-            conversation=conversation,
+            client_messages=client_messages,
             system_prompt=system_prompt,
             use_memory=use_memory,
             use_documents=use_documents,

@@ -32,9 +32,9 @@ class QuestionParams:
     temperature: float | None = None
     # None: the configured default (``run_config().default_max_tokens``).
     max_tokens: int | None = None
-    # The client-kept conversation (the OpenAI-compatible API), checked by query_start;
+    # The client-kept messages (the OpenAI-compatible API), checked by query_start;
     # None: the session's stored history is the context.
-    conversation: list[dict[str, str]] | None = None
+    messages: list[dict[str, str]] | None = None
     # Structured output in OpenAI's shape (``{"type": "json_object"}`` or a json_schema),
     # checked by ``agents.providers.structured.response_format_parsed``; None: free text.
     response_format: dict[str, Any] | None = None
@@ -55,11 +55,15 @@ class RunRequest:
     use_documents: bool = QuestionParams.use_documents
     selected_option: str | None = QuestionParams.selected_option
     system_prompt: str | None = None
-    conversation: list[dict[str, str]] | None = QuestionParams.conversation
+    messages: list[dict[str, str]] | None = QuestionParams.messages
     response_format: dict[str, Any] | None = QuestionParams.response_format
 
     @classmethod
     def stored(cls, request: dict[str, Any]) -> RunRequest:
         """Raises KeyError when the row has no model settings (never stored by
         query_start)."""
+        if "conversation" in request and "messages" not in request:
+            # Rows stored before the client's list was named ``messages`` (queued across
+            # the upgrade) still run with it.
+            request = {**request, "messages": request["conversation"]}
         return cls(**{f.name: request[f.name] for f in fields(cls) if f.name in request})

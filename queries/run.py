@@ -96,7 +96,7 @@ def _images(query: Query, attachments: list[str]) -> list[ImageInput]:
 
 
 def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
-    conversation = params.conversation
+    messages = params.messages
     return RunState(
         scope=Scope(
             owner_id=str(query.owner_id),
@@ -116,15 +116,15 @@ def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
         images=[],
         # The client's system turns are its system prompt (they take the base prompt's
         # place); its other turns are the model's context as given.
-        system_prompt_override=client_system_prompt(conversation) or params.system_prompt,
+        system_prompt_override=client_system_prompt(messages) or params.system_prompt,
         documents=params.documents,
         use_documents=params.use_documents,
-        conversation=(
+        client_messages=(
             None
-            if conversation is None
+            if messages is None
             else [
                 ChatMessage(role=turn["role"], content=turn["content"])
-                for turn in conversation
+                for turn in messages
                 if turn["role"] != "system"
             ]
         ),

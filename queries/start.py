@@ -1,7 +1,7 @@
 """Checking and admitting a question: the one entry of every edge, ``query_start``.
 
 Everything that can be refused is checked before money is spent (the ``check_*``
-functions: the client's conversation, web search support; then the session, the model
+functions: the client's messages, web search support; then the session, the model
 and the experiments, the named documents); then the question is admitted against the
 caller's limits (``queries.admission``). Only then is the Query stored (``pending``, or
 ``running`` when it runs in this process) and its run handed to the dispatcher, by name
@@ -50,10 +50,10 @@ from sessions.services import session_for_query, session_query_record
 RUN_TASK = "queries.run_query"
 
 _DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|gif|webp));base64,(.+)$", re.DOTALL)
-# A client-kept conversation (the OpenAI-compatible API) is bounded by the request body
+# The client-kept messages (the OpenAI-compatible API) are bounded by the request body
 # size too; this bounds the number of turns the writer has to lay out.
-MAX_CONVERSATION_TURNS = 500
-CONVERSATION_ROLES = ("system", "user", "assistant")
+MAX_CLIENT_MESSAGES = 500
+CLIENT_MESSAGE_ROLES = ("system", "user", "assistant")
 
 
 def _attachment_ids(*, owner: User, payer: Payer, attachments: list[str]) -> list[str]:
@@ -104,28 +104,28 @@ def _attachment_ids(*, owner: User, payer: Payer, attachments: list[str]) -> lis
     return ids
 
 
-def check_conversation(params: QuestionParams) -> list[dict[str, str]] | None:
+def check_client_messages(params: QuestionParams) -> list[dict[str, str]] | None:
     """The client's earlier turns, checked; None when it sent none (then the session's
     stored history is the context). Raises ApplicationError (400)."""
-    conversation = params.conversation
-    if conversation is None:
+    messages = params.messages
+    if messages is None:
         return None
-    if not isinstance(conversation, list) or len(conversation) > MAX_CONVERSATION_TURNS:
+    if not isinstance(messages, list) or len(messages) > MAX_CLIENT_MESSAGES:
         raise ApplicationError(
-            f"conversation must be a list of at most {MAX_CONVERSATION_TURNS} turns.",
+            f"messages must be a list of at most {MAX_CLIENT_MESSAGES} turns.",
             code="invalid_conversation",
         )
     turns: list[dict[str, str]] = []
-    for index, turn in enumerate(conversation):
+    for index, turn in enumerate(messages):
         if (
             not isinstance(turn, dict)
             or set(turn) != {"role", "content"}
-            or turn["role"] not in CONVERSATION_ROLES
+            or turn["role"] not in CLIENT_MESSAGE_ROLES
             or not isinstance(turn["content"], str)
         ):
             raise ApplicationError(
-                f"conversation[{index}] must be {{role, content}} with role one of "
-                f"{', '.join(CONVERSATION_ROLES)} and content a string.",
+                f"messages[{index}] must be {{role, content}} with role one of "
+                f"{', '.join(CLIENT_MESSAGE_ROLES)} and content a string.",
                 code="invalid_conversation",
                 extra={"index": index},
             )
@@ -133,9 +133,9 @@ def check_conversation(params: QuestionParams) -> list[dict[str, str]] | None:
     return turns
 
 
-def client_system_prompt(conversation: list[dict[str, str]] | None) -> str | None:
+def client_system_prompt(messages: list[dict[str, str]] | None) -> str | None:
     """The client's own system prompt: its system turns, in order."""
-    parts = [turn["content"] for turn in conversation or [] if turn["role"] == "system"]
+    parts = [turn["content"] for turn in messages or [] if turn["role"] == "system"]
     return "\n\n".join(parts) or None
 
 
@@ -190,7 +190,7 @@ def _exposure(
 def _choices(
     *,
     params: QuestionParams,
-    conversation: list[dict[str, str]] | None,
+    messages: list[dict[str, str]] | None,
     session: Any,
     evaluation: str | None,
 ) -> _Choices:
@@ -206,7 +206,7 @@ def _choices(
         "temperature": requested_temperature,
     }
     # A client that sends its own system prompt is not given an experiment's.
-    client_system = client_system_prompt(conversation)
+    client_system = client_system_prompt(messages)
     applied: dict[str, Any] = {}
     variants: dict[str, str] = {}
     excluded: dict[str, dict[str, str]] = {}
@@ -287,11 +287,11 @@ def check_response_format_supported(provider: str) -> None:
 
 
 def _stored_history(
-    *, owner: User, params: QuestionParams, conversation: list[dict[str, str]] | None
+    *, owner: User, params: QuestionParams, messages: list[dict[str, str]] | None
 ) -> list[tuple[str, str]]:
     """The session's stored turns the memory agent will put in the prompt (none when the
-    client sends its own conversation or memory is off): what admission reserves for it."""
-    if conversation is not None or not params.use_memory:
+    client sends its own messages or memory is off): what admission reserves for it."""
+    if messages is not None or not params.use_memory:
         return []
     scope = Scope(
         owner_id=str(owner.pk),
@@ -309,7 +309,7 @@ def _admit(
     owner: User,
     params: QuestionParams,
     choices: _Choices,
-    conversation: list[dict[str, str]] | None,
+    messages: list[dict[str, str]] | None,
     documents: list[str],
 ) -> dict | None:
     """Count the question against the key's limits (the owner account's without a key:
@@ -321,12 +321,12 @@ def _admit(
         text=params.query,
         mode=params.mode,
         max_tokens=params.max_tokens or run_config().default_max_tokens,
-        conversation=conversation,
-        system_prompt=client_system_prompt(conversation) or choices.system_prompt,
+        client_messages=messages,
+        system_prompt=client_system_prompt(messages) or choices.system_prompt,
         use_memory=params.use_memory,
         use_documents=bool(documents) or params.use_documents,
         images=len(params.attachments),
-        history=_stored_history(owner=owner, params=params, conversation=conversation),
+        history=_stored_history(owner=owner, params=params, messages=messages),
     )
     return quota_admit(
         api_key=api_key,
@@ -353,11 +353,9 @@ def query_start(
     provider is called. ``evaluation`` is the evaluation run asking (its id), if any.
     Raises ApplicationError (400, 404, 413, 415, 429).
     """
-    conversation = check_conversation(params)
+    messages = check_client_messages(params)
     session = session_for_query(owner=owner, session_id=params.session_id, user_id=params.user_id)
-    choices = _choices(
-        params=params, conversation=conversation, session=session, evaluation=evaluation
-    )
+    choices = _choices(params=params, messages=messages, session=session, evaluation=evaluation)
     if params.web_search:
         check_web_search(choices.provider)
     if params.response_format is not None:
@@ -369,7 +367,7 @@ def query_start(
         owner=owner,
         params=params,
         choices=choices,
-        conversation=conversation,
+        messages=messages,
         documents=documents,
     )
     try:
@@ -407,7 +405,7 @@ def query_start(
             "temperature": choices.temperature,
             "max_tokens": params.max_tokens or run_config().default_max_tokens,
             "system_prompt": choices.system_prompt,
-            "conversation": conversation,
+            "messages": messages,
             "quota": reservation,
             "documents": documents,
             "use_documents": params.use_documents,

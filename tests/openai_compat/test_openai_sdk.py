@@ -75,7 +75,7 @@ def test_sync_json_answers_and_records_the_run(daphne, owner, fakes):
     assert query.usage["output_tokens"] == completion.usage.completion_tokens
     assert query.usage["cost_usd"] is not None  # priced: counts in usage and analytics
     assert (query.request["temperature"], query.request["max_tokens"]) == (0.3, 50)
-    assert query.request["conversation"] == CONVERSATION[:-1]
+    assert query.request["messages"] == CONVERSATION[:-1]
     assert Session.objects.filter(owner=owner[0], session_id="sess-json").exists()
     sent = _sent_messages(fakes["openai"])
     assert sent[0][0] == "system" and sent[0][1].startswith("You are terse.")

@@ -67,7 +67,7 @@ def reserve(**overrides):
         "text": QUESTION,
         "mode": "chat",
         "max_tokens": 1,
-        "conversation": None,
+        "client_messages": None,
         "system_prompt": None,
         "use_memory": False,
         "use_documents": False,
@@ -95,16 +95,16 @@ def test_a_bare_question_reserves_the_system_prompt_the_style_the_question_and_t
     assert reservation.tokens == sum(call.parts.values()) + 700
 
 
-def test_the_clients_conversation_and_system_prompt_are_reserved_as_sent():
-    conversation = [
+def test_the_clients_messages_and_system_prompt_are_reserved_as_sent():
+    messages = [
         {"role": "system", "content": "You are terse." * 10},
         {"role": "user", "content": LONG_EARLIER_MESSAGE},
         {"role": "assistant", "content": "Noted."},
     ]
-    reservation = reserve(conversation=conversation, system_prompt="You are terse." * 10)
+    reservation = reserve(client_messages=messages, system_prompt="You are terse." * 10)
     [call] = reservation.calls
     assert call.parts["system_prompt"] == tokens("You are terse." * 10)
-    assert call.parts["conversation"] == 2000 + tokens("Noted.")
+    assert call.parts["client_messages"] == 2000 + tokens("Noted.")
     assert call.parts["messages"] == 4 * MESSAGE_OVERHEAD_TOKENS
     assert "history" not in call.parts  # the client's turns replace the stored history
 

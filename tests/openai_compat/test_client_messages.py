@@ -1,4 +1,4 @@
-"""The engine extension /v1 needs: a client-kept conversation passed to the model as given."""
+"""The engine extension /v1 needs: the client-kept messages passed to the model as given."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from agents.providers.base import ChatMessage
 from agents.writer import BASE_PROMPT, build_request
 from llmplatform.core.errors import ApplicationError
 from queries.models import Query
-from queries.question import QuestionParams
+from queries.question import QuestionParams, RunRequest
 from queries.start import query_start
 from queries.streams import query_wait
 from tests.engine_state import run_state
@@ -21,12 +21,12 @@ async def _emit(event):
     pass
 
 
-def test_the_writer_sends_the_conversation_instead_of_the_stored_history():
+def test_the_writer_sends_the_client_messages_instead_of_the_stored_history():
     state = run_state(
         scope=SCOPE,
         emit=_emit,
         text="And in French?",
-        conversation=[
+        client_messages=[
             ChatMessage(role="user", content="Say hello"),
             ChatMessage(role="assistant", content="Hello"),
         ],
@@ -40,7 +40,7 @@ def test_the_writer_sends_the_conversation_instead_of_the_stored_history():
     ]
 
 
-def test_without_a_conversation_the_stored_history_is_the_context():
+def test_without_client_messages_the_stored_history_is_the_context():
     state = run_state(scope=SCOPE, emit=_emit, text="Next")
     state.history = [("stored question", "stored answer")]
     assert [m.content for m in build_request(state).messages] == [
@@ -58,18 +58,16 @@ def _params(**extra):
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("in_process")
-def test_query_start_stores_the_conversation_and_the_run_uses_it(owner, fakes):
-    conversation = [
+def test_query_start_stores_the_client_messages_and_the_run_uses_it(owner, fakes):
+    messages = [
         {"role": "system", "content": "You are a pirate."},
         {"role": "user", "content": "Say hello"},
         {"role": "assistant", "content": "Ahoy"},
     ]
-    query = query_start(
-        owner=owner[0], params=_params(model_provider="openai", conversation=conversation)
-    )
+    query = query_start(owner=owner[0], params=_params(model_provider="openai", messages=messages))
     query = query_wait(query=query)
     assert query.status == Query.Status.COMPLETED
-    assert query.request["conversation"] == conversation
+    assert query.request["messages"] == messages
     sent = fakes["openai"].chat_requests[-1].body["messages"]
     assert sent[0]["role"] == "system" and sent[0]["content"].startswith("You are a pirate.")
     assert BASE_PROMPT not in sent[0]["content"]  # the client's prompt takes its place
@@ -82,7 +80,7 @@ def test_query_start_stores_the_conversation_and_the_run_uses_it(owner, fakes):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
-    "conversation",
+    "messages",
     [
         "not a list",
         [{"role": "tool", "content": "x"}],
@@ -92,9 +90,9 @@ def test_query_start_stores_the_conversation_and_the_run_uses_it(owner, fakes):
         [{"role": "user", "content": "x"}] * 501,
     ],
 )
-def test_query_start_refuses_a_malformed_conversation_before_storing(owner, conversation):
+def test_query_start_refuses_malformed_client_messages_before_storing(owner, messages):
     with pytest.raises(ApplicationError) as raised:
-        query_start(owner=owner[0], params=_params(conversation=conversation))
+        query_start(owner=owner[0], params=_params(messages=messages))
     assert (raised.value.status, raised.value.code) == (400, "invalid_conversation")
     assert not Query.objects.exists()
 
@@ -121,7 +119,7 @@ def test_a_client_system_prompt_is_not_replaced_by_an_experiments(owner, fakes):
             params=_params(
                 session_id="s-own",
                 model_provider="openai",
-                conversation=[{"role": "system", "content": "Answer in French."}],
+                messages=[{"role": "system", "content": "Answer in French."}],
             ),
         )
     )
@@ -131,9 +129,17 @@ def test_a_client_system_prompt_is_not_replaced_by_an_experiments(owner, fakes):
     shaped = query_wait(
         query=query_start(
             owner=owner[0],
-            params=_params(session_id="s-shaped", model_provider="openai", conversation=[]),
+            params=_params(session_id="s-shaped", model_provider="openai", messages=[]),
         )
     )
     system = fakes["openai"].chat_requests[-1].body["messages"][0]["content"]
     assert system.startswith("Rhyme.")
     assert shaped.experiments == {"prompt": "treatment"}
+
+
+def test_a_row_stored_with_the_old_conversation_key_runs_with_its_messages():
+    """A question queued before the upgrade stored the list under ``conversation``."""
+    turns = [{"role": "user", "content": "Earlier"}, {"role": "assistant", "content": "Yes"}]
+    stored = {"temperature": 0.2, "max_tokens": 64, "conversation": turns}
+    assert RunRequest.stored(stored).messages == turns
+    assert RunRequest.stored({**stored, "messages": turns[:1]}).messages == turns[:1]
