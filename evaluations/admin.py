@@ -3,7 +3,7 @@
 "add to an evaluation dataset" action.
 
 The action belongs to evaluations, which sits above queries: queries cannot import it, so
-this module registers the query list again with the action added (same URLs, same page).
+it is added to the query list's own admin through ``admin.site.register_action``.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin import ModelAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -22,7 +23,6 @@ from evaluations.selectors import dataset_get, dataset_list, evaluation_report
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
-from queries.admin import QueryAdmin
 from queries.models import Query
 
 
@@ -122,56 +122,54 @@ class EvaluationResultAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     show_full_result_count = False
 
 
-admin.site.unregister(Query)
-
-
-@admin.register(Query)
-class QueryWithDatasetsAdmin(QueryAdmin):
-    actions = [*(QueryAdmin.actions or []), "add_to_dataset"]
-
-    @admin.action(description="Add selected questions to an evaluation dataset")
-    def add_to_dataset(self, request: HttpRequest, queryset: QuerySet[Query]):
-        queries = list(queryset.defer("embedding")[: MAX_ITEMS_PER_REQUEST + 1])
-        owners = {query.owner_id for query in queries}
-        if len(owners) != 1 or len(queries) > MAX_ITEMS_PER_REQUEST:
-            self.message_user(
-                request,
-                f"Choose at most {MAX_ITEMS_PER_REQUEST} questions of one owner: a dataset "
-                "belongs to one owner.",
-                messages.ERROR,
-            )
-            return None
-        owner = queries[0].owner
-        if "apply" not in request.POST:
-            return TemplateResponse(
-                request,
-                "admin/evaluations/add_to_dataset.html",
-                {
-                    **self.admin_site.each_context(request),
-                    "title": "Add to an evaluation dataset",
-                    "queries": queries,
-                    "owner": owner,
-                    "datasets": dataset_list(owner=owner).order_by("name"),
-                },
-            )
-        chosen, new_name = request.POST.get("dataset"), request.POST.get("new_name", "").strip()
-        if not (chosen or new_name):
-            self.message_user(request, "Choose a dataset or name a new one.", messages.ERROR)
-            return None
-        try:
-            dataset = (
-                dataset_get(owner=owner, dataset_id=chosen)
-                if chosen
-                else dataset_create(owner=owner, name=new_name)
-            )
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return None
-        added = dataset_items_from_queries(
-            dataset=dataset,
-            queries=queries,
-            tag="admin",
-            answers_as_references=bool(request.POST.get("answers_as_references")),
+@admin.action(description="Add selected questions to an evaluation dataset")
+def add_to_dataset(model_admin: ModelAdmin, request: HttpRequest, queryset: QuerySet[Query]):
+    queries = list(queryset.defer("embedding")[: MAX_ITEMS_PER_REQUEST + 1])
+    owners = {query.owner_id for query in queries}
+    if len(owners) != 1 or len(queries) > MAX_ITEMS_PER_REQUEST:
+        model_admin.message_user(
+            request,
+            f"Choose at most {MAX_ITEMS_PER_REQUEST} questions of one owner: a dataset "
+            "belongs to one owner.",
+            messages.ERROR,
         )
-        self.message_user(request, f"Added {len(added)} item(s) to the dataset {dataset.name!r}.")
         return None
+    owner = queries[0].owner
+    if "apply" not in request.POST:
+        return TemplateResponse(
+            request,
+            "admin/evaluations/add_to_dataset.html",
+            {
+                **model_admin.admin_site.each_context(request),
+                "title": "Add to an evaluation dataset",
+                "queries": queries,
+                "owner": owner,
+                "datasets": dataset_list(owner=owner).order_by("name"),
+            },
+        )
+    chosen, new_name = request.POST.get("dataset"), request.POST.get("new_name", "").strip()
+    if not (chosen or new_name):
+        model_admin.message_user(request, "Choose a dataset or name a new one.", messages.ERROR)
+        return None
+    try:
+        dataset = (
+            dataset_get(owner=owner, dataset_id=chosen)
+            if chosen
+            else dataset_create(owner=owner, name=new_name)
+        )
+    except ApplicationError as exc:
+        model_admin.message_user(request, exc.message, messages.ERROR)
+        return None
+    added = dataset_items_from_queries(
+        dataset=dataset,
+        queries=queries,
+        tag="admin",
+        answers_as_references=bool(request.POST.get("answers_as_references")),
+    )
+    model_admin.message_user(
+        request, f"Added {len(added)} item(s) to the dataset {dataset.name!r}."
+    )
+    return None
+
+
+admin.site.register_action(Query, add_to_dataset)

@@ -28,6 +28,14 @@ class OperatorAdminSite(AdminSite):
         """Add an operator page (an app's admin module adds its own, e.g. the dashboard)."""
         self._pages.append((route, view, name))
 
+    def register_action(self, model: type, action: Callable[..., HttpResponse | None]) -> None:
+        """Add an action to the list of a model another app's admin owns (evaluations adds
+        "add to a dataset" to the query list), as ``register_page`` adds pages: the owner's
+        ModelAdmin stays the one registered, and the action shows only on that list. The
+        owner's admin must be loaded first (its app earlier in INSTALLED_APPS)."""
+        model_admin = self.get_model_admin(model)
+        model_admin.actions = [*(model_admin.actions or []), action]
+
     def get_urls(self):
         return [
             *(path(route, self.admin_view(view), name=name) for route, view, name in self._pages),

@@ -174,9 +174,3 @@ def api_key_for_scope(scope: dict, *, allow_query_param: bool = False) -> ApiKey
             extra={"retry_after": API_KEY_FAILURE_WINDOW_S},
         )
     return None
-
-
-def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
-    """The owner of ``api_key_for_scope``'s key, or None. Raises as it does."""
-    api_key = api_key_for_scope(scope, allow_query_param=allow_query_param)
-    return None if api_key is None else api_key.owner

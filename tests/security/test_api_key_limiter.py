@@ -8,7 +8,7 @@ from django.core.cache import caches
 from rest_framework.test import APIClient
 
 from llmplatform.core import auth
-from llmplatform.core.auth import owner_from_scope
+from llmplatform.core.auth import api_key_for_scope
 from llmplatform.core.client_address import client_address, scheme_from_scope
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
@@ -139,7 +139,13 @@ def test_scheme_follows_forwarded_proto_only_from_trusted_proxies(settings):
     assert scheme_from_scope({**scope, "scheme": "wss", "headers": []}) == "https"
 
 
-# ---- Streaming transports: owner_from_scope ----
+# ---- Streaming transports: api_key_for_scope ----
+
+
+def owner_from_scope(scope: dict, *, allow_query_param: bool = False) -> object | None:
+    """The owner whose key a streaming transport's scope carries, as its consumer reads it."""
+    api_key = api_key_for_scope(scope, allow_query_param=allow_query_param)
+    return None if api_key is None else api_key.owner
 
 
 def _scope(
