@@ -180,6 +180,7 @@ async def run(state: RunState, ports: Ports) -> None:
         embedding_model=state.embedding_model,
         file_ids=list(state.documents) or None,
         limit=TOP_K,
+        text=state.text,
     )
     if not state.documents:
         found = [passage for passage in found if passage.score >= MIN_SCORE]

@@ -59,6 +59,7 @@ async def run(state: RunState, ports: Ports) -> None:
             vector=state.embedding,
             embedding_model=state.embedding_model,
             limit=TOP_K,
+            text=state.text,
         ),
         ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS),
         ports.memory.latest_summary(state.scope),

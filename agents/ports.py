@@ -41,9 +41,16 @@ class Turn:
 
 class MemoryStore(Protocol):
     async def similar(
-        self, scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+        self,
+        scope: Scope,
+        *,
+        vector: list[float],
+        embedding_model: str,
+        limit: int,
+        text: str = "",
     ) -> list[MemoryHit]:
-        """The end user's completed queries closest to ``vector``, best first.
+        """The end user's completed queries closest to the question ``text`` (its
+        ``vector``), best first: a store may rank by the words too (names, codes).
 
         Only vectors of ``embedding_model`` (two models' vectors are not comparable), and
         never the running query itself. Scores are cosine similarities in [-1, 1].
@@ -102,8 +109,10 @@ class DocumentStore(Protocol):
         embedding_model: str,
         file_ids: list[str] | None,
         limit: int,
+        text: str = "",
     ) -> list[DocumentPassage]:
-        """Passages of the end user's ready documents closest to ``vector``, best first.
+        """Passages of the end user's ready documents closest to the question ``text``
+        (its ``vector``), best first: a store may rank by the words too.
 
         Only these files when ``file_ids`` is given, else every ready document of the
         end user; only chunks embedded with ``embedding_model``. Cosine scores.

@@ -135,6 +135,65 @@ TEMPLATES = [
     ),
 ]
 
+CODE_WORDS = ["Bluefin", "Kestrel", "Juniper", "Obsidian", "Marigold", "Tamarack", "Halcyon"]
+FIRST_NAMES = ["Mirela", "Tomasz", "Ingrid", "Kwame", "Ayaka", "Rafael", "Sunita", "Oskar"]
+LAST_NAMES = ["Quast", "Brennan", "Okafor", "Lindqvist", "Haddad", "Moreau", "Tanaka", "Varga"]
+# (fact, question, entity pattern): the question names the entity (a part code, a clause,
+# a person, an invoice...) and every fact of a template differs only in it and the value.
+# A pattern of "N" draws a person's name.
+ENTITY_TEMPLATES = [
+    (
+        "Pump model {entity} is rated for a maximum pressure of {value} bar.",
+        "What is the maximum pressure of pump {entity}?",
+        "AA-9999",
+    ),
+    (
+        "Clause {entity} sets the notice period for contractors at {value} days.",
+        "What does clause {entity} say about the notice period?",
+        "99.9",
+    ),
+    (
+        "{entity} approved a travel budget of {value} euros for the quarter.",
+        "How much travel budget did {entity} approve?",
+        "N",
+    ),
+    (
+        "Invoice {entity} was paid on day {value} of the fiscal year.",
+        "When was invoice {entity} paid?",
+        "INV-9999-999",
+    ),
+    (
+        "Project {entity} employs {value} contractors this quarter.",
+        "How many contractors work on project {entity}?",
+        "w-99",
+    ),
+    (
+        "Server {entity} has {value} gigabytes of memory installed.",
+        "How much memory does server {entity} have?",
+        "db-node-99",
+    ),
+    (
+        "Support ticket {entity} took {value} minutes to resolve.",
+        "How long did it take to resolve ticket {entity}?",
+        "SUP-99999",
+    ),
+    (
+        "Meeting room {entity} seats {value} people for training sessions.",
+        "How many people fit in meeting room {entity}?",
+        "A-999",
+    ),
+    (
+        "Batch {entity} of the vaccine was stored at {value} hundredths of a degree.",
+        "At what temperature was batch {entity} stored?",
+        "AA99A9",
+    ),
+    (
+        "Flight {entity} carried {value} passengers on its last rotation.",
+        "How many passengers were on flight {entity}?",
+        "AA 999",
+    ),
+]
+
 
 @dataclass(frozen=True)
 class PlantedFact:
@@ -152,20 +211,59 @@ def filler(rng: random.Random, sentences: int) -> str:
     )
 
 
-def planted_facts(count: int, *, pages_per_document: int, seed: int = 7) -> list[PlantedFact]:
-    """``count`` facts, one per page, over as many documents as needed."""
+def _entities(rng: random.Random, pattern: str, count: int) -> list[str]:
+    """``count`` distinct entities from ``pattern`` (A: a capital, 9: a digit, w: a word
+    of ``CODE_WORDS``; "N" alone: a person's name), all of one form: only the entity
+    tells their facts apart."""
+    made: list[str] = []
+    while len(made) < count:
+        if pattern == "N":
+            entity = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            if entity not in made:
+                made.append(entity)
+            continue
+        entity = "".join(
+            rng.choice("ABCDEFGHKLMNPRSTVXZ")
+            if c == "A"
+            else str(rng.randint(0, 9))
+            if c == "9"
+            else rng.choice(CODE_WORDS)
+            if c == "w"
+            else c
+            for c in pattern
+        )
+        if entity not in made:
+            made.append(entity)
+    return made
+
+
+def planted_facts(
+    count: int, *, pages_per_document: int, seed: int = 7, question_set: str = "paraphrase"
+) -> list[PlantedFact]:
+    """``count`` facts, one per page, over as many documents as needed.
+
+    ``paraphrase``: TEMPLATES x PLACES, each question worded differently from its fact;
+    ``entities``: ENTITY_TEMPLATES, each question naming a code, name or number that
+    only its fact holds, among 19 facts of the same form."""
     rng = random.Random(seed)
-    combos = [(n, t, p) for n, t in enumerate(TEMPLATES) for p in PLACES]
+    if question_set == "paraphrase":
+        combos = [(n, f, q, {"place": p}) for n, (f, q) in enumerate(TEMPLATES) for p in PLACES]
+    else:
+        combos = [
+            (n, fact, question, {"entity": entity})
+            for n, (fact, question, pattern) in enumerate(ENTITY_TEMPLATES)
+            for entity in _entities(rng, pattern, len(PLACES))
+        ]
     rng.shuffle(combos)
     facts = []
-    for index, (template, (fact, question), place) in enumerate(combos[:count]):
+    for index, (template, fact, question, names) in enumerate(combos[:count]):
         value = rng.randint(11, 9899)
         facts.append(
             PlantedFact(
                 document=index // pages_per_document,
                 page=index % pages_per_document + 1,
-                fact=fact.format(place=place, value=value),
-                question=question.format(place=place),
+                fact=fact.format(value=value, **names),
+                question=question.format(**names),
                 template=template,
             )
         )

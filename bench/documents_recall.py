@@ -1,17 +1,25 @@
-"""Retrieval quality: recall@5 on questions whose answers are facts planted on known pages.
+"""Retrieval quality: recall@5 and recall@1 on questions whose answers are facts planted on
+known pages, for each ranking (vectors + BM25, vectors only, BM25 only).
 
     .venv/bin/python bench/documents_recall.py --facts 200 --write
 
-``--facts`` facts (10 sentence templates x 20 places, each with its own number), one per
-page, among generated report-like filler, in PDFs of ``--pages-per-document`` pages. The
-PDFs go through the real ingestion (pypdf, chunking, all-MiniLM-L6-v2) on a throw-away
-embedded SecantusDB; each question (worded differently from its fact: "How many EV
-chargers are in the Lima car park?" for "The parking garage in Lima offers 12 charging
-stations for electric cars.") is searched with ``files.document_store.search_chunks``
-over all of the user's documents, as ``use_documents`` does. A hit: one of the 5 best
-passages is from the fact's document and page and contains the fact.
+Two question sets of ``--facts`` facts each, one fact per page among generated
+report-like filler, in PDFs of ``--pages-per-document`` pages:
 
-Misses are listed by template, with what ranked first instead. Not a test.
+- ``paraphrase``: 10 sentence templates x 20 places, each question worded differently
+  from its fact ("How many EV chargers are in the Lima car park?" for "The parking
+  garage in Lima offers 12 charging stations for electric cars.");
+- ``entities``: 10 templates x 20 entities of one form (part codes, clauses, people,
+  invoices, servers, tickets...), each question naming its entity ("What is the maximum
+  pressure of pump XK-4471?"): what the embedder blurs and the words catch.
+
+The PDFs go through the real ingestion (pypdf, chunking, all-MiniLM-L6-v2) on a
+throw-away embedded SecantusDB; each question is searched with
+``files.document_store.search_chunks`` over all of the set's documents, as
+``use_documents`` does, once per ranking (``RETRIEVAL_VECTOR`` / ``RETRIEVAL_LEXICAL``,
+cache cleared between). A hit: one of the 5 best passages is from the fact's document and
+page and contains the fact. The hybrid ranking's misses are listed with what ranked first
+instead. Not a test.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import collections
 import time
 
 from documents_common import (
+    ENTITY_TEMPLATES,
     RESULTS,
     TEMPLATES,
     document_pages,
@@ -33,6 +42,14 @@ from documents_common import (
 
 RESULT_FILE = RESULTS / "documents_recall.md"
 K = 5
+QUESTION_SETS = ("paraphrase", "entities")
+
+
+CONFIGURATIONS = [
+    ("hybrid (vectors + BM25)", {"RETRIEVAL_VECTOR": True, "RETRIEVAL_LEXICAL": True}),
+    ("vectors only", {"RETRIEVAL_VECTOR": True, "RETRIEVAL_LEXICAL": False}),
+    ("BM25 only", {"RETRIEVAL_VECTOR": False, "RETRIEVAL_LEXICAL": True}),
+]
 
 
 def main() -> int:
@@ -43,84 +60,110 @@ def main() -> int:
     args = parser.parse_args()
 
     start_django("bench-documents-recall-")
+    from django.conf import settings
     from django.contrib.auth import get_user_model
 
     from agents.providers.embeddings import get_embedder
     from files.document_store import search_chunks
     from files.ingestion import document_ingest
     from files.models import File
+    from files.vector_cache import clear_vector_cache
     from llmplatform.core.bridge import run_sync
 
     owner, _ = get_user_model().objects.get_or_create(username="recall-bench")
-    facts = planted_facts(args.facts, pages_per_document=args.pages_per_document)
-    documents = sorted({f.document for f in facts})
-    file_ids = {}
-    started = time.perf_counter()
-    for document in documents:
-        pages = document_pages(facts, document, args.pages_per_document, seed=3)
-        file = store_pdf(owner, "u1", f"report-{document}.pdf", make_pdf(pages))
-        document_ingest(file_id=str(file.pk))
-        file.refresh_from_db()
-        if file.ingestion_status != File.Ingestion.READY:
-            raise SystemExit(f"ingestion failed: {file.ingestion_error}")
-        file_ids[document] = file.pk
-    ingest_s = time.perf_counter() - started
-    print(f"ingested {len(documents)} documents in {ingest_s:.0f} s", flush=True)
-
     embedder = get_embedder()
-    vectors = run_sync(embedder.embed([f.question for f in facts]))
-    hits, ranks = 0, []
-    misses: dict[str, list[str]] = collections.defaultdict(list)
-    for fact, vector in zip(facts, vectors, strict=True):
-        found = search_chunks(
-            owner_id=owner.pk,
-            user_id="u1",
-            vector=vector,
-            embedding_model=embedder.model,
-            file_ids=None,
-            limit=K,
+    sets = {}
+    for question_set in QUESTION_SETS:
+        facts = planted_facts(
+            args.facts, pages_per_document=args.pages_per_document, question_set=question_set
         )
-        position = next(
-            (
-                rank
-                for rank, hit in enumerate(found, start=1)
-                if hit.chunk.file_id == file_ids[fact.document]
-                and hit.chunk.page == fact.page
-                and fact.fact in " ".join(hit.chunk.text.split())
-            ),
-            None,
+        file_ids = {}
+        started = time.perf_counter()
+        for document in sorted({f.document for f in facts}):
+            pages = document_pages(facts, document, args.pages_per_document, seed=3)
+            name = f"{question_set}-{document}.pdf"
+            file = store_pdf(owner, question_set, name, make_pdf(pages))
+            document_ingest(file_id=str(file.pk))
+            file.refresh_from_db()
+            if file.ingestion_status != File.Ingestion.READY:
+                raise SystemExit(f"ingestion failed: {file.ingestion_error}")
+            file_ids[document] = file.pk
+        print(
+            f"{question_set}: ingested {len(file_ids)} documents in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
         )
-        template = TEMPLATES[fact.template][0]
-        if position is None:
-            first = " ".join(found[0].chunk.text.split())
-            instead = next((f.fact for f in facts if f.fact in first), None)
-            misses[template].append(
-                f"{fact.question} → first hit holds "
-                + (f"another fact: {instead!r}" if instead else "only filler")
+        vectors = run_sync(embedder.embed([f.question for f in facts]))
+        sets[question_set] = (facts, file_ids, vectors)
+
+    def measure(question_set: str) -> tuple[list[int | None], dict[str, list[str]]]:
+        facts, file_ids, vectors = sets[question_set]
+        positions: list[int | None] = []
+        misses: dict[str, list[str]] = collections.defaultdict(list)
+        for fact, vector in zip(facts, vectors, strict=True):
+            found = search_chunks(
+                owner_id=owner.pk,
+                user_id=question_set,
+                vector=vector,
+                text=fact.question,
+                embedding_model=embedder.model,
+                file_ids=None,
+                limit=K,
             )
-        else:
-            hits += 1
-            ranks.append(position)
-    recall = hits / len(facts)
-    mrr = sum(1 / r for r in ranks) / len(facts)
+            position = next(
+                (
+                    rank
+                    for rank, hit in enumerate(found, start=1)
+                    if hit.chunk.file_id == file_ids[fact.document]
+                    and hit.chunk.page == fact.page
+                    and fact.fact in " ".join(hit.chunk.text.split())
+                ),
+                None,
+            )
+            positions.append(position)
+            if position is None:
+                first = " ".join(found[0].chunk.text.split())
+                instead = next((f.fact for f in facts if f.fact in first), None)
+                templates = TEMPLATES if question_set == "paraphrase" else ENTITY_TEMPLATES
+                misses[templates[fact.template][0]].append(
+                    f"{fact.question} → first hit holds "
+                    + (f"another fact: {instead!r}" if instead else "only filler")
+                )
+        return positions, misses
+
     lines = [
-        f"{len(facts)} questions over {len(documents)} PDFs of {args.pages_per_document} pages "
-        f"(one planted fact per page), embedder {embedder.model}.",
+        f"{args.facts} questions per set over PDFs of {args.pages_per_document} pages (one "
+        f"planted fact per page), embedder {embedder.model}. `paraphrase`: each question "
+        "worded differently from its fact; `entities`: each question names a code, name or "
+        "number that only its fact holds, among 19 facts of the same form.",
         "",
-        "| metric | value |",
-        "|---|---|",
-        f"| recall@{K} | **{recall:.3f}** ({hits}/{len(facts)}) |",
-        f"| recall@1 | {sum(r == 1 for r in ranks) / len(facts):.3f} |",
-        f"| mean reciprocal rank | {mrr:.3f} |",
-        "",
-        "Misses by fact template (the question is always worded differently from its fact):",
-        "",
+        f"| question set | ranking | recall@{K} | recall@1 | MRR |",
+        "|---|---|---|---|---|",
     ]
-    for template, missed in sorted(misses.items(), key=lambda item: -len(item[1])):
-        lines.append(f"- `{template}`: {len(missed)}")
-        lines.extend(f"  - {line}" for line in missed[:3])
-    if not misses:
-        lines.append("- none")
+    hybrid_misses = {}
+    for label, overrides in CONFIGURATIONS:
+        for name, value in overrides.items():
+            setattr(settings, name, value)
+        for question_set in QUESTION_SETS:
+            clear_vector_cache()
+            positions, misses = measure(question_set)
+            if label.startswith("hybrid"):
+                hybrid_misses[question_set] = misses
+            hits = [p for p in positions if p is not None]
+            total = len(positions)
+            lines.append(
+                f"| {question_set} | {label} | **{len(hits) / total:.3f}** | "
+                f"{sum(p == 1 for p in hits) / total:.3f} | "
+                f"{sum(1 / p for p in hits) / total:.3f} |"
+            )
+            print(lines[-1], flush=True)
+    for question_set, misses in hybrid_misses.items():
+        lines += ["", f"Hybrid misses in `{question_set}`, by fact template:", ""]
+        for template, missed in sorted(misses.items(), key=lambda item: -len(item[1])):
+            lines.append(f"- `{template}`: {len(missed)}")
+            lines.extend(f"  - {line}" for line in missed[:3])
+        if not misses:
+            lines.append("- none")
     output = "\n".join(lines)
     print(output)
     if args.write:

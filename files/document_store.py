@@ -5,7 +5,8 @@ Every read is scoped to one owner's end user, and to that user's *ready* documen
 embedded with the query's model: a deleted file, one being re-ingested, or one of
 another owner or end user is never seen. Passages come from ``$vectorSearch`` where the
 server has it and the index fits the model's dimensions; otherwise from exact cosine
-over the user's chunk matrix in ``files.vector_cache`` (the same cache memory uses).
+over the user's chunk matrix in ``files.vector_cache`` (the same cache memory uses),
+fused with BM25 over the same chunks' text (``files.hybrid_search``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bson import ObjectId
 from django.db import connection
 
 from agents.ports import DocumentPassage, Scope
-from agents.providers.similarity import cosine_top_k
+from files.hybrid_search import hybrid_top_k
 from files.models import CHUNK_VECTOR_INDEX_DIMENSIONS, CHUNK_VECTOR_INDEX_NAME, DocumentChunk, File
 from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, group_vectors
 from llmplatform.core.bridge import to_thread
@@ -37,6 +38,7 @@ CHUNK_VECTORS = VectorSource(
     stamp_field="created_at",
     rows=_owned_chunks,
     group_field="file_id",
+    text_field="text",
 )
 
 
@@ -129,7 +131,7 @@ def _atlas(owner_id, user_id, vector, model, allowed: set[ObjectId], limit: int)
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
 
-def _exact(owner_id, user_id, vector, model, allowed: set[ObjectId], versions, limit):
+def _exact(owner_id, user_id, vector, text, model, allowed: set[ObjectId], versions, limit):
     # The matrix holds every ready document of the user (a named subset is a mask), so
     # questions about different files share it.
     stored = group_vectors(
@@ -141,18 +143,12 @@ def _exact(owner_id, user_id, vector, model, allowed: set[ObjectId], versions, l
         versions=versions,
     )
     while True:
-        matrix = stored.matrix
-        if matrix is None:
+        if stored.matrix is None:
             return []
         rows = np.flatnonzero(stored.group_mask(allowed))
         if rows.size == 0:
             return []
-        # Fancy indexing copies only the allowed rows; all of them when every file is.
-        candidates = matrix if rows.size == len(stored.ids) else matrix[rows]
-        ranked = [
-            (stored.ids[int(rows[row])], score)
-            for row, score in cosine_top_k(vector, candidates, limit, assume_unit_rows=True)
-        ]
+        ranked = hybrid_top_k(stored, vector=vector, text=text, limit=limit, rows=rows)
         found = _chunks_by_pk([pk for pk, _ in ranked], allowed)
         gone = [pk for pk, _ in ranked if pk not in found]
         if not gone:
@@ -168,10 +164,12 @@ def search_chunks(
     embedding_model: str,
     file_ids: list[str] | None,
     limit: int,
+    text: str = "",
 ) -> list[ChunkHit]:
     """The best ``limit`` chunks of the end user's ready documents (of ``file_ids`` only,
-    when given) for ``vector``, best first. Raises nothing for unknown ids (they are
-    simply not searched)."""
+    when given) for the question ``text`` and its ``vector``, best first (both signals,
+    ``files.hybrid_search``). Raises nothing for unknown ids (they are simply not
+    searched)."""
     if limit <= 0 or not vector or not embedding_model:
         return []
     owner = ObjectId(str(owner_id))
@@ -190,7 +188,7 @@ def search_chunks(
     if _uses_vector_search(len(vector)):
         ranked = _atlas(owner, user_id, vector, embedding_model, allowed, limit)
     else:
-        ranked = _exact(owner, user_id, vector, embedding_model, allowed, ready, limit)
+        ranked = _exact(owner, user_id, vector, text, embedding_model, allowed, ready, limit)
     return [
         ChunkHit(chunk=chunk, title=documents[chunk.file_id].filename, score=float(score))
         for chunk, score in ranked
@@ -208,6 +206,7 @@ class ChunkDocumentStore:
         embedding_model: str,
         file_ids: list[str] | None,
         limit: int,
+        text: str = "",
     ) -> list[DocumentPassage]:
         hits = await to_thread(search_chunks)(
             owner_id=scope.owner_id,
@@ -216,6 +215,7 @@ class ChunkDocumentStore:
             embedding_model=embedding_model,
             file_ids=file_ids,
             limit=limit,
+            text=text,
         )
         return [
             DocumentPassage(

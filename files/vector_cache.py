@@ -39,7 +39,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from bson import ObjectId
+from django.conf import settings
 from django.db import models
+
+from files.lexical_index import LexicalIndex
 
 # Where the server has $vectorSearch (instead of this cache), the approximate search
 # looks at this many candidates per result wanted; the same for memory and passages.
@@ -81,11 +84,23 @@ class VectorSource:
     rows: Callable[[object, str, str], models.QuerySet]
     # A field whose value each row keeps in the matrix (a chunk's file), or None.
     group_field: str | None = None
+    # A text field indexed for the lexical signal (``files.lexical_index``), or None.
+    text_field: str | None = None
+
+    def row_fields(self, *, lexical: bool) -> tuple[str, ...]:
+        """What is read of each row held: ``(pk, embedding[, group][, text])``."""
+        group = (self.group_field,) if self.group_field else ()
+        text = (self.text_field,) if lexical and self.text_field else ()
+        return ("pk", "embedding", *group, *text)
 
 
 @dataclass
 class UserVectors:
     dimensions: int
+    # Rows carry a group (``VectorSource.group_field``).
+    grouped: bool = False
+    # The lexical index over the rows' text, when the source has one and it is on.
+    lexicon: LexicalIndex | None = None
     ids: list[ObjectId] = field(default_factory=list)
     # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
     buffer: np.ndarray | None = None
@@ -110,7 +125,12 @@ class UserVectors:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.buffer is None else self.buffer.nbytes
+        vectors = 0 if self.buffer is None else self.buffer.nbytes
+        return vectors + (0 if self.lexicon is None else self.lexicon.nbytes)
+
+    def row_vector(self, pk: ObjectId) -> np.ndarray | None:
+        position = self.positions.get(pk)
+        return None if position is None else self.buffer[position]
 
     def _group_code(self, group: object) -> int:
         if group is None:
@@ -121,14 +141,20 @@ class UserVectors:
         return self.group_codes[group]
 
     def append(self, rows: Iterable[Sequence]) -> None:
-        """Add ``(pk, embedding)`` or ``(pk, embedding, group)`` rows not held yet."""
-        fresh = [
-            (row[0], row[1], row[2] if len(row) > 2 else None)
-            for row in rows
-            if row[0] not in self.positions and row[1] and len(row[1]) == self.dimensions
-        ]
+        """Add rows not held yet, read as ``VectorSource.row_fields``: ``(pk, embedding)``,
+        then the group when ``grouped``, then the text when there is a ``lexicon``."""
+        fresh = []
+        texts = []
+        for pk, embedding, *rest in rows:
+            if pk in self.positions or not embedding or len(embedding) != self.dimensions:
+                continue
+            fresh.append((pk, embedding, rest[0] if self.grouped else None))
+            if self.lexicon is not None:
+                texts.append((pk, rest[-1]))
         if not fresh:
             return
+        if self.lexicon is not None:
+            self.lexicon.add_many(texts)
         needed = len(self.ids) + len(fresh)
         if self.buffer is None or needed > self.buffer.shape[0]:
             capacity = max(
@@ -167,6 +193,9 @@ class UserVectors:
 
     def drop(self, pks: Iterable[ObjectId]) -> None:
         """Remove deleted queries' rows (moving the last row into each hole)."""
+        pks = list(pks)
+        if self.lexicon is not None:
+            self.lexicon.drop(pks)
         for pk in pks:
             position = self.positions.pop(pk, None)
             if position is None:
@@ -179,6 +208,12 @@ class UserVectors:
                 self.ids[position] = moved
                 self.positions[moved] = position
             self.ids.pop()
+
+
+def lexical_signal_on() -> bool:
+    """Whether retrieval adds the lexical signal (``RETRIEVAL_LEXICAL``); read when a
+    user's cache entry is made."""
+    return settings.RETRIEVAL_LEXICAL
 
 
 CacheKey = tuple[str, str, str, int, str]
@@ -233,10 +268,16 @@ def _listed_pages(
             lookup = {f"{stamp}__gte": last}
 
 
-def _entry(key: CacheKey, dimensions: int) -> tuple[UserVectors, threading.Lock]:
+def _entry(
+    key: CacheKey, dimensions: int, source: VectorSource
+) -> tuple[UserVectors, threading.Lock]:
     """The cached matrix for ``key`` (made empty if new), now the most recently used."""
     with _lock:
-        entry = _cache.pop(key, None) or UserVectors(dimensions=dimensions)
+        entry = _cache.pop(key, None) or UserVectors(
+            dimensions=dimensions,
+            grouped=source.group_field is not None,
+            lexicon=LexicalIndex() if source.text_field and lexical_signal_on() else None,
+        )
         _cache[key] = entry
         return entry, _key_locks.setdefault(key, threading.Lock())
 
@@ -251,12 +292,15 @@ def user_vectors(
 ) -> UserVectors:
     """The end user's vectors of ``model`` from ``source``, brought up to date (for rows
     that are only ever added, such as completed queries)."""
-    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
+    entry, key_lock = _entry(
+        _key(owner_id, user_id, model, dimensions, source.name), dimensions, source
+    )
     with key_lock:
         started = datetime.now(UTC)
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
         stamp = source.stamp_field
-        group = (source.group_field,) if source.group_field else ()
+        # Everything after pk and embedding: the group, the text.
+        extra = source.row_fields(lexical=entry.lexicon is not None)[2:]
         # A page is listed with its embeddings when the rows are likely new: on a cold
         # read, and after a page that was mostly new (rows arrived in bulk since the last
         # read: an import). The embedded server decodes each listed document in full
@@ -266,7 +310,7 @@ def user_vectors(
         with_embeddings = entry.read_until is None
 
         def fields() -> tuple:
-            return ("pk", stamp, "embedding", *group) if with_embeddings else ("pk", stamp)
+            return ("pk", stamp, "embedding", *extra) if with_embeddings else ("pk", stamp)
 
         for listed in _listed_pages(source, owner_id, user_id, model, since, fields):
             if listed and len(listed[0]) > 2:
@@ -281,7 +325,7 @@ def user_vectors(
                     entry.append(
                         source.rows(owner_id, user_id, model)
                         .filter(**{f"{stamp}__gte": listed[0][1], f"{stamp}__lte": listed[-1][1]})
-                        .values_list("pk", "embedding", *group)
+                        .values_list("pk", "embedding", *extra)
                     )
                     new_ids = []
                 for start in range(0, len(new_ids), FETCH_BATCH):
@@ -289,7 +333,7 @@ def user_vectors(
                     found = {
                         row[0]: row
                         for row in source.model.objects.filter(pk__in=batch).values_list(
-                            "pk", "embedding", *group
+                            "pk", "embedding", *extra
                         )
                     }
                     # Only rows still present; the order of rows is irrelevant to the
@@ -323,8 +367,11 @@ def group_vectors(
     and no listing of unchanged groups: a warm call reads nothing.
     """
     assert source.group_field is not None
-    entry, key_lock = _entry(_key(owner_id, user_id, model, dimensions, source.name), dimensions)
+    entry, key_lock = _entry(
+        _key(owner_id, user_id, model, dimensions, source.name), dimensions, source
+    )
     group_field = source.group_field
+    read = source.row_fields(lexical=entry.lexicon is not None)
     with key_lock:
         stale = [g for g, held in entry.group_versions.items() if versions.get(g, held) != held]
         unwanted = [g for g in entry.group_codes if g not in versions]
@@ -338,9 +385,7 @@ def group_vectors(
                 page = rows.filter(**{group_field: group})
                 if after is not None:
                     page = page.filter(pk__gt=after)
-                listed = list(
-                    page.order_by("pk").values_list("pk", "embedding", group_field)[:LIST_PAGE]
-                )
+                listed = list(page.order_by("pk").values_list(*read)[:LIST_PAGE])
                 entry.append(listed)
                 if len(listed) < LIST_PAGE:
                     break

@@ -317,6 +317,12 @@ DOCUMENT_MAX_UNZIPPED_MB = env_int("DOCUMENT_MAX_UNZIPPED_MB", 50, minimum=1)
 # killed at the file's deadline. 1 GB reads a 200-page PDF or a DOCX at the unzipped limit.
 DOCUMENT_EXTRACT_MEMORY_MB = env_int("DOCUMENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
+# Retrieval (memory and documents) ranks by two signals fused by reciprocal rank:
+# vector similarity and BM25 over the words (names, codes, numbers the embedder blurs).
+# Either can be switched off; with one off the other ranks alone (files.hybrid_search).
+RETRIEVAL_VECTOR = env_bool("RETRIEVAL_VECTOR", True)
+RETRIEVAL_LEXICAL = env_bool("RETRIEVAL_LEXICAL", True)
+
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])
 CORS_URLS_REGEX = r"^/api/.*$"

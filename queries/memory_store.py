@@ -5,7 +5,8 @@ summary): two owners may use the same user_id and session_id and never see each 
 
 Similar queries come from ``$vectorSearch`` where the server has it and the vector index
 was built for this model's dimensions; otherwise from exact cosine top-k over the user's
-cached matrix (``files.vector_cache``). Candidates are returned best first with no
+cached matrix (``files.vector_cache``), fused with BM25 over the past questions
+(``files.hybrid_search``). Candidates are returned best first with no
 threshold: the engine decides what counts as relevant.
 """
 
@@ -17,7 +18,7 @@ from bson import ObjectId
 from django.db import connection
 
 from agents.ports import MemoryHit, Scope, Turn
-from agents.providers.similarity import cosine_top_k
+from files.hybrid_search import hybrid_top_k
 from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, user_vectors
 from llmplatform.core.bridge import to_thread
 from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
@@ -35,7 +36,12 @@ def _owned_queries(owner_id: object, user_id: str, model: str):
 
 
 QUERY_VECTORS = VectorSource(
-    name="queries", model=Query, stamp_field="indexed_at", rows=_owned_queries
+    name="queries",
+    model=Query,
+    stamp_field="indexed_at",
+    rows=_owned_queries,
+    # The lexical signal reads past questions (what the vector is of), not answers.
+    text_field="query",
 )
 
 
@@ -99,7 +105,7 @@ def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _vector_search(
-    scope: Scope, vector: list[float], embedding_model: str, limit: int
+    scope: Scope, vector: list[float], text: str, embedding_model: str, limit: int
 ) -> list[tuple[Query, float]]:
     pipeline = vector_search_pipeline(
         scope, vector=vector, embedding_model=embedding_model, limit=limit
@@ -116,7 +122,7 @@ def _vector_search(
 
 
 def _exact_top_k(
-    scope: Scope, vector: list[float], embedding_model: str, limit: int
+    scope: Scope, vector: list[float], text: str, embedding_model: str, limit: int
 ) -> list[tuple[Query, float]]:
     stored = user_vectors(
         owner_id=ObjectId(scope.owner_id),
@@ -125,18 +131,11 @@ def _exact_top_k(
         dimensions=len(vector),
         source=QUERY_VECTORS,
     )
-    running = _running_query_id(scope)
     while True:
-        matrix = stored.matrix
-        if matrix is None:
-            return []
-        # One more than asked: the running query may already be stored as completed.
-        # Both embedders return unit vectors, so the dot product is the cosine.
-        ranked = [
-            (stored.ids[row], score)
-            for row, score in cosine_top_k(vector, matrix, limit + 1, assume_unit_rows=True)
-            if stored.ids[row] != running
-        ][:limit]
+        # The running query may already be stored as completed: never its own memory.
+        ranked = hybrid_top_k(
+            stored, vector=vector, text=text, limit=limit, excluded=_running_query_id(scope)
+        )
         found = _hits_in_scope(scope, ranked)
         gone = [pk for pk, _ in ranked if pk not in found]
         if not gone:
@@ -152,20 +151,22 @@ def _hit(query: Query, score: float) -> MemoryHit:
 
 
 def similar_query_rows(
-    scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+    scope: Scope, *, vector: list[float], embedding_model: str, limit: int, text: str = ""
 ) -> list[tuple[Query, float]]:
-    """The scope's completed queries closest to ``vector`` with their cosine, best first
-    (memory, and ``GET /api/v1/search``)."""
+    """The scope's completed queries closest to the question ``text`` and its ``vector``,
+    with their cosine, best first (memory, and ``GET /api/v1/search``)."""
     if limit <= 0 or not vector or not embedding_model:
         return []
     search = _vector_search if uses_vector_search(len(vector)) else _exact_top_k
-    return search(scope, vector, embedding_model, limit)
+    return search(scope, vector, text, embedding_model, limit)
 
 
 def similar_queries(
-    scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+    scope: Scope, *, vector: list[float], embedding_model: str, limit: int, text: str = ""
 ) -> list[MemoryHit]:
-    rows = similar_query_rows(scope, vector=vector, embedding_model=embedding_model, limit=limit)
+    rows = similar_query_rows(
+        scope, vector=vector, embedding_model=embedding_model, limit=limit, text=text
+    )
     return [_hit(query, score) for query, score in rows]
 
 
@@ -196,10 +197,16 @@ class QueryMemoryStore:
     """``agents.ports.MemoryStore`` over the Query and Summary collections."""
 
     async def similar(
-        self, scope: Scope, *, vector: list[float], embedding_model: str, limit: int
+        self,
+        scope: Scope,
+        *,
+        vector: list[float],
+        embedding_model: str,
+        limit: int,
+        text: str = "",
     ) -> list[MemoryHit]:
         return await to_thread(similar_queries)(
-            scope, vector=vector, embedding_model=embedding_model, limit=limit
+            scope, vector=vector, embedding_model=embedding_model, limit=limit, text=text
         )
 
     async def recent_turns(self, scope: Scope, *, limit: int) -> list[Turn]:

@@ -7,6 +7,9 @@ both, as an edge of its own; it stores nothing.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 from agents.documents import passage_snippet
 from agents.ports import Scope
 from agents.providers.embeddings import get_embedder
@@ -36,15 +39,17 @@ def semantic_search(
         texts=[q],
     ):
         [vector] = run_sync(embedder.embed([q]))
-    results: list[dict] = []
+    queries: list[dict] = []
+    documents: list[dict] = []
     if scope in ("all", "queries"):
         rows = similar_query_rows(
             Scope(owner_id=str(owner.pk), user_id=user_id, session_id="", query_id=""),
             vector=vector,
             embedding_model=embedder.model,
             limit=limit,
+            text=q,
         )
-        results.extend(
+        queries.extend(
             {
                 "type": "query",
                 "score": round(score, 4),
@@ -63,8 +68,9 @@ def semantic_search(
             embedding_model=embedder.model,
             file_ids=None,
             limit=limit,
+            text=q,
         )
-        results.extend(
+        documents.extend(
             {
                 "type": "document",
                 "score": round(hit.score, 4),
@@ -76,5 +82,8 @@ def semantic_search(
             }
             for hit in hits
         )
-    results.sort(key=lambda result: result["score"], reverse=True)
-    return results[:limit]
+    # Each half comes ranked by both signals (``files.hybrid_search``), so it is kept in
+    # its order; the halves are merged by the cosine of their heads, so a passage the
+    # words found keeps its place instead of being re-sorted below by its cosine alone.
+    merged = heapq.merge(queries, documents, key=lambda result: -result["score"])
+    return list(itertools.islice(merged, limit))
