@@ -14,6 +14,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from analytics import statistics
+from analytics.sequential import StoppingDecision, stopping_decision
 from analytics.tallies import number
 from queries.models import Query
 from queries.selectors import EVALUATION_SESSION_PREFIX, users_queries
@@ -80,6 +81,9 @@ class VariantResult:
     thumbs_up_comparison: Comparison = NOT_ENOUGH_DATA
     cost_comparison: Comparison = NOT_ENOUGH_DATA
     latency_comparison: Comparison = NOT_ENOUGH_DATA
+    # The stopping rule (``analytics.sequential``): better / worse / no difference yet,
+    # safe to read at any look. None for control.
+    stopping: StoppingDecision | None = None
 
     @property
     def thumbs_up_rate(self) -> float | None:
@@ -269,6 +273,13 @@ def experiment_report(*, experiment: Experiment) -> ExperimentReport:
                 control_successes=baseline.thumbs_up,
                 control_n=baseline.rated,
             )
+        )
+        result.stopping = stopping_decision(
+            successes=result.thumbs_up,
+            n=result.rated,
+            control_successes=baseline.thumbs_up,
+            control_n=baseline.rated,
+            comparisons=len(results) - 1,
         )
         result.cost_comparison = _comparison(
             statistics.welch_difference(values[result.name].costs, values[control].costs)

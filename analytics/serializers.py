@@ -20,6 +20,34 @@ class ComparisonSerializer(serializers.Serializer):
     significant = serializers.BooleanField(help_text="the 95% interval excludes 0")
 
 
+class StoppingSerializer(serializers.Serializer):
+    """The stopping rule (``analytics.sequential``): an always-valid confidence sequence."""
+
+    verdict = serializers.ChoiceField(
+        choices=["better", "worse", "no_difference_yet"],
+        help_text="the variant against control; safe to read at any look, however often",
+    )
+    rated = serializers.IntegerField(help_text="rated queries in this variant")
+    control_rated = serializers.IntegerField(help_text="rated queries in control")
+    difference = serializers.FloatField(
+        allow_null=True, help_text="thumbs-up rate minus control's; null below the minimum"
+    )
+    cs_low = serializers.FloatField(
+        allow_null=True, help_text="always-valid (normal-mixture) confidence sequence"
+    )
+    cs_high = serializers.FloatField(allow_null=True)
+    alpha = serializers.FloatField(help_text="0.05 split over the variants compared")
+    mixing_sd = serializers.FloatField(help_text="tau of the normal mixture")
+    more_rated_per_arm = serializers.IntegerField(
+        allow_null=True,
+        help_text="estimated further ratings per arm to decide if the observed difference "
+        "is real; null once decided or with no difference observed",
+    )
+    look_again_after_rated = serializers.IntegerField(
+        allow_null=True, help_text="look again after this many more ratings per arm"
+    )
+
+
 class VariantResultSerializer(serializers.Serializer):
     """One row of ``analytics.experiments.experiment_results``: the admin results page's numbers."""
 
@@ -51,6 +79,9 @@ class VariantResultSerializer(serializers.Serializer):
     thumbs_up_comparison = ComparisonSerializer(help_text="Newcombe hybrid score interval")
     cost_comparison = ComparisonSerializer(help_text="cost per query, Welch t interval (USD)")
     latency_comparison = ComparisonSerializer(help_text="total latency, Welch t interval (ms)")
+    stopping = StoppingSerializer(
+        allow_null=True, help_text="the stopping rule's verdict; null for control"
+    )
     average_latency_ms = serializers.FloatField(allow_null=True)
     latency_p50_ms = serializers.FloatField(allow_null=True)
     latency_p95_ms = serializers.FloatField(allow_null=True)

@@ -40,7 +40,10 @@ class ExperimentResultsView(APIView):
         "each against control with a 95% interval; and the sample-ratio-mismatch check",
         description="The numbers of the admin results page (analytics.selectors."
         "experiment_report), for one of your experiments. Intervals: Newcombe for the "
-        "thumbs-up rate, Welch for cost per query and latency (analytics.statistics).",
+        "thumbs-up rate, Welch for cost per query and latency (analytics.statistics). "
+        "Each variant's `stopping` is the stopping rule: better / worse / no_difference_yet "
+        "from an always-valid confidence sequence, safe to read at any look "
+        "(analytics.sequential).",
         responses={200: ExperimentResultsSerializer},
     )
     def get(self, request: Request, experiment_id: str) -> Response:
