@@ -37,9 +37,11 @@ def query_completed(*, query_id: str) -> str | None:
     """After an answer, in the background: every MEMORY_SUMMARY_INTERVAL answered pairs of
     a session, its summary. Returns the summary's id when one was due. Raises
     ProviderError."""
+    # No select_related: django-mongodb-backend puts the owner $lookup before the $match
+    # on _id, and the embedded server joins every stored query first (bench/README.md,
+    # evaluation run). The owner is read by primary key, and only when it pays.
     query = (
         Query.objects.filter(pk=ObjectId(query_id))
-        .select_related("owner")
         .only("owner", "user_id", "session_id", "request")
         .first()
     )
