@@ -19,8 +19,20 @@ from bson import ObjectId
 from django.db import connection
 
 from agents.ports import DocumentPassage, Scope
-from files.hybrid_search import hybrid_top_k
-from files.models import CHUNK_VECTOR_INDEX_DIMENSIONS, CHUNK_VECTOR_INDEX_NAME, DocumentChunk, File
+from files.hybrid_search import (
+    CANDIDATES,
+    cosine_of,
+    hybrid_top_k,
+    score_fusion_pipeline,
+    server_fuses_scores,
+)
+from files.models import (
+    CHUNK_TEXT_INDEX_NAME,
+    CHUNK_VECTOR_INDEX_DIMENSIONS,
+    CHUNK_VECTOR_INDEX_NAME,
+    DocumentChunk,
+    File,
+)
 from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, group_vectors
 from llmplatform.core.bridge import to_thread
 
@@ -112,21 +124,36 @@ def _chunks_by_pk(pks: list[ObjectId], allowed: set[ObjectId]) -> dict[ObjectId,
     return {row.pk: row for row in rows if row.file_id in allowed}
 
 
-def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _aggregate(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(connection.database[DocumentChunk._meta.db_table].aggregate(pipeline))
 
 
-def _atlas(owner_id, user_id, vector, model, allowed: set[ObjectId], limit: int):
+def _atlas(owner_id, user_id, vector, text, model, allowed: set[ObjectId], limit: int):
+    file_ids = sorted(allowed)
     pipeline = chunk_vector_search_pipeline(
         owner_id=owner_id,
         user_id=user_id,
         vector=vector,
         embedding_model=model,
-        file_ids=sorted(allowed),
-        limit=limit,
+        file_ids=file_ids,
+        limit=max(limit, CANDIDATES) if text and server_fuses_scores() else limit,
     )
-    # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
-    ranked = [(hit["_id"], 2 * hit["score"] - 1) for hit in _run_vector_search(pipeline)]
+    if text and server_fuses_scores():
+        pipeline = score_fusion_pipeline(
+            vector_search=pipeline[0],
+            text_index=CHUNK_TEXT_INDEX_NAME,
+            text_path="text",
+            text=text,
+            equals={"owner_id": owner_id, "user_id": user_id, "embedding_model": model},
+            within={"file_id": file_ids},
+            limit=limit,
+        )
+        ranked = [
+            (hit["_id"], cosine_of(hit.get("embedding"), vector)) for hit in _aggregate(pipeline)
+        ]
+    else:
+        # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
+        ranked = [(hit["_id"], 2 * hit["score"] - 1) for hit in _aggregate(pipeline)]
     found = _chunks_by_pk([pk for pk, _ in ranked], allowed)
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
@@ -186,7 +213,7 @@ def search_chunks(
     if not allowed:
         return []
     if _uses_vector_search(len(vector)):
-        ranked = _atlas(owner, user_id, vector, embedding_model, allowed, limit)
+        ranked = _atlas(owner, user_id, vector, text, embedding_model, allowed, limit)
     else:
         ranked = _exact(owner, user_id, vector, text, embedding_model, allowed, ready, limit)
     return [

@@ -13,6 +13,10 @@ was decisive and the vector's was a near tie; score fusion ranks it first in 40 
 every returned row is reported, whichever signal found it, because the engine's
 relevance floors are cosine floors.
 
+On a server with ``$scoreFusion`` (MongoDB 8.2+ with Atlas Search) the database runs the
+same fusion (``score_fusion_pipeline``) over the ``$vectorSearch`` and ``$search``
+indexes that ``setup_indexes`` creates.
+
 Each signal can be switched off per deployment (``RETRIEVAL_VECTOR``,
 ``RETRIEVAL_LEXICAL``); with one off the other ranks alone. The lexical signal needs
 the question's text; without it (or with no lexicon) the vector ranking is returned.
@@ -21,10 +25,12 @@ the question's text; without it (or with no lexicon) the vector ranking is retur
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from bson import ObjectId
 from django.conf import settings
+from django.db import connection
 
 from agents.providers.similarity import cosine_top_k
 from files.vector_cache import UserVectors
@@ -123,3 +129,70 @@ def _allowed(
         return position is not None and (allowed_positions is None or position in allowed_positions)
 
     return allowed
+
+
+def server_fuses_scores() -> bool:
+    """Whether the database runs the same fusion itself: ``$scoreFusion`` (MongoDB 8.2+)
+    over ``$vectorSearch`` and ``$search`` (Atlas Search indexes). The embedded server
+    has neither and ranks in ``hybrid_top_k``."""
+    features = connection.features
+    return (
+        bool(features.supports_search)
+        and features.mongodb_version >= (8, 2)
+        and settings.RETRIEVAL_LEXICAL
+        and settings.RETRIEVAL_VECTOR
+    )
+
+
+def score_fusion_pipeline(
+    *,
+    vector_search: dict[str, Any],
+    text_index: str,
+    text_path: str,
+    text: str,
+    equals: dict[str, Any],
+    within: dict[str, list[Any]] | None = None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The server-side twin of ``hybrid_top_k``: ``$scoreFusion`` of ``vector_search`` (a
+    ``$vectorSearch`` stage) and an Atlas Search ``$search`` for ``text`` on
+    ``text_path``, both min-max scaled and weighted as here; each hit with its embedding,
+    so the caller reports its cosine as the local path does.
+
+    ``equals``/``within``: the same scope as the vector search's filter, as Atlas Search
+    ``equals``/``in`` clauses (every path is declared in ``text_index``).
+    """
+    candidates = max(limit, CANDIDATES)
+    scope = [{"equals": {"path": path, "value": value}} for path, value in equals.items()]
+    scope += [{"in": {"path": path, "value": values}} for path, values in (within or {}).items()]
+    text_search = {
+        "$search": {
+            "index": text_index,
+            "compound": {"must": [{"text": {"query": text, "path": text_path}}], "filter": scope},
+        }
+    }
+    return [
+        {
+            "$scoreFusion": {
+                "input": {
+                    "pipelines": {
+                        "vector": [vector_search],
+                        "text": [text_search, {"$limit": candidates}],
+                    },
+                    "normalization": "minMaxScaler",
+                },
+                "combination": {"weights": {"vector": VECTOR_WEIGHT, "text": 1.0 - VECTOR_WEIGHT}},
+            }
+        },
+        {"$limit": limit},
+        {"$project": {"_id": 1, "embedding": 1}},
+    ]
+
+
+def cosine_of(embedding: list[float] | None, vector: list[float]) -> float:
+    """The cosine of a hit's stored embedding and the question's vector (0 without one)."""
+    if not embedding:
+        return 0.0
+    a, b = np.asarray(embedding, dtype=np.float32), np.asarray(vector, dtype=np.float32)
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norms if norms else 0.0

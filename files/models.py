@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django_mongodb_backend.fields import ArrayField
-from django_mongodb_backend.indexes import VectorSearchIndex
+from django_mongodb_backend.indexes import SearchIndex, VectorSearchIndex
 
 from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
 
@@ -16,6 +16,9 @@ from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
 # Atlas, and searched by exact cosine instead.
 CHUNK_VECTOR_INDEX_DIMENSIONS = EMBEDDING_DIMENSIONS
 CHUNK_VECTOR_INDEX_NAME = "chunk_vector_index"
+# Atlas Search over the passages' text, for the lexical half of hybrid retrieval
+# (files.hybrid_search.score_fusion_pipeline); its scope fields are declared for filters.
+CHUNK_TEXT_INDEX_NAME = "chunk_text_index"
 
 
 class File(models.Model):
@@ -114,6 +117,16 @@ class DocumentChunk(models.Model):
                 name=CHUNK_VECTOR_INDEX_NAME,
                 fields=["embedding", "owner", "user_id", "file", "embedding_model"],
                 similarities="cosine",
+            ),
+            SearchIndex(
+                name=CHUNK_TEXT_INDEX_NAME,
+                field_mappings={
+                    "text": {"type": "string"},
+                    "owner": {"type": "objectId"},
+                    "user_id": {"type": "token"},
+                    "file": {"type": "objectId"},
+                    "embedding_model": {"type": "token"},
+                },
             ),
         ]
 

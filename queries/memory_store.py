@@ -18,10 +18,22 @@ from bson import ObjectId
 from django.db import connection
 
 from agents.ports import MemoryHit, Scope, Turn
-from files.hybrid_search import hybrid_top_k
+from files.hybrid_search import (
+    CANDIDATES,
+    cosine_of,
+    hybrid_top_k,
+    score_fusion_pipeline,
+    server_fuses_scores,
+)
 from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, user_vectors
 from llmplatform.core.bridge import to_thread
-from queries.models import VECTOR_INDEX_DIMENSIONS, VECTOR_INDEX_NAME, Query, Summary
+from queries.models import (
+    TEXT_INDEX_NAME,
+    VECTOR_INDEX_DIMENSIONS,
+    VECTOR_INDEX_NAME,
+    Query,
+    Summary,
+)
 
 
 def _owned_queries(owner_id: object, user_id: str, model: str):
@@ -100,23 +112,42 @@ def _hits_in_scope(scope: Scope, ranked: list[tuple[ObjectId, float]]) -> dict[O
     }
 
 
-def _run_vector_search(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _aggregate(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(connection.database[Query._meta.db_table].aggregate(pipeline))
 
 
 def _vector_search(
     scope: Scope, vector: list[float], text: str, embedding_model: str, limit: int
 ) -> list[tuple[Query, float]]:
+    fuse = bool(text) and server_fuses_scores()
     pipeline = vector_search_pipeline(
-        scope, vector=vector, embedding_model=embedding_model, limit=limit
+        scope,
+        vector=vector,
+        embedding_model=embedding_model,
+        limit=max(limit, CANDIDATES) if fuse else limit,
     )
     running = _running_query_id(scope)
-    # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
-    ranked = [
-        (hit["_id"], 2 * hit["score"] - 1)
-        for hit in _run_vector_search(pipeline)
-        if hit["_id"] != running
-    ][:limit]
+    if fuse:
+        pipeline = score_fusion_pipeline(
+            vector_search=pipeline[0],
+            text_index=TEXT_INDEX_NAME,
+            text_path="query",
+            text=text,
+            equals={
+                "owner_id": ObjectId(scope.owner_id),
+                "user_id": scope.user_id,
+                "embedding_model": embedding_model,
+                "status": Query.Status.COMPLETED,
+            },
+            limit=limit + 1,
+        )
+        hits = [
+            (hit["_id"], cosine_of(hit.get("embedding"), vector)) for hit in _aggregate(pipeline)
+        ]
+    else:
+        # Atlas reports cosine as (1 + cos) / 2; the port speaks plain cosine.
+        hits = [(hit["_id"], 2 * hit["score"] - 1) for hit in _aggregate(pipeline)]
+    ranked = [(pk, score) for pk, score in hits if pk != running][:limit]
     found = _hits_in_scope(scope, ranked)
     return [(found[pk], score) for pk, score in ranked if pk in found]
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django_mongodb_backend.fields import ArrayField
-from django_mongodb_backend.indexes import VectorSearchIndex
+from django_mongodb_backend.indexes import SearchIndex, VectorSearchIndex
 
 from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
 
@@ -15,6 +15,8 @@ from llmplatform.core.contract import EMBEDDING_DIMENSIONS, MAX_ID_LENGTH
 # them out of the index, and memory retrieval uses exact cosine for them instead.
 VECTOR_INDEX_DIMENSIONS = EMBEDDING_DIMENSIONS
 VECTOR_INDEX_NAME = "vector_index"
+# Atlas Search over past questions, the lexical half of hybrid memory retrieval.
+TEXT_INDEX_NAME = "query_text_index"
 
 
 class Query(models.Model):
@@ -101,6 +103,16 @@ class Query(models.Model):
                 # never use up the result limit.
                 fields=["embedding", "owner", "user_id", "embedding_model", "status"],
                 similarities="cosine",
+            ),
+            SearchIndex(
+                name=TEXT_INDEX_NAME,
+                field_mappings={
+                    "query": {"type": "string"},
+                    "owner": {"type": "objectId"},
+                    "user_id": {"type": "token"},
+                    "embedding_model": {"type": "token"},
+                    "status": {"type": "token"},
+                },
             ),
         ]
 

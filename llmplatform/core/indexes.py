@@ -8,7 +8,16 @@ from django.apps import apps
 from django.db import connection, models
 from django_mongodb_backend.indexes import SearchIndex
 
-PROJECT_APPS = ("core", "queries", "chat_sessions", "analytics", "files", "products", "imports")
+PROJECT_APPS = (
+    "core",
+    "queries",
+    "chat_sessions",
+    "analytics",
+    "files",
+    "products",
+    "imports",
+    "evaluations",
+)
 
 
 @dataclass
@@ -44,8 +53,8 @@ def _ensure_model(model: type[models.Model], editor, create: bool, supports_sear
                     table,
                     index.name,
                     "skipped",
-                    "this server has no vector search (Atlas, or MongoDB 8.2+ with mongot); "
-                    "memory uses exact cosine similarity instead",
+                    "this server has no Atlas Search (Atlas, or MongoDB 8.2+ with mongot); "
+                    "memory and documents rank in the process instead (cosine and BM25)",
                 )
             elif index.name in existing_search:
                 yield IndexOutcome(table, index.name, "exists")

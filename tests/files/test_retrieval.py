@@ -9,7 +9,7 @@ from bson import ObjectId
 from agents.documents import CHARS_PER_TOKEN, fit_context, passage_snippet
 from agents.ports import DocumentPassage
 from files import document_store, vector_cache
-from files.models import CHUNK_VECTOR_INDEX_NAME, DocumentChunk
+from files.models import CHUNK_TEXT_INDEX_NAME, CHUNK_VECTOR_INDEX_NAME, DocumentChunk
 from tests.files.conftest import ask, upload, wait_ingested
 from tests.files.pdfs import facts_pdf, make_pdf
 
@@ -76,7 +76,7 @@ def test_atlas_pipeline_filters_inside_the_search_and_rechecks_hits(monkeypatch,
         return [{"_id": ObjectId(), "score": 0.9}]  # a chunk that no longer exists
 
     monkeypatch.setattr(document_store, "_uses_vector_search", lambda dimensions: True)
-    monkeypatch.setattr(document_store, "_run_vector_search", atlas)
+    monkeypatch.setattr(document_store, "_aggregate", atlas)
     monkeypatch.setattr(
         document_store,
         "_user_documents",
@@ -104,6 +104,54 @@ def test_atlas_pipeline_filters_inside_the_search_and_rechecks_hits(monkeypatch,
     # Every filtered field is declared in the index, as Atlas requires.
     [index] = [i for i in DocumentChunk._meta.indexes if i.name == CHUNK_VECTOR_INDEX_NAME]
     assert {"owner", "user_id", "file", "embedding_model"} <= set(index.fields)
+
+
+@pytest.mark.django_db
+def test_on_a_server_with_score_fusion_passages_fuse_vector_and_text_search(
+    monkeypatch, make_owner
+):
+    owner, _ = make_owner("acme")
+    file_id = ObjectId("0" * 24)
+    captured = {}
+
+    def atlas(pipeline):
+        captured["pipeline"] = pipeline
+        return [{"_id": ObjectId(), "embedding": [0.1] * 1536}]  # no longer exists
+
+    monkeypatch.setattr(document_store, "_uses_vector_search", lambda dimensions: True)
+    monkeypatch.setattr(document_store, "server_fuses_scores", lambda: True)
+    monkeypatch.setattr(document_store, "_aggregate", atlas)
+    monkeypatch.setattr(
+        document_store,
+        "_user_documents",
+        lambda owner_id, user_id: {file_id: document_store._Document("ready", "m", "a.pdf", None)},
+    )
+    hits = document_store.search_chunks(
+        owner_id=owner.pk,
+        user_id="u1",
+        vector=[0.1] * 1536,
+        text="clause 14.2",
+        embedding_model="m",
+        file_ids=None,
+        limit=5,
+    )
+    assert hits == []  # hits are rechecked against the allowed files
+    fusion, limit, project = captured["pipeline"]
+    pipelines = fusion["$scoreFusion"]["input"]["pipelines"]
+    assert pipelines["vector"][0]["$vectorSearch"]["index"] == CHUNK_VECTOR_INDEX_NAME
+    search = pipelines["text"][0]["$search"]
+    assert search["index"] == CHUNK_TEXT_INDEX_NAME
+    assert search["compound"]["must"] == [{"text": {"query": "clause 14.2", "path": "text"}}]
+    assert search["compound"]["filter"] == [
+        {"equals": {"path": "owner_id", "value": owner.pk}},
+        {"equals": {"path": "user_id", "value": "u1"}},
+        {"equals": {"path": "embedding_model", "value": "m"}},
+        {"in": {"path": "file_id", "value": [file_id]}},
+    ]
+    [index] = [i for i in DocumentChunk._meta.indexes if i.name == CHUNK_TEXT_INDEX_NAME]
+    declared = {DocumentChunk._meta.get_field(name).column for name in index.field_mappings}
+    assert {"owner_id", "user_id", "embedding_model", "file_id", "text"} <= declared
+    assert limit == {"$limit": 5} and project == {"$project": {"_id": 1, "embedding": 1}}
 
 
 @pytest.mark.django_db

@@ -204,7 +204,7 @@ def test_vector_search_scores_are_converted_back_to_cosine(owners, monkeypatch):
         return [{"_id": running.pk, "score": 1.0}, {"_id": hit.pk, "score": 0.9}]
 
     monkeypatch.setattr(memory_store, "uses_vector_search", lambda dimensions: True)
-    monkeypatch.setattr(memory_store, "_run_vector_search", atlas)
+    monkeypatch.setattr(memory_store, "_aggregate", atlas)
     hits = memory_store.similar_queries(
         scope_of(acme, query_id=str(running.pk)), vector=[1.0], embedding_model=MODEL, limit=3
     )
@@ -328,3 +328,56 @@ def test_rows_arriving_in_bulk_while_warm_are_all_read(owners, monkeypatch):
     )
     assert sorted(cached.ids) == sorted(q.pk for q in [*held, *imported])
     assert cached.matrix.shape == (9, DIMS)
+
+
+def test_on_a_server_with_score_fusion_memory_fuses_vector_and_text_search(owners, monkeypatch):
+    from queries import memory_store
+    from queries.models import TEXT_INDEX_NAME
+
+    acme, _ = owners
+    hit = store(acme, None, text="Where is pump XK-4471?")
+    running = store(acme, None, text="running")
+    sent = []
+
+    def atlas(pipeline):
+        sent.append(pipeline)
+        return [
+            {"_id": running.pk, "embedding": [1.0, 0.0]},
+            {"_id": hit.pk, "embedding": [0.6, 0.8]},
+        ]
+
+    monkeypatch.setattr(memory_store, "uses_vector_search", lambda dimensions: True)
+    monkeypatch.setattr(memory_store, "server_fuses_scores", lambda: True)
+    monkeypatch.setattr(memory_store, "_aggregate", atlas)
+    hits = memory_store.similar_queries(
+        scope_of(acme, query_id=str(running.pk)),
+        vector=[1.0, 0.0],
+        text="XK-4471",
+        embedding_model=MODEL,
+        limit=3,
+    )
+    # The running query is dropped; the cosine comes from the stored embedding.
+    assert [(h.query_id, h.score) for h in hits] == [(str(hit.pk), pytest.approx(0.6))]
+    fusion, limit, project = sent[0]
+    pipelines = fusion["$scoreFusion"]["input"]["pipelines"]
+    assert fusion["$scoreFusion"]["input"]["normalization"] == "minMaxScaler"
+    assert fusion["$scoreFusion"]["combination"]["weights"] == {
+        "vector": pytest.approx(0.45),
+        "text": pytest.approx(0.55),
+    }
+    assert pipelines["vector"][0]["$vectorSearch"]["filter"]["owner_id"] == acme.pk
+    search = pipelines["text"][0]["$search"]
+    assert search["index"] == TEXT_INDEX_NAME
+    assert search["compound"]["must"] == [{"text": {"query": "XK-4471", "path": "query"}}]
+    scope = {c["equals"]["path"]: c["equals"]["value"] for c in search["compound"]["filter"]}
+    assert scope == {
+        "owner_id": acme.pk,
+        "user_id": "u1",
+        "embedding_model": MODEL,
+        "status": Query.Status.COMPLETED,
+    }
+    # Atlas Search filters only on declared fields.
+    [index] = [i for i in Query._meta.indexes if i.name == TEXT_INDEX_NAME]
+    declared = {Query._meta.get_field(name).column for name in index.field_mappings}
+    assert set(scope) | {"query"} <= declared
+    assert limit == {"$limit": 4} and project == {"$project": {"_id": 1, "embedding": 1}}
