@@ -94,8 +94,11 @@ def _api_key_by_hash(key_hash: str, *, max_age_s: float) -> ApiKey | None:
 
 
 def _api_key_read(key_hash: str) -> ApiKey | None:
+    # Two reads by unique index instead of select_related: django-mongodb-backend puts the
+    # owner $lookup before the $match, and the embedded server would join every key (for
+    # every unknown key a client tries, too) before finding this one.
     try:
-        api_key = ApiKey.objects.select_related("owner").get(key_hash=key_hash)
+        api_key = ApiKey.objects.get(key_hash=key_hash)
     except ApiKey.DoesNotExist:
         return None
     if not api_key.is_active or not api_key.owner.is_active:
