@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.ports import Emit, Scope
-from agents.providers.base import ChatMessage, Citation, ImageInput, ResponseFormat, Usage
+from agents.providers.base import (
+    ChatMessage,
+    Citation,
+    ImageInput,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
+    Usage,
+)
 
 
 @dataclass
@@ -29,6 +38,13 @@ class RunState:
     client_messages: list[ChatMessage] | None = None
     # Structured output the client asked for (the writer's answer is that JSON).
     response_format: ResponseFormat | None = None
+    # Tool calling the client asked for: the functions the writer's model may call, whether
+    # and which it must call, whether several at once (None: the vendor's default), and
+    # the turns after the question (the calls made so far and their results).
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    tool_turns: list[ChatMessage] = field(default_factory=list)
     # Answer from these document file ids only (checked ready and owned at the start),
     # or from all of the end user's ready documents (use_documents).
     documents: list[str] = field(default_factory=list)
@@ -53,6 +69,10 @@ class RunState:
     products_note: str | None = None
     vision_notes: str | None = None
     response: str = ""
+    # The calls the writer's model answered with instead of (or beside) text.
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # Why the writer's model stopped, as the vendor said it (stop, length, tool_calls...).
+    finish_reason: str | None = None
     citations: list[Citation] = field(default_factory=list)
     # No model call costs nothing; an unpriced one makes the cost unknown (None).
     usage: Usage = field(default_factory=lambda: Usage(cost_usd=0.0))

@@ -7,7 +7,7 @@ import json
 import time
 
 from agents.ports import Ports
-from agents.providers.base import ChatMessage, ChatRequest, merge_citations
+from agents.providers.base import ChatMessage, ChatRequest, ToolCallAssembler, merge_citations
 from agents.providers.registry import get_chat_provider
 from agents.providers.structured import answer_errors, needs_validation
 from agents.state import RunState
@@ -89,6 +89,8 @@ def build_request(state: RunState) -> ChatRequest:
             messages.append(ChatMessage(role="user", content=question))
             messages.append(ChatMessage(role="assistant", content=answer))
     messages.append(ChatMessage(role="user", content=state.text))
+    # A tool-calling loop under way: the model's calls and their results follow the question.
+    messages.extend(state.tool_turns)
     return ChatRequest(
         model=state.model,
         messages=tuple(messages),
@@ -97,6 +99,9 @@ def build_request(state: RunState) -> ChatRequest:
         max_tokens=state.max_tokens,
         web_search=state.web_search,
         response_format=state.response_format,
+        tools=state.tools,
+        tool_choice=state.tool_choice,
+        parallel_tool_calls=state.parallel_tool_calls,
     )
 
 
@@ -105,25 +110,43 @@ async def run(state: RunState, ports: Ports) -> None:
     provider = get_chat_provider(state.provider)
     started = time.perf_counter()
     parts: list[str] = []
+    tool_calls = ToolCallAssembler()
     stream = provider.stream(build_request(state))
     try:
         async for chunk in stream:
+            if (chunk.text or chunk.tool_calls) and state.time_to_first_token_ms is None:
+                state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
             if chunk.text:
-                if state.time_to_first_token_ms is None:
-                    state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
                 parts.append(chunk.text)
                 state.streamed_chunks += 1
                 await state.emit({"type": "chunk", "content": chunk.text})
+            for delta in chunk.tool_calls:
+                # As the vendor streamed it (OpenAI's delta shape): the first piece of a
+                # call names it, the later ones are fragments of its arguments.
+                tool_calls.add(delta)
+                state.streamed_chunks += 1
+                await state.emit(
+                    {
+                        "type": "tool_call",
+                        "index": delta.index,
+                        "id": delta.id,
+                        "name": delta.name,
+                        "arguments": delta.arguments,
+                    }
+                )
             merge_citations(state.citations, chunk.citations)
             if chunk.usage is not None:
                 state.add_usage(chunk.usage)
+            if chunk.finish_reason is not None:
+                state.finish_reason = chunk.finish_reason
     finally:
         # Kept even when the stream broke or was stopped: the client already saw these.
         state.response = "".join(parts)
+        state.tool_calls = tool_calls.calls()
         # Closing the generator closes the vendor's HTTP stream: generation (and billing)
         # stops. Shielded: a cancelled run must still close it.
         await asyncio.shield(stream.aclose())
-    if needs_validation(state.response_format):
+    if needs_validation(state.response_format) and not state.tool_calls:
         _check_structured_answer(state)
 
 

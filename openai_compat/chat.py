@@ -17,6 +17,7 @@ from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
 from llmplatform.core.stream_access import StreamAccess
 from openai_compat.catalog import chat_model_resolve
+from openai_compat.chat_messages import chat_tool_params, chat_turns, invalid_request
 from openai_compat.errors import openai_error_body
 from openai_compat.serializers import OpenAIChatCompletionRequestSerializer
 from queries.models import Query
@@ -26,8 +27,6 @@ from queries.streams import follow_query
 
 # Who asked, when the client does not say (`user`): one end user for the API's callers.
 DEFAULT_USER_ID = "openai-api"
-# OpenAI's "developer" role is the system prompt of its newer models.
-_ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # Where a problem found by the query API's own checks lies in an OpenAI request.
 _PARAM_OF = {
     "query": "messages",
@@ -47,68 +46,8 @@ class ChatCall:
     model_id: str
     stream: bool
     include_usage: bool
-
-
-def _invalid(message: str, param: str = "messages") -> ApplicationError:
-    return ApplicationError(message, code="invalid_request", extra={"param": param})
-
-
-def _message_parts(index: int, role: str, content: Any) -> tuple[str, list[str]]:
-    """(text, image data URLs) of one message's content."""
-    if isinstance(content, str):
-        return content, []
-    if not isinstance(content, list):
-        raise _invalid(f"messages[{index}].content must be a string or a list of parts.")
-    texts: list[str] = []
-    images: list[str] = []
-    for part_index, part in enumerate(content):
-        where = f"messages[{index}].content[{part_index}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind == "image_url" and role == "user":
-            image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else None
-            if not isinstance(url, str):
-                raise _invalid(f"{where}.image_url.url must be a string.")
-            if not url.startswith("data:"):
-                # The platform never fetches URLs a request names (no server-side requests
-                # to wherever a caller points); the image itself must come in the request.
-                raise _invalid(
-                    f"{where}: image URLs are not fetched; send the image as a data URL "
-                    "(data:image/png;base64,...)."
-                )
-            images.append(url)
-        else:
-            raise _invalid(
-                f"{where}: only text parts (and image_url parts in user messages) are supported."
-            )
-    return "\n".join(texts), images
-
-
-def _turns(messages: list[dict[str, Any]]) -> tuple[list[dict[str, str]], str, list[str]]:
-    """(earlier turns, the question, the question's images) from OpenAI messages."""
-    turns: list[dict[str, str]] = []
-    images: list[str] = []  # of the last message, once the loop ends
-    for index, message in enumerate(messages):
-        role = _ROLES.get(message.get("role"))
-        if role is None:
-            raise _invalid(
-                f"messages[{index}].role {message.get('role')!r} is not supported: use "
-                "system, developer, user or assistant (tool calling is not supported)."
-            )
-        if message.get("tool_calls") or message.get("function_call"):
-            raise _invalid(f"messages[{index}]: tool calls are not supported.")
-        text, images = _message_parts(index, role, message.get("content"))
-        turns.append({"role": role, "content": text})
-    if turns[-1]["role"] != "user":
-        raise _invalid("The last message must be the user's (the question to answer).")
-    question = turns.pop()["content"]
-    if not question.strip():
-        raise _invalid("The last user message needs text: the question to answer.")
-    # Only the question's own images are looked at: earlier ones were answered already, and
-    # what was said about them is in the assistant turns.
-    return turns, question, images
+    # Asked with the deprecated ``functions``: answered in kind (``function_call``).
+    legacy_functions: bool = False
 
 
 def _metadata_flag(metadata: dict[str, Any], name: str) -> bool:
@@ -123,37 +62,33 @@ def _first_problem(errors: Any) -> tuple[str, str]:
     return str(field), str(problems)
 
 
-def _query_params(
-    raw: dict[str, Any],
-    messages: list[dict[str, str]],
-    *,
-    response_format: dict[str, Any] | None,
-) -> QuestionParams:
-    """The query API's own checks (lengths, attachments, ranges), named as OpenAI's."""
+def _query_params(raw: dict[str, Any], **extra: Any) -> QuestionParams:
+    """The query API's own checks (lengths, attachments, ranges), named as OpenAI's;
+    ``extra``: what only this API takes (messages, response_format, tools)."""
     serializer = QueryRequestSerializer(data=raw)
     if serializer.is_valid():
-        return serializer.question(messages=messages, response_format=response_format)
+        return serializer.question(**extra)
     field, problem = _first_problem(serializer.errors)
     param = _PARAM_OF.get(field, field)
-    raise _invalid(f"{param}: {problem}", param)
+    raise invalid_request(f"{param}: {problem}", param)
 
 
 def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
     """A checked OpenAI chat request as query_start params. Raises ApplicationError (400,
     404 model_not_found)."""
     served = chat_model_resolve(data["model"])
-    turns, question, images = _turns(data["messages"])
+    turns = chat_turns(data["messages"])
     metadata = data.get("metadata") or {}
     session_id = session_header or metadata.get("session_id") or f"v1-{uuid.uuid4().hex}"
     raw: dict[str, Any] = {
         "user_id": data.get("user") or DEFAULT_USER_ID,
         "session_id": session_id,
-        "query": question,
+        "query": turns.question,
         "model_provider": served.provider,
         "model_name": served.model,
         "web_search": data.get("web_search_options") is not None,
         "use_memory": _metadata_flag(metadata, "use_memory"),
-        "attachments": images,
+        "attachments": turns.images,
     }
     if data.get("temperature") is not None:
         raw["temperature"] = data["temperature"]
@@ -169,25 +104,28 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
     return ChatCall(
         params=_query_params(
             raw,
-            turns,
+            messages=turns.earlier,
+            tool_turns=turns.tool_turns,
             response_format=(
                 None if response_format is None else response_format_stored(response_format)
             ),
+            **chat_tool_params(data),
         ),
         model_id=served.id,
         stream=bool(data.get("stream")),
         include_usage=bool(options.get("include_usage")),
+        legacy_functions=bool(data.get("functions")),
     )
 
 
 def chat_call_from_request(data: Any, *, session_header: str | None) -> ChatCall:
     """``chat_call`` for a raw request body, checked first. Raises ApplicationError."""
     if not isinstance(data, dict):
-        raise _invalid("Send a JSON object.", "body")
+        raise invalid_request("Send a JSON object.", "body")
     serializer = OpenAIChatCompletionRequestSerializer(data=data)
     if not serializer.is_valid():
         field, problem = _first_problem(serializer.errors)
-        raise _invalid(f"{field}: {problem}", field)
+        raise invalid_request(f"{field}: {problem}", field)
     return chat_call(data=serializer.validated_data, session_header=session_header)
 
 
@@ -229,19 +167,48 @@ def _annotations(citations: list[dict[str, Any]] | None) -> list[dict[str, Any]]
     ]  # fmt: skip
 
 
-def completion_body(query: Query, *, model_id: str) -> dict[str, Any]:
-    """A finished query as OpenAI's ``chat.completion``."""
-    message = {
+def completion_body(
+    query: Query, *, model_id: str, legacy_functions: bool = False
+) -> dict[str, Any]:
+    """A finished query as OpenAI's ``chat.completion``; one that answered with tool calls
+    has them in ``message.tool_calls`` (content null when it said nothing beside them),
+    or its one call in ``message.function_call`` when asked with ``functions``."""
+    tool_calls = (query.metadata or {}).get("tool_calls") or []
+    message: dict[str, Any] = {
         "role": "assistant",
-        "content": query.response,
+        "content": query.response or None if tool_calls else query.response,
         "refusal": None,
         "annotations": _annotations(query.citations),
     }
+    finish = "stop"
+    if tool_calls and legacy_functions:
+        message["function_call"] = tool_calls[0]["function"]
+        finish = "function_call"
+    elif tool_calls:
+        message["tool_calls"] = tool_calls
+        finish = "tool_calls"
     return {
         **_envelope(query, model_id, "chat.completion"),
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
         "usage": openai_usage(query.usage),
     }
+
+
+def _tool_call_delta(event: dict[str, Any], *, legacy_functions: bool) -> dict[str, Any]:
+    """A writer's ``tool_call`` event as OpenAI streams it: the first piece of a call
+    carries its id, type and name; the later ones only ``index`` and argument text.
+    Asked with ``functions``: ``function_call`` pieces, the first with the name."""
+    if legacy_functions:
+        head = {"name": event["name"]} if event.get("id") else {}
+        return {"function_call": {**head, "arguments": event["arguments"]}}
+    if event.get("id"):
+        return {
+            "index": event["index"],
+            "id": event["id"],
+            "type": "function",
+            "function": {"name": event.get("name") or "", "arguments": event["arguments"]},
+        }
+    return {"index": event["index"], "function": {"arguments": event["arguments"]}}
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
@@ -249,12 +216,18 @@ def _frame(payload: dict[str, Any]) -> bytes:
 
 
 async def completion_chunks(
-    query: Query, *, model_id: str, include_usage: bool, api_key: ApiKey
+    query: Query,
+    *,
+    model_id: str,
+    include_usage: bool,
+    api_key: ApiKey,
+    legacy_functions: bool = False,
 ) -> AsyncIterator[bytes]:
-    """The query's event log as OpenAI's SSE: a role chunk, a chunk per token, a finish
-    chunk, the usage chunk when asked for, ``[DONE]``. An error ends the stream with an
-    ``error`` frame, which the SDKs raise as APIError; so does revoking ``api_key`` (the
-    key the request came with) while the stream is open (``api_key_revoked``)."""
+    """The query's event log as OpenAI's SSE: a role chunk, a chunk per token or tool-call
+    piece, a finish chunk, the usage chunk when asked for, ``[DONE]``. An error ends the
+    stream with an ``error`` frame, which the SDKs raise as APIError; so does revoking
+    ``api_key`` (the key the request came with) while the stream is open
+    (``api_key_revoked``)."""
     base = _envelope(query, model_id, "chat.completion.chunk")
     extra = {"usage": None} if include_usage else {}
 
@@ -264,6 +237,7 @@ async def completion_chunks(
 
     yield chunk({"role": "assistant", "content": ""})
     usage: dict[str, Any] | None = None
+    called_tools = False
     # Counted with the other SSE streams in the active-streams gauge, however it ends.
     with metrics.stream_active("sse"):
         events = follow_query(str(query.pk), after=None, access=StreamAccess.for_api_key(api_key))
@@ -275,6 +249,14 @@ async def completion_chunks(
                 kind = event.get("type")
                 if kind == "chunk":
                     yield chunk({"content": event["content"]})
+                elif kind == "tool_call" and legacy_functions:
+                    # The deprecated API has one call per answer (parallel calls are off).
+                    if event["index"] == 0:
+                        called_tools = True
+                        yield chunk(_tool_call_delta(event, legacy_functions=True))
+                elif kind == "tool_call":
+                    called_tools = True
+                    yield chunk({"tool_calls": [_tool_call_delta(event, legacy_functions=False)]})
                 elif kind == "final":
                     usage = event.get("usage")
                 elif kind == "error":
@@ -292,7 +274,8 @@ async def completion_chunks(
                 openai_error_body(status=refusal.status, code=refusal.code, message=refusal.message)
             )
             return
-    yield chunk({}, "stop")
+    finish = "function_call" if legacy_functions else "tool_calls"
+    yield chunk({}, finish if called_tools else "stop")
     if include_usage:
         yield _frame({**base, "choices": [], "usage": openai_usage(usage)})
     yield b"data: [DONE]\n\n"

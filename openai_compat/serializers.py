@@ -14,7 +14,7 @@ from llmplatform.core.contract import (
     MIN_ANSWER_TOKENS,
     MIN_TEMPERATURE,
 )
-from queries.start import MAX_CLIENT_MESSAGES
+from queries.client_turns import MAX_CLIENT_MESSAGES
 
 # OpenAI chat fields this API does not honour, with the values that change nothing (the
 # defaults SDKs and frameworks send unasked): these, null or empty, pass; any other value
@@ -24,17 +24,12 @@ _DEFAULTS: dict[str, tuple[object, ...]] = {
     "presence_penalty": (0, 0.0),
     "frequency_penalty": (0, 0.0),
     "logprobs": (False,),
-    "parallel_tool_calls": (True,),
     "store": (False,),
     "service_tier": ("auto", "default"),
     "stop": ("",),
-    "tool_choice": ("none",),
-    "function_call": ("none",),
 }
-_TOOL_FIELDS = ("tools", "tool_choice", "parallel_tool_calls", "functions", "function_call")
 _UNHONOURED = {
     *_DEFAULTS,
-    *_TOOL_FIELDS,
     "seed",
     "logit_bias",
     "top_logprobs",
@@ -66,8 +61,9 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
         min_length=1,
         max_length=MAX_CLIENT_MESSAGES + 1,
         help_text=(
-            "system/developer, user and assistant turns; the last one is the user's "
-            "question. Content is a string or text and image_url parts (data URLs only)."
+            "system/developer, user, assistant (with tool_calls) and tool turns; the last "
+            "one is the user's question, or the tool results that answer the model's calls "
+            "after it. Content is a string or text and image_url parts (data URLs only)."
         ),
     )
     stream = serializers.BooleanField(default=False, allow_null=True)
@@ -112,11 +108,38 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
         "schema, strict}}: the answer is that JSON (strict: validated against the schema). "
         "Not with the local model (400 response_format_unsupported).",
     )
+    tools = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        allow_null=True,
+        help_text='[{"type": "function", "function": {name, description, parameters (JSON '
+        "Schema), strict}}]: functions the model may call; translated to each vendor's own "
+        "tools. Not with the local model (400 tools_unsupported).",
+    )
+    tool_choice = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='"auto", "none", "required" or {"type": "function", "function": {"name"}}',
+    )
+    parallel_tool_calls = serializers.BooleanField(
+        required=False, allow_null=True, help_text="false: at most one call per answer"
+    )
+    functions = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        allow_null=True,
+        help_text="deprecated form of tools: [{name, description, parameters}]",
+    )
+    function_call = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text='deprecated form of tool_choice: "auto", "none" or {"name"}',
+    )
 
     def validate(self, attrs: dict) -> dict:
         # No field a client sends is silently dropped: one this API does not honour is
         # refused unless it is absent, null, empty or OpenAI's own default (what SDKs send
-        # unasked). Tool calling is not part of the platform's pipeline yet.
+        # unasked).
         for name, value in self.initial_data.items():
             if name in self.fields:
                 continue
@@ -124,12 +147,9 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
                 value is None or value == [] or value == {} or value in _DEFAULTS.get(name, ())
             ):
                 continue
-            problem = (
-                "Tool and function calling is not supported."
-                if name in _TOOL_FIELDS
-                else f"{name} is not supported by this API (send it unset)."
+            raise serializers.ValidationError(
+                {name: f"{name} is not supported by this API (send it unset)."}
             )
-            raise serializers.ValidationError({name: problem})
         metadata = attrs.get("metadata") or {}
         if "session_id" in metadata and not isinstance(metadata["session_id"], str):
             raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})

@@ -171,6 +171,7 @@ class ChatCompletionsView(_OpenAIView):
                     model_id=call.model_id,
                     include_usage=call.include_usage,
                     api_key=request.auth,
+                    legacy_functions=call.legacy_functions,
                 ),
                 content_type="text/event-stream; charset=utf-8",
             )
@@ -180,7 +181,11 @@ class ChatCompletionsView(_OpenAIView):
             query = query_wait(query=query)
             if query.status == Query.Status.FAILED:
                 return openai_error_response(error_of(query.error))
-            response = JsonResponse(completion_body(query, model_id=call.model_id))
+            response = JsonResponse(
+                completion_body(
+                    query, model_id=call.model_id, legacy_functions=call.legacy_functions
+                )
+            )
         response["X-Session-ID"] = call.params.session_id
         return response
 

@@ -18,8 +18,11 @@ The calls of one question (``agents.coordinator``, ``agents.vision``, ``agents.w
   and the vendor's house style; the context (conversation summary, memory and document
   passages, the vision notes, products found); the client's messages, or else the
   stored history the memory agent adds (the session's last ``HISTORY_TURNS`` turns, as
-  stored when the question is admitted); the question; and ``max_tokens`` out (the
-  platform default when the request sets none).
+  stored when the question is admitted); the question; the tool turns after it (a
+  tool-calling loop); the tool definitions with the vendor's own tool-use prompt
+  (``TOOL_USE_OVERHEAD_TOKENS``); and ``max_tokens`` out (the platform default when
+  the request sets none). A tool call the model answers with is part of its answer, so
+  within ``max_tokens``.
 
 Text is counted at ``CHARS_PER_TOKEN`` characters a token, rounded up for each part, plus
 ``MESSAGE_OVERHEAD_TOKENS`` for each message of a call. The bounds are the engine's own
@@ -32,6 +35,7 @@ answer to the prompt, which the settlement counts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -51,6 +55,9 @@ CHARS_PER_TOKEN = documents.CHARS_PER_TOKEN
 MESSAGE_OVERHEAD_TOKENS = 4
 # A context section's heading (or its XML tags for Anthropic) in the writer's prompt.
 SECTION_OVERHEAD_TOKENS = 16
+# The system prompt a vendor adds when a request has tools (Anthropic documents up to 346
+# tokens; OpenAI and Gemini do not publish theirs): a bound, not a measure.
+TOOL_USE_OVERHEAD_TOKENS = 500
 # One product card line (title | price | source | url) as the writer lists it.
 PRODUCT_CARD_TOKENS = 100
 
@@ -90,6 +97,12 @@ class QuestionReservation:
 
     def call(self, name: str) -> CallReservation | None:
         return next((call for call in self.calls if call.name == name), None)
+
+
+def turn_tokens(turn: dict) -> int:
+    """A client turn: its text, and the JSON of the tool calls it carries."""
+    calls = turn.get("tool_calls")
+    return text_tokens(turn.get("content") or "") + (text_tokens(json.dumps(calls)) if calls else 0)
 
 
 def _messages_overhead(count: int) -> int:
@@ -157,13 +170,15 @@ def _writer(
     text: str,
     mode: str,
     max_tokens: int,
-    client_messages: list[dict[str, str]] | None,
+    client_messages: list[dict] | None,
     system_prompt: str | None,
     use_memory: bool,
     use_documents: bool,
     images: int,
     may_search_products: bool,
     history: Sequence[tuple[str, str]] | None,
+    tools: list[dict] | None,
+    tool_turns: list[dict] | None,
 ) -> CallReservation:
     parts = {
         "system_prompt": text_tokens(system_prompt or writer.BASE_PROMPT),
@@ -192,7 +207,7 @@ def _writer(
     parts["context_headings"] = sections * SECTION_OVERHEAD_TOKENS
     if client_messages is not None:
         turns = [turn for turn in client_messages if turn["role"] != "system"]
-        parts["client_messages"] = sum(text_tokens(turn["content"]) for turn in turns)
+        parts["client_messages"] = sum(turn_tokens(turn) for turn in turns)
         messages = len(turns)
     elif use_memory:
         turns = history[: memory.HISTORY_TURNS] if history is not None else None
@@ -205,7 +220,12 @@ def _writer(
     else:
         messages = 0
     parts["question"] = text_tokens(text)
-    # The system message, the earlier turns, the question.
+    if tool_turns:
+        parts["tool_turns"] = sum(turn_tokens(turn) for turn in tool_turns)
+        messages += len(tool_turns)
+    if tools:
+        parts["tools"] = text_tokens(json.dumps(tools)) + TOOL_USE_OVERHEAD_TOKENS
+    # The system message, the earlier turns, the question (and the tool turns after it).
     parts["messages"] = _messages_overhead(1 + messages + 1)
     return CallReservation("writer", parts, max_tokens)
 
@@ -217,19 +237,23 @@ def question_reservation(
     text: str,
     mode: str,
     max_tokens: int,
-    client_messages: list[dict[str, str]] | None,
+    client_messages: list[dict] | None,
     system_prompt: str | None,
     use_memory: bool,
     use_documents: bool,
     images: int,
     history: Sequence[tuple[str, str]] | None = None,
+    tools: list[dict] | None = None,
+    tool_turns: list[dict] | None = None,
 ) -> QuestionReservation:
     """The most a question can use: every call it can make, priced at ``model``'s price.
 
     ``client_messages``: the client's turns (system turns included), None when the stored
     history is the context; ``system_prompt``: the client's or an experiment's, None for
     the platform's; ``images``: how many are attached; ``history``: the session's stored
-    (question, answer) turns, newest first, when known (None: their bound). Raises nothing.
+    (question, answer) turns, newest first, when known (None: their bound); ``tools`` and
+    ``tool_turns``: the request's tool definitions and the turns after the question, in
+    OpenAI's shapes (``queries.client_turns``). Raises nothing.
     """
     intent, sure = coordinator.classify_intent(text=text, mode=mode, has_images=images > 0)
     calls = []
@@ -250,6 +274,8 @@ def question_reservation(
             images=images,
             may_search_products=not sure or intent in ("product_search", "shopping"),
             history=history,
+            tools=tools,
+            tool_turns=tool_turns,
         )
     )
     costs = [cost_for(provider, model, call.usage) for call in calls]

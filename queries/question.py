@@ -34,10 +34,20 @@ class QuestionParams:
     max_tokens: int | None = None
     # The client-kept messages (the OpenAI-compatible API), checked by query_start;
     # None: the session's stored history is the context.
-    messages: list[dict[str, str]] | None = None
+    messages: list[dict[str, Any]] | None = None
     # Structured output in OpenAI's shape (``{"type": "json_object"}`` or a json_schema),
     # checked by ``agents.providers.structured.response_format_parsed``; None: free text.
     response_format: dict[str, Any] | None = None
+    # Tool calling in OpenAI's shapes (``agents.providers.tool_calling``), checked by
+    # query_start: the functions the model may call, whether and which it must call
+    # (``auto``, ``none``, ``required`` or a named function; None: the vendor's default)
+    # and whether it may call several at once (None: the vendor's default).
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    # The turns after the question when a tool-calling loop is under way: the model's
+    # calls (assistant turns with ``tool_calls``) and their results (``tool`` turns).
+    tool_turns: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,8 +65,12 @@ class RunRequest:
     use_documents: bool = QuestionParams.use_documents
     selected_option: str | None = QuestionParams.selected_option
     system_prompt: str | None = None
-    messages: list[dict[str, str]] | None = QuestionParams.messages
+    messages: list[dict[str, Any]] | None = QuestionParams.messages
     response_format: dict[str, Any] | None = QuestionParams.response_format
+    tools: list[dict[str, Any]] | None = QuestionParams.tools
+    tool_choice: str | dict[str, Any] | None = QuestionParams.tool_choice
+    parallel_tool_calls: bool | None = QuestionParams.parallel_tool_calls
+    tool_turns: list[dict[str, Any]] | None = QuestionParams.tool_turns
 
     @classmethod
     def stored(cls, request: dict[str, Any]) -> RunRequest:

@@ -22,8 +22,14 @@ from django.utils import timezone
 
 from agents.engine import run_engine
 from agents.ports import Scope
-from agents.providers.base import ChatMessage, ImageInput
+from agents.providers.base import ImageInput
 from agents.providers.structured import response_format_parsed
+from agents.providers.tool_calling import (
+    chat_message_of,
+    tool_calls_stored,
+    tool_choice_parsed,
+    tools_parsed,
+)
 from agents.state import RunState
 from files.models import File
 from files.selectors import file_bytes
@@ -34,11 +40,11 @@ from llmplatform.core.dispatch import dispatcher
 from llmplatform.core.errors import ApplicationError, internal_error
 from llmplatform.core.event_log import event_log, wait_for_cancel
 from llmplatform.core.quotas import quota_settle
+from queries.client_turns import client_system_prompt
 from queries.engine_ports import ENGINE_PORTS
 from queries.models import Query
 from queries.outcome import error_stored, latency_stored, usage_stored
 from queries.question import RunRequest
-from queries.start import client_system_prompt
 from queries.streams import FINISHED, final_event
 
 logger = logging.getLogger(__name__)
@@ -97,6 +103,7 @@ def _images(query: Query, attachments: list[str]) -> list[ImageInput]:
 
 def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
     messages = params.messages
+    tools = tools_parsed(params.tools)
     return RunState(
         scope=Scope(
             owner_id=str(query.owner_id),
@@ -122,17 +129,17 @@ def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
         client_messages=(
             None
             if messages is None
-            else [
-                ChatMessage(role=turn["role"], content=turn["content"])
-                for turn in messages
-                if turn["role"] != "system"
-            ]
+            else [chat_message_of(turn) for turn in messages if turn["role"] != "system"]
         ),
         response_format=(
             None
             if params.response_format is None
             else response_format_parsed(params.response_format)
         ),
+        tools=tools,
+        tool_choice=tool_choice_parsed(params.tool_choice, tools),
+        parallel_tool_calls=params.parallel_tool_calls,
+        tool_turns=[chat_message_of(turn) for turn in params.tool_turns or ()],
         emit=emit,
     )
 
@@ -167,6 +174,8 @@ def _store_outcome(query: Query, state: RunState, total_ms: float) -> None:
         "model_note": (
             "local is a demo-quality 135M-parameter model" if state.provider == "local" else None
         ),
+        "finish_reason": state.finish_reason,
+        "tool_calls": tool_calls_stored(state.tool_calls),
     }
     query.status = Query.Status.CANCELLED if state.cancelled else Query.Status.COMPLETED
     query.completed_at = timezone.now()

@@ -1,7 +1,8 @@
 """Checking and admitting a question: the one entry of every edge, ``query_start``.
 
 Everything that can be refused is checked before money is spent (the ``check_*``
-functions: the client's messages, web search support; then the session, the model
+functions: the client's messages and tools (``queries.client_turns``), web search,
+structured output and tool support; then the session, the model
 and the experiments, the named documents); then the question is admitted against the
 caller's limits (``queries.admission``). Only then is the Query stored (``pending``, or
 ``running`` when it runs in this process) and its run handed to the dispatcher, by name
@@ -40,6 +41,13 @@ from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quotas import quota_admit, quota_settle
 from queries.admission import question_reservation
+from queries.client_turns import (
+    check_client_messages,
+    check_tools,
+    check_tools_supported,
+    client_system_prompt,
+    uses_tools,
+)
 from queries.memory_store import recent_turns
 from queries.models import Query
 from queries.question import QuestionParams
@@ -50,10 +58,6 @@ from sessions.services import session_for_query, session_query_record
 RUN_TASK = "queries.run_query"
 
 _DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|gif|webp));base64,(.+)$", re.DOTALL)
-# The client-kept messages (the OpenAI-compatible API) are bounded by the request body
-# size too; this bounds the number of turns the writer has to lay out.
-MAX_CLIENT_MESSAGES = 500
-CLIENT_MESSAGE_ROLES = ("system", "user", "assistant")
 
 
 def _attachment_ids(*, owner: User, payer: Payer, attachments: list[str]) -> list[str]:
@@ -102,41 +106,6 @@ def _attachment_ids(*, owner: User, payer: Payer, attachments: list[str]) -> lis
         for upload in uploads
     )
     return ids
-
-
-def check_client_messages(params: QuestionParams) -> list[dict[str, str]] | None:
-    """The client's earlier turns, checked; None when it sent none (then the session's
-    stored history is the context). Raises ApplicationError (400)."""
-    messages = params.messages
-    if messages is None:
-        return None
-    if not isinstance(messages, list) or len(messages) > MAX_CLIENT_MESSAGES:
-        raise ApplicationError(
-            f"messages must be a list of at most {MAX_CLIENT_MESSAGES} turns.",
-            code="invalid_conversation",
-        )
-    turns: list[dict[str, str]] = []
-    for index, turn in enumerate(messages):
-        if (
-            not isinstance(turn, dict)
-            or set(turn) != {"role", "content"}
-            or turn["role"] not in CLIENT_MESSAGE_ROLES
-            or not isinstance(turn["content"], str)
-        ):
-            raise ApplicationError(
-                f"messages[{index}] must be {{role, content}} with role one of "
-                f"{', '.join(CLIENT_MESSAGE_ROLES)} and content a string.",
-                code="invalid_conversation",
-                extra={"index": index},
-            )
-        turns.append({"role": turn["role"], "content": turn["content"]})
-    return turns
-
-
-def client_system_prompt(messages: list[dict[str, str]] | None) -> str | None:
-    """The client's own system prompt: its system turns, in order."""
-    parts = [turn["content"] for turn in messages or [] if turn["role"] == "system"]
-    return "\n\n".join(parts) or None
 
 
 @dataclass
@@ -190,7 +159,7 @@ def _exposure(
 def _choices(
     *,
     params: QuestionParams,
-    messages: list[dict[str, str]] | None,
+    messages: list[dict[str, Any]] | None,
     session: Any,
     evaluation: str | None,
 ) -> _Choices:
@@ -287,7 +256,7 @@ def check_response_format_supported(provider: str) -> None:
 
 
 def _stored_history(
-    *, owner: User, params: QuestionParams, messages: list[dict[str, str]] | None
+    *, owner: User, params: QuestionParams, messages: list[dict[str, Any]] | None
 ) -> list[tuple[str, str]]:
     """The session's stored turns the memory agent will put in the prompt (none when the
     client sends its own messages or memory is off): what admission reserves for it."""
@@ -309,7 +278,7 @@ def _admit(
     owner: User,
     params: QuestionParams,
     choices: _Choices,
-    messages: list[dict[str, str]] | None,
+    messages: list[dict[str, Any]] | None,
     documents: list[str],
 ) -> dict | None:
     """Count the question against the key's limits (the owner account's without a key:
@@ -323,6 +292,8 @@ def _admit(
         max_tokens=params.max_tokens or run_config().default_max_tokens,
         client_messages=messages,
         system_prompt=client_system_prompt(messages) or choices.system_prompt,
+        tools=params.tools,
+        tool_turns=params.tool_turns,
         use_memory=params.use_memory,
         use_documents=bool(documents) or params.use_documents,
         images=len(params.attachments),
@@ -354,12 +325,15 @@ def query_start(
     Raises ApplicationError (400, 404, 413, 415, 429).
     """
     messages = check_client_messages(params)
+    check_tools(params)
     session = session_for_query(owner=owner, session_id=params.session_id, user_id=params.user_id)
     choices = _choices(params=params, messages=messages, session=session, evaluation=evaluation)
     if params.web_search:
         check_web_search(choices.provider)
     if params.response_format is not None:
         check_response_format_supported(choices.provider)
+    if uses_tools(params):
+        check_tools_supported(choices.provider, params)
     # Named documents are checked before admission: a 404 or 409 costs no quota.
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
     reservation = _admit(
@@ -410,6 +384,10 @@ def query_start(
             "documents": documents,
             "use_documents": params.use_documents,
             "response_format": params.response_format,
+            "tools": params.tools,
+            "tool_choice": params.tool_choice,
+            "parallel_tool_calls": params.parallel_tool_calls,
+            "tool_turns": params.tool_turns,
         },
     )
     runs.submit_run(RUN_TASK, str(query.pk), query=query)

@@ -136,8 +136,8 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "invalid_conversation": ErrorCode(
         400,
-        "The client-kept message list is malformed or too long.",
-        "Send alternating user/assistant turns within the limit.",
+        "The client-kept message list is malformed or too long, or a tool call is unanswered.",
+        "Send well-formed turns within the limit, a tool turn for every tool call.",
     ),
     "web_search_unsupported": ErrorCode(
         400,
@@ -163,6 +163,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         400,
         "The JSON Schema uses a keyword this provider cannot enforce.",
         "Remove the keyword the message names, or use another provider.",
+    ),
+    "invalid_tools": ErrorCode(
+        400,
+        "tools, tool_choice, parallel_tool_calls or functions are malformed.",
+        "Fix the field the message (and `param`) names.",
     ),
     "invalid_response_format": ErrorCode(
         400,

@@ -121,7 +121,10 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"temperature": 3}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}, "tools"),
+        ({"tools": [{"type": "retrieval"}]}, "tools"),
+        ({"tool_choice": "required"}, "tool_choice"),
+        ({"function_call": "always"}, "function_call"),
         ({"metadata": {"use_memory": "maybe"}}, "metadata"),
         ({"model": ["openai/gpt-4o-mini"]}, "model"),
         # Fields this API does not honour are refused, never dropped (their defaults pass).

@@ -42,6 +42,7 @@ from queries.admission import (
     MESSAGE_OVERHEAD_TOKENS,
     PRODUCT_CARD_TOKENS,
     SECTION_OVERHEAD_TOKENS,
+    TOOL_USE_OVERHEAD_TOKENS,
     question_reservation,
 )
 from queries.models import Query
@@ -107,6 +108,73 @@ def test_the_clients_messages_and_system_prompt_are_reserved_as_sent():
     assert call.parts["client_messages"] == 2000 + tokens("Noted.")
     assert call.parts["messages"] == 4 * MESSAGE_OVERHEAD_TOKENS
     assert "history" not in call.parts  # the client's turns replace the stored history
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city. " * 20,
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+WEATHER_CALLS = [
+    {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris " * 50})},
+    }
+]
+
+
+def test_tools_and_tool_turns_are_reserved_with_the_vendors_tool_prompt():
+    earlier = [
+        {"role": "user", "content": "Weather in Rome?"},
+        {"role": "assistant", "content": "", "tool_calls": WEATHER_CALLS},
+        {"role": "tool", "content": "sunny " * 100, "tool_call_id": "call_1"},
+    ]
+    after = [
+        {"role": "assistant", "content": "Checking.", "tool_calls": WEATHER_CALLS},
+        {"role": "tool", "content": "rain " * 200, "tool_call_id": "call_1"},
+    ]
+    reservation = reserve(client_messages=earlier, tools=[WEATHER_TOOL], tool_turns=after)
+    [call] = reservation.calls
+    calls_json = tokens(json.dumps(WEATHER_CALLS))
+    assert call.parts["tools"] == tokens(json.dumps([WEATHER_TOOL])) + TOOL_USE_OVERHEAD_TOKENS
+    assert call.parts["client_messages"] == (
+        tokens("Weather in Rome?") + calls_json + tokens("sunny " * 100)
+    )
+    assert call.parts["tool_turns"] == tokens("Checking.") + calls_json + tokens("rain " * 200)
+    # The system message, three earlier turns, the question and two tool turns.
+    assert call.parts["messages"] == 7 * MESSAGE_OVERHEAD_TOKENS
+
+
+def test_a_v1_tool_loop_reserves_its_tools_and_tool_turns(api, owner, in_process, held_clock):
+    limit(owner, tokens_per_day=10**9, usd_per_month=Decimal("1000"))
+    messages = [
+        {"role": "user", "content": QUESTION},
+        {"role": "assistant", "content": None, "tool_calls": WEATHER_CALLS},
+        {"role": "tool", "content": "rain " * 200, "tool_call_id": "call_1"},
+    ]
+    answered = api.post(
+        "/v1/chat/completions",
+        {"model": "openai/gpt-4o-mini", "messages": messages, "tools": [WEATHER_TOOL],
+         "max_tokens": 10},
+        format="json",
+    )  # fmt: skip
+    assert answered.status_code == 200, answered.content
+    query = Query.objects.get()
+    budgets = query.request["quota"]["budgets"]
+    reserved = {b["counter"].split(":")[1]: b["reserved"] for b in budgets}
+    expected = reserve(
+        client_messages=[],
+        tools=[WEATHER_TOOL],
+        tool_turns=query.request["tool_turns"],
+        max_tokens=10,
+    )
+    assert expected.call("writer").parts["tool_turns"] > 250
+    assert reserved["tok"] == expected.tokens
+    assert reserved["usd"] == round(expected.usd * quotas.MICRO_USD)
 
 
 def test_an_experiments_system_prompt_replaces_the_platforms():
