@@ -14,6 +14,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.fields.json import KeyTransform
 
 from analytics import statistics
+from analytics.online_scores import ScorerSummary, online_scores_attach
 from analytics.sequential import StoppingDecision, stopping_decision
 from analytics.tallies import number
 from queries.models import Query
@@ -84,6 +85,8 @@ class VariantResult:
     # The stopping rule (``analytics.sequential``): better / worse / no difference yet,
     # safe to read at any look. None for control.
     stopping: StoppingDecision | None = None
+    # Scorer name -> its live answers' scores in this arm (analytics.online_scores).
+    online_scores: dict[str, ScorerSummary] = field(default_factory=dict)
 
     @property
     def thumbs_up_rate(self) -> float | None:
@@ -252,6 +255,7 @@ def experiment_report(*, experiment: Experiment) -> ExperimentReport:
         reason = str(row.get("reason") or "unknown")
         result.excluded_queries += 1
         result.excluded_reasons[reason] = result.excluded_reasons.get(reason, 0) + 1
+    online_scores_attach(experiment=experiment, arms=results)
     for name, arm in values.items():
         result = results[name]
         result.cost_usd = round(result.cost_usd, 6)

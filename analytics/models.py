@@ -77,3 +77,38 @@ class RollupWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.folded_until.isoformat()}"
+
+
+class ExperimentScore(models.Model):
+    """One live answer of an experiment's arm scored by one scorer (online scoring,
+    written by ``evaluations.online_scoring`` through ``analytics.services``)."""
+
+    experiment = models.ForeignKey(
+        "chat_sessions.Experiment", on_delete=models.CASCADE, related_name="scores"
+    )
+    variant = models.CharField(max_length=100)
+    query = models.ForeignKey("queries.Query", on_delete=models.CASCADE, related_name="+")
+    scorer = models.CharField(max_length=100)
+    # None: the scorer could not score this answer (a failed judge); ``reason`` says why.
+    score = models.FloatField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    cost_usd = models.FloatField(default=0.0)
+    # A judge's provider, model, temperature and prompt, as evaluation results keep them.
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "analytics_experiment_scores"
+        constraints = [
+            # A re-run or redelivered tick never scores an answer twice with one scorer.
+            models.UniqueConstraint(
+                fields=["experiment", "query", "scorer"], name="experiment_scores_unique"
+            )
+        ]
+        indexes = [
+            # The day's spend and the per-arm means read one experiment's rows.
+            models.Index(fields=["experiment", "created_at"], name="experiment_scores_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}/{self.variant} {self.scorer}: {self.score}"

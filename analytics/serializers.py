@@ -48,6 +48,17 @@ class StoppingSerializer(serializers.Serializer):
     )
 
 
+class OnlineScoreSerializer(serializers.Serializer):
+    """One scorer's live scores in one arm (``analytics.online_scores.ScorerSummary``)."""
+
+    n = serializers.IntegerField(help_text="answers scored")
+    unscored = serializers.IntegerField(help_text="answers the scorer could not score")
+    mean = serializers.FloatField(allow_null=True, help_text="mean score, 0 to 1")
+    ci_low = serializers.FloatField(allow_null=True, help_text="95% t interval of the mean")
+    ci_high = serializers.FloatField(allow_null=True)
+    cost_usd = serializers.FloatField(help_text="what the scorer (a judge) cost")
+
+
 class VariantResultSerializer(serializers.Serializer):
     """One row of ``analytics.experiments.experiment_results``: the admin results page's numbers."""
 
@@ -89,6 +100,11 @@ class VariantResultSerializer(serializers.Serializer):
     tokens_per_query = serializers.FloatField(allow_null=True)
     cost_usd = serializers.FloatField()
     cost_per_query_usd = serializers.FloatField(allow_null=True)
+    online_scores = serializers.DictField(
+        child=OnlineScoreSerializer(),
+        help_text="scorer name -> its scores of this arm's sampled live answers "
+        "(PUT /api/v1/experiments/{id}/online-scoring)",
+    )
 
 
 class SampleRatioSerializer(serializers.Serializer):

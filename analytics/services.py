@@ -1,4 +1,5 @@
-"""Writes: the daily rollups (fold what was written since the watermark), experiment indexes."""
+"""Writes: the daily rollups (fold what was written since the watermark), experiment
+indexes, and the scores of an experiment's live answers (online scoring)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connection
 from django.utils import timezone
 
-from analytics.models import ActivityDay, QueryDay, RollupWatermark
+from analytics.models import ActivityDay, ExperimentScore, QueryDay, RollupWatermark
 from analytics.sketch import LatencySketch
 from analytics.tallies import (
     UNFINISHED,
@@ -133,3 +134,33 @@ def experiment_indexes_ensure(*, experiment: Experiment) -> None:
             sparse=True,
         )
     _experiment_indexes.add(experiment.key)
+
+
+def experiment_score_record(
+    *,
+    experiment: Experiment,
+    variant: str,
+    query_id: object,
+    scorer: str,
+    score: float | None,
+    reason: str,
+    cost_usd: float,
+    details: dict,
+    now: datetime,
+) -> ExperimentScore | None:
+    """Store one live answer's score for the experiment's results; None when that answer
+    already has a score from ``scorer`` (a re-run tick stores nothing twice). Raises nothing."""
+    try:
+        return ExperimentScore.objects.create(
+            experiment=experiment,
+            variant=variant,
+            query_id=query_id,
+            scorer=scorer,
+            score=score,
+            reason=reason[:2000],
+            cost_usd=cost_usd,
+            details=details,
+            created_at=now,
+        )
+    except IntegrityError:
+        return None

@@ -1,6 +1,7 @@
 """Operator console: datasets and their items (editable), evaluation runs and results
-(read-only: they are the record of what was asked and how it scored), and the query list's
-"add to an evaluation dataset" action.
+(read-only: they are the record of what was asked and how it scored), experiments' online
+scoring (its scores show on the experiment's results page), and the query list's "add to an
+evaluation dataset" action.
 
 The action belongs to evaluations, which sits above queries: queries cannot import it, so
 it is added to the query list's own admin through ``admin.site.register_action``.
@@ -10,16 +11,30 @@ from __future__ import annotations
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import ModelAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from evaluations.datasets import MAX_ITEMS_PER_REQUEST, dataset_create, dataset_items_from_queries
-from evaluations.models import Dataset, DatasetItem, EvaluationResult, EvaluationRun
-from evaluations.selectors import dataset_get, dataset_list, evaluation_report
+from evaluations.models import (
+    Dataset,
+    DatasetItem,
+    EvaluationResult,
+    EvaluationRun,
+    OnlineScoring,
+)
+from evaluations.online_scoring import online_scorers_check, online_scoring_set
+from evaluations.selectors import (
+    dataset_get,
+    dataset_list,
+    evaluation_report,
+    online_scoring_report,
+)
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
@@ -120,6 +135,71 @@ class EvaluationResultAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     list_filter = ("status",)
     ordering = ("-pk",)
     show_full_result_count = False
+
+
+class OnlineScoringForm(forms.ModelForm):
+    scorers = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "class": "vLargeTextField"}),
+        help_text=(
+            "A JSON list of reference-free scorers: "
+            '{"type": "judge", "rubric": "...", "provider": "local"}, '
+            '{"type": "regex", "pattern": "..."}, {"type": "length", "max_chars": 800}, '
+            '{"type": "json_schema", "schema": {}}, {"type": "contains", "text": "..."}.'
+        ),
+        initial=json.dumps([{"type": "judge", "rubric": "Is the answer helpful and correct?"}]),
+    )
+
+    class Meta:
+        model = OnlineScoring
+        fields = ("experiment", "scorers", "sample_rate", "max_usd_per_day")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["scorers"] = json.dumps(self.instance.scorers, indent=2)
+
+    def clean_scorers(self) -> list:
+        try:
+            raw = json.loads(self.cleaned_data["scorers"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+        try:
+            return online_scorers_check(raw)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+
+@admin.register(OnlineScoring)
+class OnlineScoringAdmin(admin.ModelAdmin):
+    form = OnlineScoringForm
+    list_display = ("experiment", "sample_rate", "max_usd_per_day", "spent_today", "results")
+    raw_id_fields = ("experiment",)
+    ordering = ("-pk",)
+
+    @admin.display(description="spent today (USD)")
+    def spent_today(self, config: OnlineScoring) -> float:
+        return online_scoring_report(config=config)["spent_today_usd"]
+
+    @admin.display(description="scores")
+    def results(self, config: OnlineScoring) -> str:
+        url = reverse("admin:chat_sessions_experiment_results", args=[config.experiment_id])
+        return format_html('<a href="{}">results per arm</a>', url)
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, as over REST: a changed scorer list or rate goes over the
+        # experiment's answers again (nothing is scored twice).
+        saved = online_scoring_set(
+            experiment=obj.experiment,
+            scorers=form.cleaned_data["scorers"],
+            sample_rate=form.cleaned_data["sample_rate"],
+            max_usd_per_day=form.cleaned_data["max_usd_per_day"],
+            api_key=obj.api_key,
+        )
+        obj.pk, obj.scanned_through = saved.pk, saved.scanned_through
+
+    def get_readonly_fields(self, request, obj=None):
+        # Its scores and cursor belong to one experiment: configure another one anew.
+        return ("experiment",) if obj is not None else ()
 
 
 @admin.action(description="Add selected questions to an evaluation dataset")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -123,3 +124,38 @@ class EvaluationResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id} / target {self.target} / #{self.repeat}"
+
+
+class OnlineScoring(models.Model):
+    """Live answers of a running experiment scored in the background (a sample of them,
+    within a daily cost cap): ``evaluations.online_scoring``. The scores are stored in
+    ``analytics.ExperimentScore``, where the experiment's results read them per arm."""
+
+    experiment = models.OneToOneField(
+        "chat_sessions.Experiment", on_delete=models.CASCADE, related_name="online_scoring"
+    )
+    # Whose limits the judges count against (the key that configured it); None: the
+    # experiment owner's account, or no one's for an operator-wide experiment (the daily
+    # cap bounds it).
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True)
+    # Reference-free scorer specs, checked like an evaluation run's (judges pinned).
+    scorers = models.JSONField(default=list)
+    # The share of exposed, completed answers scored, chosen by a hash of the query id.
+    sample_rate = models.FloatField(
+        default=0.1, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    # The judges' spend per UTC day; scoring waits for the next day once it is reached.
+    max_usd_per_day = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    # The last query (by id) every answer up to which has been scored, sampled out or
+    # passed over: where the next tick resumes. Empty: from the experiment's first query.
+    scanned_through = models.CharField(max_length=24, blank=True, default="")
+    # One tick at a time per experiment: a tick claims it until then (a dead one's expires).
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "evaluation_online_scoring"
+
+    def __str__(self) -> str:
+        return f"online scoring of {self.experiment_id}"

@@ -1,7 +1,9 @@
 """Scorers: each turns an answer into a score in [0, 1] and a reason.
 
-``exact``, ``contains`` and ``regex`` compare with the item's reference (or a pattern);
-``json_schema`` checks the answer parses as JSON valid against a schema; ``embedding`` is
+``exact`` and ``contains`` compare with the item's reference (``contains`` with a ``text``
+looks for that text instead); ``regex`` looks for a pattern; ``length`` checks the answer's
+length in characters; ``json_schema`` checks the answer parses as JSON valid against a
+schema (an empty schema: any JSON); ``embedding`` is
 the cosine similarity of the answer and the reference with the current embedder;
 ``judge`` asks a model, on any configured provider, to grade the answer with a rubric;
 ``pairwise`` asks it which of two targets' answers is better (a win, a tie or a loss
@@ -36,7 +38,19 @@ from llmplatform.core.errors import ApplicationError
 from llmplatform.core.quotas import quota_admit, quota_settle
 from queries.admission import text_tokens
 
-SCORER_TYPES = ("exact", "contains", "regex", "json_schema", "embedding", "judge", "pairwise")
+SCORER_TYPES = (
+    "exact",
+    "contains",
+    "regex",
+    "length",
+    "json_schema",
+    "embedding",
+    "judge",
+    "pairwise",
+)
+# Scorers that need no reference answer and score one answer alone: what can score live
+# answers of an experiment (``contains`` only with its own ``text``).
+REFERENCE_FREE_TYPES = ("contains", "regex", "length", "json_schema", "judge")
 # Scored once every target has answered an item: against the baseline target's answer.
 PAIRWISE_TYPES = ("pairwise",)
 # The judge answers with a short JSON object; this bounds what it may cost.
@@ -90,6 +104,10 @@ def scorers_check(scorers: Any) -> list[dict[str, Any]]:
                 code="invalid_scorers",
             )
         spec = dict(spec)
+        if "name" in spec and not _non_blank(spec["name"]):
+            raise ApplicationError(
+                f"scorers[{index}].name must be a non-empty string.", code="invalid_scorers"
+            )
         if spec["type"] == "regex":
             try:
                 re.compile(spec.get("pattern") or "")
@@ -102,6 +120,12 @@ def scorers_check(scorers: Any) -> list[dict[str, Any]]:
                 raise ApplicationError(
                     f"scorers[{index}] (regex) needs a pattern.", code="invalid_scorers"
                 )
+        if spec["type"] == "length":
+            _check_length(index, spec)
+        if spec["type"] == "contains" and "text" in spec and not _non_blank(spec["text"]):
+            raise ApplicationError(
+                f"scorers[{index}].text must be a non-empty string.", code="invalid_scorers"
+            )
         if spec["type"] == "json_schema":
             try:
                 jsonschema.Draft202012Validator.check_schema(spec.get("schema", {}))
@@ -121,13 +145,38 @@ def scorers_check(scorers: Any) -> list[dict[str, Any]]:
     return checked
 
 
+def _non_blank(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _check_length(index: int, spec: dict[str, Any]) -> None:
+    bounds = [spec.get("min_chars"), spec.get("max_chars")]
+    if all(bound is None for bound in bounds) or any(
+        bound is not None and (isinstance(bound, bool) or not isinstance(bound, int) or bound < 0)
+        for bound in bounds
+    ):
+        raise ApplicationError(
+            f"scorers[{index}] (length) needs min_chars and/or max_chars, whole numbers from 0.",
+            code="invalid_scorers",
+        )
+    if None not in bounds and bounds[0] > bounds[1]:
+        raise ApplicationError(
+            f"scorers[{index}]: min_chars is above max_chars.", code="invalid_scorers"
+        )
+
+
 def _judge_model(spec: dict[str, Any]) -> dict[str, Any]:
     """The judge's provider, model and temperature, fixed when the run is created so every
     score of a run comes from the same judge. Raises ApplicationError (400)."""
+    for field in ("provider", "model", "rubric"):
+        if spec.get(field) is not None and not isinstance(spec[field], str):
+            raise ApplicationError(f"A judge's {field} must be a string.", code="invalid_scorers")
     provider = spec.get("provider") or default_provider() or provider_config().default_provider
     get_chat_provider(provider)  # raises a 400 listing the available providers
     temperature = spec.get("temperature", JUDGE_DEFAULT_TEMPERATURE)
-    if not isinstance(temperature, int | float) or not 0 <= temperature <= 2:
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        temperature = math.nan
+    if not 0 <= temperature <= 2:
         raise ApplicationError("A judge's temperature must be from 0 to 2.", code="invalid_scorers")
     return {
         "provider": provider,
@@ -146,6 +195,11 @@ def score(*, spec: dict[str, Any], item: Item, answer: str, payer: Payer) -> dic
     if kind == "regex":
         matched = re.search(spec["pattern"], answer) is not None
         return _verdict(matched, f"pattern {spec['pattern']!r} {'' if matched else 'not '}found")
+    if kind == "length":
+        return _length(spec, answer)
+    if kind == "contains" and spec.get("text"):
+        found = spec["text"].strip().casefold() in answer.casefold()
+        return _verdict(found, f"{spec['text']!r} {'' if found else 'not '}found in the answer")
     if kind == "judge":
         return _judge(spec=spec, item=item, answer=answer, payer=payer)
     if not item.reference:
@@ -163,6 +217,13 @@ def score(*, spec: dict[str, Any], item: Item, answer: str, payer: Payer) -> dic
 
 def _verdict(passed: bool, reason: str) -> dict[str, Any]:
     return {"score": 1.0 if passed else 0.0, "reason": reason}
+
+
+def _length(spec: dict[str, Any], answer: str) -> dict[str, Any]:
+    low, high = spec.get("min_chars"), spec.get("max_chars")
+    within = (low is None or len(answer) >= low) and (high is None or len(answer) <= high)
+    bounds = f"{low if low is not None else 0} to {high if high is not None else 'any'}"
+    return _verdict(within, f"{len(answer)} characters ({bounds} wanted)")
 
 
 def _json_schema(spec: dict[str, Any], answer: str) -> dict[str, Any]:

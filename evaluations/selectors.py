@@ -14,10 +14,20 @@ import numpy as np
 from bson import ObjectId
 from bson.errors import InvalidId
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from evaluations.models import Dataset, DatasetItem, EvaluationResult, EvaluationRun
+from analytics.online_scores import scores_spent
+from evaluations.models import (
+    Dataset,
+    DatasetItem,
+    EvaluationResult,
+    EvaluationRun,
+    OnlineScoring,
+)
+from evaluations.online_scoring import day_bounds
 from evaluations.scorers import scorer_name
 from llmplatform.core.errors import NotFound
+from sessions.models import Experiment
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20
@@ -152,4 +162,29 @@ def evaluation_report(*, run: EvaluationRun) -> dict[str, Any]:
         "created_at": run.created_at,
         "completed_at": run.completed_at,
         "targets": targets,
+    }
+
+
+def online_scoring_get(*, experiment: Experiment) -> OnlineScoring:
+    """The experiment's online scoring (the caller has scoped the experiment to its
+    owner). Raises NotFound when none is configured."""
+    config = OnlineScoring.objects.filter(experiment=experiment).first()
+    if config is None:
+        raise NotFound("Online scoring")
+    return config
+
+
+def online_scoring_report(*, config: OnlineScoring, now: Any = None) -> dict[str, Any]:
+    """The configuration, and what its judges spent today (UTC) against the cap."""
+    start, end = day_bounds(now or timezone.now())
+    spent = scores_spent(experiment=config.experiment, start=start, end=end)
+    return {
+        "experiment": str(config.experiment_id),
+        "scorers": config.scorers,
+        "sample_rate": config.sample_rate,
+        "max_usd_per_day": config.max_usd_per_day,
+        "spent_today_usd": round(spent, 10),
+        "capped_today": spent >= config.max_usd_per_day,
+        "created_at": config.created_at,
+        "updated_at": config.updated_at,
     }

@@ -114,6 +114,32 @@ class ScorersField(serializers.JSONField):
     pass
 
 
+class OnlineScoringInputSerializer(serializers.Serializer):
+    scorers = ScorersField(
+        help_text="reference-free scorers: judge {rubric, provider, model, temperature}, "
+        "regex {pattern}, length {min_chars, max_chars}, json_schema {schema}, contains {text}"
+    )
+    sample_rate = serializers.FloatField(
+        min_value=0.0, max_value=1.0, help_text="the share of live answers scored, 0 to 1"
+    )
+    max_usd_per_day = serializers.FloatField(
+        min_value=0.0, help_text="the judges' spend per UTC day; past it, scoring waits a day"
+    )
+
+
+class OnlineScoringSerializer(serializers.Serializer):
+    experiment = serializers.CharField(help_text="the experiment's id")
+    scorers = serializers.ListField(child=serializers.DictField(), help_text="as checked")
+    sample_rate = serializers.FloatField()
+    max_usd_per_day = serializers.FloatField()
+    spent_today_usd = serializers.FloatField(help_text="the judges' spend this UTC day")
+    capped_today = serializers.BooleanField(
+        help_text="the day's cap is reached: judges wait for the next UTC day"
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
 class EvaluationCreateSerializer(serializers.Serializer):
     dataset = serializers.CharField(help_text="a dataset id")
     targets = TargetsField()

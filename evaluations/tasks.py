@@ -7,6 +7,7 @@ import logging
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
+from evaluations.online_scoring import SCORE_LIVE_ANSWERS_TASK, online_scores_tick
 from evaluations.services import (
     RUN_EVALUATION_TASK,
     evaluation_continue,
@@ -58,3 +59,20 @@ def run_evaluation(run_id: str) -> None:
 def sweep_runs() -> int:
     """Resume runs whose worker died; fail those past their deadline (beat, or in-process)."""
     return evaluations_sweep()
+
+
+# A tick starts no new answer after online_scoring.TICK_BUDGET_S; the limit leaves room
+# for the answers (and their judges) in flight, and stays under the tick's claim.
+ONLINE_SCORING_SOFT_LIMIT_S = 240
+
+
+@shared_task(
+    name=SCORE_LIVE_ANSWERS_TASK,
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=ONLINE_SCORING_SOFT_LIMIT_S,
+    time_limit=ONLINE_SCORING_SOFT_LIMIT_S + 60,
+)
+def score_live_answers() -> int:
+    """Score a sample of running experiments' live answers (beat, or in-process)."""
+    return online_scores_tick()

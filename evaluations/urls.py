@@ -8,6 +8,7 @@ from evaluations.views import (
     DatasetListView,
     EvaluationDetailView,
     EvaluationListView,
+    ExperimentOnlineScoringView,
 )
 
 urlpatterns = [
@@ -16,4 +17,11 @@ urlpatterns = [
     path("datasets/<str:dataset_id>/items", DatasetItemsView.as_view(), name="dataset-items"),
     path("evaluations", EvaluationListView.as_view(), name="evaluation-list"),
     path("evaluations/<str:run_id>", EvaluationDetailView.as_view(), name="evaluation-detail"),
+    # An experiment's online scoring lives with the scorers (evaluations sits above
+    # sessions, which serves the experiment itself).
+    path(
+        "experiments/<str:experiment_id>/online-scoring",
+        ExperimentOnlineScoringView.as_view(),
+        name="experiment-online-scoring",
+    ),
 ]

@@ -16,6 +16,7 @@ from evaluations.datasets import (
     dataset_items_from_feedback,
     dataset_items_parse,
 )
+from evaluations.online_scoring import online_scoring_delete, online_scoring_set
 from evaluations.selectors import (
     dataset_get,
     dataset_items,
@@ -23,6 +24,8 @@ from evaluations.selectors import (
     evaluation_get,
     evaluation_list,
     evaluation_report,
+    online_scoring_get,
+    online_scoring_report,
 )
 from evaluations.serializers import (
     DatasetCreateSerializer,
@@ -36,10 +39,14 @@ from evaluations.serializers import (
     EvaluationCreatedSerializer,
     EvaluationCreateSerializer,
     EvaluationRunSerializer,
+    OnlineScoringInputSerializer,
+    OnlineScoringSerializer,
 )
 from evaluations.services import evaluation_create
+from llmplatform.core.json_body import DepthLimitedJSONParser
 from llmplatform.core.pagination import CursorPageParamsSerializer, NewestFirstCursorPagination
 from llmplatform.core.schema import error_response, paginated
+from sessions.selectors import experiment_get
 
 
 class DatasetListView(APIView):
@@ -174,3 +181,40 @@ class EvaluationDetailView(APIView):
     )
     def get(self, request: Request, run_id: str) -> Response:
         return Response(evaluation_report(run=evaluation_get(owner=request.user, run_id=run_id)))
+
+
+class ExperimentOnlineScoringView(APIView):
+    parser_classes = [DepthLimitedJSONParser]
+
+    @extend_schema(
+        summary="An experiment's online scoring, and what its judges spent today",
+        responses={200: OnlineScoringSerializer, 404: error_response(404, "not_found")},
+    )
+    def get(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        config = online_scoring_get(experiment=experiment)
+        return Response(OnlineScoringSerializer(online_scoring_report(config=config)).data)
+
+    @extend_schema(
+        summary="Score a sample of the experiment's live answers in the background, within "
+        "a daily cost cap (the scores show per arm in its results)",
+        request=OnlineScoringInputSerializer,
+        responses={200: OnlineScoringSerializer},
+    )
+    def put(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        body = OnlineScoringInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        config = online_scoring_set(
+            experiment=experiment, api_key=request.auth, **body.validated_data
+        )
+        return Response(OnlineScoringSerializer(online_scoring_report(config=config)).data)
+
+    @extend_schema(
+        summary="Stop scoring the experiment's live answers (the scores stay in its results)",
+        responses={204: None},
+    )
+    def delete(self, request: Request, experiment_id: str) -> Response:
+        experiment = experiment_get(owner=request.user, experiment_id=experiment_id)
+        online_scoring_delete(config=online_scoring_get(experiment=experiment))
+        return Response(status=204)

@@ -220,6 +220,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"queue": "default", "expires": 60.0},
     },
+    # A sample of running experiments' live answers scored, within each one's daily cap.
+    "score-live-answers-of-experiments": {
+        "task": "evaluations.score_live_answers",
+        "schedule": 60.0,
+        "options": {"queue": "default", "expires": 60.0},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CONCURRENCY = WORKERS

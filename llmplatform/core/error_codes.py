@@ -450,6 +450,12 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "A scorer spec is unknown or incomplete.",
         "Fix the scorer the message names.",
     ),
+    "invalid_online_scoring": ErrorCode(
+        400,
+        "An experiment's online scoring has a sample rate outside 0 to 1 or a negative "
+        "daily cost cap.",
+        "Send sample_rate from 0 to 1 and max_usd_per_day from 0.",
+    ),
     "dataset_empty": ErrorCode(
         400,
         "The dataset has no items to evaluate.",

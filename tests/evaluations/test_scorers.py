@@ -100,3 +100,25 @@ def test_pairwise_replies_are_parsed_or_left_unscored(reply, expected):
         assert winner is None and reason
     else:
         assert (winner, reason) == expected
+
+
+def test_reference_free_checks_length_and_contains_a_text():
+    no_reference = Item(input="q", reference="")
+    short = {"type": "length", "min_chars": 2, "max_chars": 10}
+    assert scored(short, "Paris", no_reference)["score"] == 1.0
+    long = scored(short, "Paris, the capital", no_reference)
+    assert long["score"] == 0.0 and long["reason"] == "18 characters (2 to 10 wanted)"
+    link = {"type": "contains", "text": "https://"}
+    assert scored(link, "See https://example.com", no_reference)["score"] == 1.0
+    assert scored(link, "No link here", no_reference)["score"] == 0.0
+    for bad in (
+        {"type": "length"},
+        {"type": "length", "min_chars": 5, "max_chars": 2},
+        {"type": "length", "max_chars": -1},
+        {"type": "contains", "text": " "},
+        {"type": "judge", "model": 5},
+        {"type": "exact", "name": ["x"]},
+    ):
+        with pytest.raises(ApplicationError) as refused:
+            scorers_check([bad])
+        assert refused.value.code == "invalid_scorers"

@@ -176,6 +176,9 @@ class FakeVendorServer:
         # text instead of the echo (e.g. a JSON answer for structured-output tests).
         self.tool_calls: list[tuple[str, dict[str, Any]]] = []
         self.reply_text: str | None = None
+        # A scripted answer per prompt (the last user text); None falls back to the above
+        # (e.g. a judge that grades some answers higher than others).
+        self.reply_for: Callable[[str], str | None] | None = None
         self.thought_signature: str | None = None
         self.cached_tokens = 0
         self.reasoning_tokens = 0
@@ -259,7 +262,9 @@ class FakeVendorServer:
             return self._faults.popleft() if self._faults else None
 
     def build_reply(self, *, model: str, prompt: str, input_words: int, search: bool) -> Reply:
-        text = echo_reply_text(prompt) if self.reply_text is None else self.reply_text
+        text = self.reply_for(prompt) if self.reply_for is not None else None
+        if text is None:
+            text = echo_reply_text(prompt) if self.reply_text is None else self.reply_text
         reply = Reply(
             model=model,
             chunks=split_into_chunks(text, self.chunk_count),
