@@ -24,6 +24,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -284,3 +285,44 @@ class LexicalIndex:
             if allowed is None or allowed(key):
                 ranked.append((key, score))
         return ranked
+
+    def state(self) -> dict[str, Any]:
+        """The live rows (``from_state`` reads them back): ``keys`` and ``terms`` as lists,
+        lengths and postings as arrays, slots renumbered 0..n-1 in the order of ``keys``."""
+        live = np.frombuffer(self._live, dtype=np.int8).astype(bool)
+        renumber = np.cumsum(live) - 1
+        terms, offsets, slots, tfs = [], [0], [], []
+        for term, (term_slots, term_tfs) in self._postings.items():
+            slot_array = np.frombuffer(term_slots, dtype=np.int32)
+            keep = live[slot_array]
+            if not keep.any():
+                continue
+            terms.append(term)
+            slots.append(renumber[slot_array[keep]].astype(np.int32))
+            tfs.append(np.frombuffer(term_tfs, dtype=np.uint16)[keep])
+            offsets.append(offsets[-1] + int(keep.sum()))
+        return {
+            "keys": [key for key in self._key_of if key is not None],
+            "lengths": np.frombuffer(self._length, dtype=np.float32)[live].copy(),
+            "terms": terms,
+            "offsets": np.asarray(offsets, dtype=np.int64),
+            "slots": np.concatenate(slots) if slots else np.empty(0, dtype=np.int32),
+            "tfs": np.concatenate(tfs) if tfs else np.empty(0, dtype=np.uint16),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> LexicalIndex:
+        index = cls()
+        keys = list(state["keys"])
+        index._key_of = keys
+        index._slot_of = {key: slot for slot, key in enumerate(keys)}
+        index._length = array("f", np.asarray(state["lengths"], dtype=np.float32).tobytes())
+        index._live = array("b", b"\x01" * len(keys))
+        offsets, slots, tfs = state["offsets"], state["slots"], state["tfs"]
+        for position, term in enumerate(state["terms"]):
+            start, end = int(offsets[position]), int(offsets[position + 1])
+            index._postings[term] = (
+                array("i", np.asarray(slots[start:end], dtype=np.int32).tobytes()),
+                array("H", np.asarray(tfs[start:end], dtype=np.uint16).tobytes()),
+            )
+        return index

@@ -27,11 +27,16 @@ whole matrix per question). A deleted query leaves the matrix through
 ``vector_cache_forget`` (admin deletes call it) or, for any other delete path, when the
 store finds a hit that no longer exists and prunes it (``UserVectors.drop``). Matrices
 are evicted least recently used beyond ``MAX_CACHED_BYTES``.
+
+Each matrix (with its BM25 index) is also kept on disk (``files.vector_snapshots``): a
+process's first question for a user loads it in milliseconds instead of reading the
+user's whole history, then reads only what changed since, as above.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +48,14 @@ from django.conf import settings
 from django.db import models
 
 from files.lexical_index import LexicalIndex
+from files.vector_snapshots import (
+    CacheKey,
+    snapshot_arrays,
+    snapshot_load,
+    snapshot_save,
+    snapshots_clear,
+    snapshots_forget,
+)
 
 # Where the server has $vectorSearch (instead of this cache), the approximate search
 # looks at this many candidates per result wanted; the same for memory and passages.
@@ -69,6 +82,9 @@ LIST_PAGE = 2000
 FETCH_BATCH = 500
 # The group code of rows without one (queries).
 NO_GROUP = -1
+# A changed matrix is written to its snapshot (files.vector_snapshots) at most this often;
+# rows written since are read from the database after a restart, as by a warm process.
+SNAPSHOT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,38 @@ class UserVectors:
     next_group_code: int = 0
     # Sources read by group (``group_vectors``): the version each held group was read at.
     group_versions: dict[object, object] = field(default_factory=dict)
+    # Rows appended or dropped so far, and as of the last snapshot (files.vector_snapshots).
+    changes: int = 0
+    saved_changes: int = 0
+    saved_at: float = 0.0
+    saving: bool = False
+    snapshot_tried: bool = False
+
+    def restore(
+        self,
+        *,
+        ids: list[ObjectId],
+        matrix: np.ndarray,
+        groups: np.ndarray,
+        group_codes: dict[object, int],
+        next_group_code: int,
+        group_versions: dict[object, object],
+        read_until: datetime | None,
+        lexicon: LexicalIndex | None,
+    ) -> None:
+        """Take the state of a snapshot (``files.vector_snapshots.snapshot_load``)."""
+        capacity = max(INITIAL_CAPACITY, 2 * len(ids))
+        self.buffer = np.empty((capacity, self.dimensions), dtype=np.float32)
+        self.buffer[: len(ids)] = matrix
+        self.groups = np.full(capacity, NO_GROUP, dtype=np.int32)
+        self.groups[: len(ids)] = groups
+        self.ids = ids
+        self.positions = {pk: position for position, pk in enumerate(ids)}
+        self.group_codes = group_codes
+        self.next_group_code = next_group_code
+        self.group_versions = group_versions
+        self.read_until = read_until
+        self.lexicon = lexicon
 
     @property
     def matrix(self) -> np.ndarray | None:
@@ -153,6 +201,7 @@ class UserVectors:
                 texts.append((pk, rest[-1]))
         if not fresh:
             return
+        self.changes += len(fresh)
         if self.lexicon is not None:
             self.lexicon.add_many(texts)
         needed = len(self.ids) + len(fresh)
@@ -200,6 +249,7 @@ class UserVectors:
             position = self.positions.pop(pk, None)
             if position is None:
                 continue
+            self.changes += 1
             last = len(self.ids) - 1
             if position != last:
                 moved = self.ids[last]
@@ -216,7 +266,6 @@ def lexical_signal_on() -> bool:
     return settings.RETRIEVAL_LEXICAL
 
 
-CacheKey = tuple[str, str, str, int, str]
 _cache: OrderedDict[CacheKey, UserVectors] = OrderedDict()
 _lock = threading.Lock()
 # One refresh at a time per key: two concurrent questions of one user would otherwise
@@ -292,10 +341,10 @@ def user_vectors(
 ) -> UserVectors:
     """The end user's vectors of ``model`` from ``source``, brought up to date (for rows
     that are only ever added, such as completed queries)."""
-    entry, key_lock = _entry(
-        _key(owner_id, user_id, model, dimensions, source.name), dimensions, source
-    )
+    key = _key(owner_id, user_id, model, dimensions, source.name)
+    entry, key_lock = _entry(key, dimensions, source)
     with key_lock:
+        cold = _snapshot_restore(key, entry)
         started = datetime.now(UTC)
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
         stamp = source.stamp_field
@@ -343,6 +392,7 @@ def user_vectors(
         # Whatever landed before this read started was listed (or is deleted); a later
         # write carries a stamp no older than REREAD_MARGIN before this moment.
         entry.read_until = started
+        _snapshot_maybe(key, entry, urgent=cold)
     with _lock:
         _evict_over_budget()
     return entry
@@ -367,12 +417,12 @@ def group_vectors(
     and no listing of unchanged groups: a warm call reads nothing.
     """
     assert source.group_field is not None
-    entry, key_lock = _entry(
-        _key(owner_id, user_id, model, dimensions, source.name), dimensions, source
-    )
+    key = _key(owner_id, user_id, model, dimensions, source.name)
+    entry, key_lock = _entry(key, dimensions, source)
     group_field = source.group_field
     read = source.row_fields(lexical=entry.lexicon is not None)
     with key_lock:
+        cold = _snapshot_restore(key, entry)
         stale = [g for g, held in entry.group_versions.items() if versions.get(g, held) != held]
         unwanted = [g for g in entry.group_codes if g not in versions]
         entry.drop_groups([*stale, *unwanted])
@@ -391,14 +441,17 @@ def group_vectors(
                     break
                 after = listed[-1][0]
             entry.group_versions[group] = versions[group]
+        _snapshot_maybe(key, entry, urgent=cold)
     with _lock:
         _evict_over_budget()
     return entry
 
 
 def vector_cache_forget(*, owner_id: object, user_id: str, query_ids: Iterable[ObjectId]) -> None:
-    """Drop deleted queries from every cached matrix of that end user."""
+    """Drop deleted queries from every cached matrix of that end user, and the user's
+    snapshots on disk (the next cold read rebuilds them from the database)."""
     pks = list(query_ids)
+    snapshots_forget(owner_id=owner_id, user_id=user_id)
     with _lock:
         entries = [
             (entry, _key_locks.setdefault(key, threading.Lock()))
@@ -408,9 +461,45 @@ def vector_cache_forget(*, owner_id: object, user_id: str, query_ids: Iterable[O
     for entry, key_lock in entries:
         with key_lock:
             entry.drop(pks)
+            entry.saved_at = 0.0  # its snapshot is gone: write a new one at the next read
 
 
-def clear_vector_cache() -> None:
+def clear_vector_cache(*, snapshots: bool = True) -> None:
+    """Forget every cached matrix (a cold start); ``snapshots=False`` keeps the snapshots
+    on disk, as a restarted process finds them."""
     with _lock:
         _cache.clear()
         _key_locks.clear()
+    if snapshots:
+        snapshots_clear()
+
+
+def _snapshot_restore(key: CacheKey, entry: UserVectors) -> bool:
+    """On an entry's first use in this process, load its snapshot. Returns whether the
+    entry still needs a cold read from the database (no snapshot)."""
+    if entry.snapshot_tried:
+        return False
+    entry.snapshot_tried = True
+    if entry.ids or entry.group_versions or entry.read_until is not None:
+        return False
+    return not snapshot_load(key, entry)
+
+
+def _snapshot_maybe(key: CacheKey, entry: UserVectors, *, urgent: bool) -> None:
+    """Write the entry's snapshot in the background when it changed: at once after a cold
+    read (the read a snapshot saves), else at most every SNAPSHOT_EVERY_S."""
+    if entry.saving or entry.changes == entry.saved_changes:
+        return
+    now = time.monotonic()
+    if not urgent and now - entry.saved_at < SNAPSHOT_EVERY_S:
+        return
+    arrays, meta = snapshot_arrays(entry)
+    entry.saved_changes, entry.saved_at, entry.saving = entry.changes, now, True
+
+    def write() -> None:
+        try:
+            snapshot_save(key, arrays, meta)
+        finally:
+            entry.saving = False
+
+    threading.Thread(target=write, name="vector-snapshot", daemon=True).start()

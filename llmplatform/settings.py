@@ -323,11 +323,15 @@ DOCUMENT_MAX_UNZIPPED_MB = env_int("DOCUMENT_MAX_UNZIPPED_MB", 50, minimum=1)
 # killed at the file's deadline. 1 GB reads a 200-page PDF or a DOCX at the unzipped limit.
 DOCUMENT_EXTRACT_MEMORY_MB = env_int("DOCUMENT_EXTRACT_MEMORY_MB", 1024, minimum=128)
 
-# Retrieval (memory and documents) ranks by two signals fused by reciprocal rank:
+# Retrieval (memory and documents) ranks by two signals, their scores fused:
 # vector similarity and BM25 over the words (names, codes, numbers the embedder blurs).
 # Either can be switched off; with one off the other ranks alone (files.hybrid_search).
 RETRIEVAL_VECTOR = env_bool("RETRIEVAL_VECTOR", True)
 RETRIEVAL_LEXICAL = env_bool("RETRIEVAL_LEXICAL", True)
+# Each user's cached vectors are kept on disk here, so the first question after a restart
+# loads them instead of reading the user's whole history (files.vector_snapshots). A
+# cache beside the database, never trusted over it. Relative to the project; empty: off.
+VECTOR_SNAPSHOT_DIR = env_str("VECTOR_SNAPSHOT_DIR", "var/vectors")
 
 # ==================== CORS ====================
 CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:3000", "http://localhost:8000"])

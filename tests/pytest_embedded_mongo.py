@@ -54,6 +54,8 @@ def pytest_load_initial_conftests(
     ):
         os.environ.pop(name, None)
     _require_redis(os.environ["REDIS_URL"])
+    # Vector snapshots of this run (and of the servers and workers it starts) stay in it.
+    os.environ["VECTOR_SNAPSHOT_DIR"] = tempfile.mkdtemp(prefix="llmplatform-test-vectors-")
     # Concurrent test runs share Redis: each run's workers take only its own tasks.
     os.environ["CELERY_KEY_PREFIX"] = f"test-{os.getpid()}:"
     if "TEST_MONGODB_URI" in os.environ:

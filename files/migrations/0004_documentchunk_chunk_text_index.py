@@ -6,15 +6,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('files', '0003_upload_payer_and_storage'),
+        ("files", "0003_upload_payer_and_storage"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='documentchunk',
-            index=django_mongodb_backend.indexes.SearchIndex(field_mappings={'embedding_model': {'type': 'token'}, 'file': {'type': 'objectId'}, 'owner': {'type': 'objectId'}, 'text': {'type': 'string'}, 'user_id': {'type': 'token'}}, name='chunk_text_index'),
+            model_name="documentchunk",
+            index=django_mongodb_backend.indexes.SearchIndex(
+                field_mappings={
+                    "embedding_model": {"type": "token"},
+                    "file": {"type": "objectId"},
+                    "owner": {"type": "objectId"},
+                    "text": {"type": "string"},
+                    "user_id": {"type": "token"},
+                },
+                name="chunk_text_index",
+            ),
         ),
     ]
