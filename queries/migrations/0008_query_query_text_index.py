@@ -6,15 +6,23 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('queries', '0007_query_indexed_at'),
+        ("queries", "0007_query_indexed_at"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='query',
-            index=django_mongodb_backend.indexes.SearchIndex(field_mappings={'embedding_model': {'type': 'token'}, 'owner': {'type': 'objectId'}, 'query': {'type': 'string'}, 'status': {'type': 'token'}, 'user_id': {'type': 'token'}}, name='query_text_index'),
+            model_name="query",
+            index=django_mongodb_backend.indexes.SearchIndex(
+                field_mappings={
+                    "embedding_model": {"type": "token"},
+                    "owner": {"type": "objectId"},
+                    "query": {"type": "string"},
+                    "status": {"type": "token"},
+                    "user_id": {"type": "token"},
+                },
+                name="query_text_index",
+            ),
         ),
     ]
