@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from django.http import HttpResponse
+from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import MultiPartParser
@@ -17,19 +19,32 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chat.exports import export_filename, transcript_json, transcript_markdown
 from chat.selectors import (
+    MAX_SEARCH_CHARS,
     account_usage,
     answer_get,
     conversation_get,
     conversation_list,
+    conversation_search,
+    conversation_transcript,
     file_of_end_user_get,
 )
-from chat.services import conversation_document_attach, conversation_document_detach
+from chat.services import (
+    conversation_delete,
+    conversation_document_attach,
+    conversation_document_detach,
+    conversation_share_link,
+    conversation_share_stop,
+)
 from files.serializers import FileSerializer, FileUploadSerializer
 from files.services import document_upload
 from llmplatform.core.contract import MAX_ID_LENGTH
+from llmplatform.core.errors import NotFound
 from queries.serializers import FeedbackSerializer
 from queries.services import query_feedback
+from sessions.conversation_data import conversation_answer_settings_set
+from sessions.models import ConversationShare
 from sessions.serializers import EnvironmentSerializer, SessionIdField
 from sessions.services import (
     EVENT_TYPES,
@@ -39,6 +54,7 @@ from sessions.services import (
     conversation_rename,
     conversation_start,
 )
+from sessions.sharing import conversation_share_get
 
 # What the browser cannot report about itself reliably is taken from the request.
 MAX_USER_AGENT_CHARS = 512
@@ -127,8 +143,16 @@ class ConversationDetailView(ChatApiView):
                 "turns": conversation.turns,
                 "usage": asdict(conversation.usage),
                 "documents": FileSerializer(conversation.documents, many=True).data,
+                "share": _share(request, conversation_share_get(session=conversation.session)),
+                "settings": conversation.session.answer_settings or {},
             }
         )
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        deleted = conversation_delete(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return Response({"session_id": session_id, "deleted": deleted})
 
     def patch(self, request: Request, session_id: str) -> Response:
         serializer = ConversationRenameSerializer(data=request.data)
@@ -252,3 +276,100 @@ class AccountUsageView(ChatApiView):
                 "storage_mb": usage.storage.as_dict(),
             }
         )
+
+
+class ConversationSearchView(ChatApiView):
+    """``?q=``: the user's conversations whose title, questions or answers hold the words."""
+
+    def get(self, request: Request) -> Response:
+        text = request.query_params.get("q", "")
+        if len(text) > MAX_SEARCH_CHARS:
+            raise serializers.ValidationError(
+                {"q": [f"Search at most {MAX_SEARCH_CHARS} characters."]}
+            )
+        hits = conversation_search(owner=request.user, user_id=self.end_user(request), text=text)
+        return Response(
+            {
+                "query": text,
+                "conversations": [
+                    {**asdict(hit), "started_at": hit.started_at.isoformat()} for hit in hits
+                ],
+            }
+        )
+
+
+EXPORT_FORMATS = {
+    "md": ("text/markdown; charset=utf-8", transcript_markdown),
+    "json": ("application/json; charset=utf-8", transcript_json),
+}
+
+
+class ConversationExportView(ChatApiView):
+    """The whole conversation as a download: ``export/md`` or ``export/json``."""
+
+    def get(self, request: Request, session_id: str, kind: str) -> HttpResponse:
+        if kind not in EXPORT_FORMATS:
+            raise NotFound(f'Export format "{kind[:20]}"')
+        content_type, render = EXPORT_FORMATS[kind]
+        transcript = conversation_transcript(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return HttpResponse(
+            render(transcript),
+            content_type=content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{export_filename(transcript, kind)}"'
+            },
+        )
+
+
+def _share(request: Request, share: ConversationShare | None) -> dict | None:
+    if share is None:
+        return None
+    return {
+        "url": request.build_absolute_uri(reverse("chat-shared", args=[share.token])),
+        "created_at": share.created_at.isoformat(),
+    }
+
+
+class ConversationShareView(ChatApiView):
+    """The conversation's read-only link: POST makes it (or returns the live one), DELETE
+    revokes it."""
+
+    def post(self, request: Request, session_id: str) -> Response:
+        share = conversation_share_link(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return Response({"share": _share(request, share)}, status=201)
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        revoked = conversation_share_stop(
+            owner=request.user, user_id=self.end_user(request), session_id=session_id
+        )
+        return Response({"revoked": revoked})
+
+
+class ConversationSettingsSerializer(serializers.Serializer):
+    # Each may be null or blank: "left open" (the question's own choice, an experiment's
+    # or the server's default answers). Checked further by the service.
+    model_provider = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    model_name = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    system_prompt = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, trim_whitespace=False
+    )
+    temperature = serializers.FloatField(required=False, allow_null=True)
+
+
+class ConversationSettingsView(ChatApiView):
+    """The conversation's answer settings: PUT replaces all of them."""
+
+    def put(self, request: Request, session_id: str) -> Response:
+        serializer = ConversationSettingsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = conversation_answer_settings_set(
+            owner=request.user,
+            user_id=self.end_user(request),
+            session_id=session_id,
+            settings=dict(serializer.validated_data),
+        )
+        return Response({"session_id": session.session_id, "settings": session.answer_settings})

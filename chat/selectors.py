@@ -9,12 +9,14 @@ the page must neither see nor change them (another end user's object is a 404).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
+from django.db.models import Q
 
 from files.charges import Payer
 from files.models import File
@@ -27,6 +29,7 @@ from queries.selectors import query_get, query_history
 from queries.streams import final_event
 from sessions.models import Session
 from sessions.selectors import end_user_session_get
+from sessions.sharing import shared_session_get
 
 CONVERSATION_LIST_LIMIT = 50
 # A conversation longer than this opens with its latest turns only.
@@ -64,6 +67,77 @@ def conversation_list(*, owner, user_id: str) -> list[ConversationRow]:
             ended=session.is_ended,
         )
         for session in sessions[:CONVERSATION_LIST_LIMIT]
+    ]
+
+
+# A search looks at this many of the newest matching questions (and their conversations).
+SEARCH_QUERY_SCAN = 500
+SEARCH_SNIPPET_CHARS = 160
+MAX_SEARCH_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ConversationSearchHit:
+    session_id: str
+    title: str
+    started_at: datetime
+    ended: bool
+    # Where the words were found: "title", "question" or "answer", with text around them.
+    matched: str
+    snippet: str
+
+
+def _snippet(text: str, words: str) -> str:
+    flat = " ".join(text.split())
+    found = re.search(re.escape(words), flat, re.IGNORECASE)
+    start = max(0, (found.start() if found else 0) - SEARCH_SNIPPET_CHARS // 3)
+    piece = flat[start : start + SEARCH_SNIPPET_CHARS]
+    return (
+        ("…" if start else "") + piece + ("…" if start + SEARCH_SNIPPET_CHARS < len(flat) else "")
+    )
+
+
+def conversation_search(*, owner, user_id: str, text: str) -> list[ConversationSearchHit]:
+    """The end user's conversations whose title, questions or answers contain ``text``
+    (case-insensitive, whitespace-normalised), newest first, at most
+    CONVERSATION_LIST_LIMIT. Raises nothing."""
+    words = " ".join(text.split())[:MAX_SEARCH_CHARS]
+    if not words:
+        return []
+    found: dict[str, tuple[str, str]] = {}  # session id -> (matched, snippet)
+    for session_id, title in Session.objects.filter(
+        owner=owner, user_id=user_id, title__icontains=words
+    ).values_list("session_id", "title"):
+        found[session_id] = ("title", _snippet(title, words))
+    matches = (
+        query_history(owner=owner, session_id=None, user_id=user_id)
+        .filter(Q(query__icontains=words) | Q(response__icontains=words))
+        .order_by("-timestamp", "-pk")
+        .values_list("session_id", "query", "response")[:SEARCH_QUERY_SCAN]
+    )
+    for session_id, question, answer in matches:
+        if session_id in found:
+            continue
+        in_question = words.lower() in " ".join(question.split()).lower()
+        found[session_id] = (
+            ("question", _snippet(question, words))
+            if in_question
+            else ("answer", _snippet(answer, words))
+        )
+    sessions = Session.objects.filter(
+        owner=owner, user_id=user_id, session_id__in=list(found)
+    ).order_by("-start_t", "-id")[:CONVERSATION_LIST_LIMIT]
+    return [
+        ConversationSearchHit(
+            session_id=session.session_id,
+            title=session.title
+            or _first_question(owner=owner, user_id=user_id, session_id=session.session_id),
+            started_at=session.start_t,
+            ended=session.is_ended,
+            matched=found[session.session_id][0],
+            snippet=found[session.session_id][1],
+        )
+        for session in sessions
     ]
 
 
@@ -139,6 +213,43 @@ def conversation_get(*, owner, user_id: str, session_id: str) -> Conversation:
         usage=_usage(latest),
         documents=conversation_documents(owner=owner, session=session),
     )
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A whole conversation, oldest question first: for export and for a shared link."""
+
+    session: Session
+    title: str
+    queries: list[Query]
+
+
+def _transcript(*, owner, user_id: str, session: Session) -> Transcript:
+    queries = list(
+        query_history(owner=owner, session_id=session.session_id, user_id=user_id).order_by(
+            "timestamp", "pk"
+        )
+    )
+    return Transcript(
+        session=session,
+        title=session.title
+        or _first_question(owner=owner, user_id=user_id, session_id=session.session_id),
+        queries=queries,
+    )
+
+
+def conversation_transcript(*, owner, user_id: str, session_id: str) -> Transcript:
+    """One of the end user's conversations with every question. Raises NotFound (other
+    owners' and other end users' conversations included)."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
+    return _transcript(owner=owner, user_id=user_id, session=session)
+
+
+def shared_transcript(*, token: str) -> Transcript:
+    """The conversation a live share link opens: its end user's questions in it, and
+    nothing else. Raises NotFound (unknown or revoked token, deleted conversation)."""
+    owner, session = shared_session_get(token=token)
+    return _transcript(owner=owner, user_id=session.user_id, session=session)
 
 
 def conversation_documents(*, owner, session: Session) -> list[File]:

@@ -11,12 +11,16 @@ from chat.api import (
     ConversationDetailView,
     ConversationDocumentsView,
     ConversationDocumentView,
+    ConversationExportView,
     ConversationLeaveView,
     ConversationListView,
+    ConversationSearchView,
+    ConversationSettingsView,
+    ConversationShareView,
     FileDetailView,
     FileUploadView,
 )
-from chat.views import ChatLoginView, ChatLogoutView, chat_page
+from chat.views import ChatLoginView, ChatLogoutView, chat_page, shared_conversation
 
 api_urlpatterns = [
     path("conversations", ConversationListView.as_view(), name="chat-conversations"),
@@ -41,10 +45,27 @@ api_urlpatterns = [
         name="chat-conversation-document",
     ),
     path(
+        "conversations/<str:session_id>/export/<str:kind>",
+        ConversationExportView.as_view(),
+        name="chat-conversation-export",
+    ),
+    path(
+        "conversations/<str:session_id>/settings",
+        ConversationSettingsView.as_view(),
+        name="chat-conversation-settings",
+    ),
+    path(
+        "conversations/<str:session_id>/share",
+        ConversationShareView.as_view(),
+        name="chat-conversation-share",
+    ),
+    path(
         "conversations/<str:session_id>/leave",
         ConversationLeaveView.as_view(),
         name="chat-conversation-leave",
     ),
+    # Not under conversations/: "search" is a valid conversation id.
+    path("search", ConversationSearchView.as_view(), name="chat-search"),
     path("answers/<str:query_id>/feedback", AnswerFeedbackView.as_view(), name="chat-feedback"),
     path("files", FileUploadView.as_view(), name="chat-files"),
     path("files/<str:file_id>", FileDetailView.as_view(), name="chat-file"),
@@ -54,6 +75,7 @@ api_urlpatterns = [
 urlpatterns = [
     path("", chat_page, name="chat"),
     path("chat/api/", include(api_urlpatterns)),
+    path("share/<str:token>", shared_conversation, name="chat-shared"),
     path("login/", ChatLoginView.as_view(), name="login"),
     path("logout/", ChatLogoutView.as_view(), name="logout"),
 ]

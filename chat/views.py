@@ -11,17 +11,28 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView, LogoutView
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 
+from agents.providers.catalogue import chat_models
 from agents.providers.registry import available_providers, default_model_for, default_provider
+from chat.selectors import shared_transcript
+from llmplatform.core.errors import NotFound
 from llmplatform.core.login_guard import LockoutAuthenticationForm
 from queries.serializers import MAX_ATTACHMENTS, MAX_DOCUMENTS, MAX_QUERY_CHARS
 
 # Shown next to the provider wherever it can be picked: its answers are not real ones.
 DEMO_PROVIDERS = {"local": "demo-quality model: small and fast, answers are often wrong"}
+
+
+def _model_groups() -> list[dict]:
+    groups: dict[str, list[str]] = {}
+    for served in chat_models():
+        groups.setdefault(served.provider, []).append(served.model)
+    return [{"provider": provider, "models": models} for provider, models in groups.items()]
 
 
 @never_cache
@@ -62,6 +73,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
             "default_note": DEMO_PROVIDERS.get(selected or "", ""),
             "chat_config": config,
             "max_query_chars": MAX_QUERY_CHARS,
+            "model_groups": _model_groups(),
         },
     )
 
@@ -75,3 +87,31 @@ class ChatLoginView(LoginView):
 
 class ChatLogoutView(LogoutView):
     next_page = reverse_lazy("login")
+
+
+@never_cache
+@require_safe
+def shared_conversation(request: HttpRequest, token: str) -> HttpResponse:
+    """A conversation's read-only page for whoever has its link: no sign-in, its questions
+    and answers only (no account, model, usage or other conversation), kept out of search
+    engines. An unknown or revoked link is a 404."""
+    try:
+        transcript = shared_transcript(token=token)
+    except NotFound:
+        raise Http404("No such shared conversation.") from None
+    response = render(
+        request,
+        "chat/shared.html",
+        {
+            "title": transcript.title or "Shared conversation",
+            "turns": [
+                {"question": query.query, "answer": query.response}
+                for query in transcript.queries
+                if query.response
+            ],
+        },
+    )
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    # The token is in the URL: links followed from the page must not carry it along.
+    response["Referrer-Policy"] = "no-referrer"
+    return response

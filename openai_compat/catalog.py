@@ -1,43 +1,17 @@
 """Which models /v1 serves, named ``provider/model`` (``openai/gpt-4o-mini``).
 
-A deployment serves the providers it has keys for (``available_providers()``); each
-offers its usual model and the models of the price table, so every model listed here
-is one whose cost the platform records.
+The served chat models are ``agents.providers.catalogue.chat_models`` (the chat UI's
+model picker lists the same ones); this edge names and resolves them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from agents.providers.catalogue import ServedModel, chat_models
 from agents.providers.embeddings import LOCAL_EMBEDDING_MODEL
-from agents.providers.pricing import price_table
-from agents.providers.registry import DEFAULT_MODELS, available_providers, default_model_for
 from llmplatform.core.errors import ApplicationError
 
 # `owned_by` of the embedding model, by what computes it.
 _EMBEDDING_OWNERS = {LOCAL_EMBEDDING_MODEL: "local"}
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    provider: str
-    model: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.provider}/{self.model}"
-
-
-def chat_models() -> list[ServedModel]:
-    """Every chat model this process can answer with, default models first."""
-    served: list[ServedModel] = []
-    prices = price_table().models
-    for provider in available_providers():
-        names = [default_model_for(provider), DEFAULT_MODELS.get(provider, "")]
-        names += sorted(prices.get(provider, {}))
-        for name in dict.fromkeys(n for n in names if n):
-            served.append(ServedModel(provider=provider, model=name))
-    return served
 
 
 def chat_model_resolve(model_id: str) -> ServedModel:

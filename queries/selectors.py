@@ -5,6 +5,7 @@ from __future__ import annotations
 from bson import ObjectId
 from bson.errors import InvalidId
 from django.contrib.auth.models import User
+from django.db import connection
 from django.db.models import QuerySet
 
 from llmplatform.core.errors import NotFound
@@ -46,3 +47,45 @@ def query_history(*, owner: User, session_id: str | None, user_id: str | None) -
     if user_id:
         queries = queries.filter(user_id=user_id)
     return queries
+
+
+def files_asked_with_elsewhere(
+    *, owner: User, user_id: str, session_id: str, file_ids: list[str]
+) -> set[str]:
+    """Which of ``file_ids`` the end user's questions in other sessions were asked with
+    (as images or documents). Raises nothing."""
+    if not file_ids:
+        return set()
+    rows = connection.database[Query._meta.db_table].find(
+        {
+            "owner_id": owner.pk,
+            "user_id": user_id,
+            "session_id": {"$ne": session_id},
+            "$or": [
+                {"request.attachments": {"$in": file_ids}},
+                {"request.documents": {"$in": file_ids}},
+            ],
+        },
+        {"request.attachments": 1, "request.documents": 1},
+    )
+    wanted = set(file_ids)
+    used: set[str] = set()
+    for row in rows:
+        request = row.get("request") or {}
+        for key in ("attachments", "documents"):
+            used.update(wanted.intersection(request.get(key) or []))
+    return used
+
+
+def query_file_ids(*, owner: User, user_id: str, session_id: str) -> list[str]:
+    """The file ids the end user's questions in a session were asked with, first seen
+    first. Raises nothing."""
+    ids: dict[str, None] = {}
+    for request in Query.objects.filter(
+        owner=owner, session_id=session_id, user_id=user_id
+    ).values_list("request", flat=True):
+        for key in ("attachments", "documents"):
+            for file_id in (request or {}).get(key) or []:
+                if isinstance(file_id, str):
+                    ids[file_id] = None
+    return list(ids)

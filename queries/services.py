@@ -15,6 +15,7 @@ from agents.providers.base import ChatMessage, ChatRequest
 from agents.providers.pricing import cost_for
 from agents.providers.registry import get_chat_provider
 from files.charges import Payer, budget_check_left, charge_unreserved
+from files.vector_cache import vector_cache_forget
 from llmplatform.core.bridge import run_sync
 from llmplatform.core.config import run_config
 from llmplatform.core.errors import ApplicationError
@@ -31,6 +32,27 @@ def query_feedback(*, query: Query, rating: int, comment: str) -> Query:
     query.feedback_at = timezone.now()
     query.save(update_fields=["feedback_rating", "feedback_comment", "feedback_at"])
     return query
+
+
+def conversation_queries_delete(*, owner, user_id: str, session_id: str) -> int:
+    """Delete the end user's questions in a session, their vectors (the rows memory reads,
+    and every cached matrix holding them) and the session's summaries; returns how many
+    questions. Raises ApplicationError 409 ``conversation_busy`` while one is answered:
+    its run would write the answer back after the delete."""
+    rows = Query.objects.filter(owner=owner, session_id=session_id, user_id=user_id)
+    unfinished = (Query.Status.PENDING, Query.Status.RUNNING)
+    if any(status in unfinished for status in rows.values_list("status", flat=True)):
+        raise ApplicationError(
+            "A question in this conversation is still being answered.",
+            code="conversation_busy",
+            status=409,
+            extra={"hint": "Stop the answer, or wait for it, then delete the conversation."},
+        )
+    pks = list(rows.values_list("pk", flat=True))
+    Query.objects.filter(pk__in=pks).delete()
+    Summary.objects.filter(owner=owner, session_id=session_id).delete()
+    vector_cache_forget(owner_id=owner.pk, user_id=user_id, query_ids=pks)
+    return len(pks)
 
 
 def query_completed(*, query_id: str) -> str | None:

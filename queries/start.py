@@ -51,7 +51,7 @@ from queries.client_turns import (
 from queries.memory_store import recent_turns
 from queries.models import Query
 from queries.question import QuestionParams
-from sessions.selectors import session_variants
+from sessions.selectors import conversation_answer_settings, session_variants
 from sessions.services import session_for_query, session_query_record
 
 # The Celery task (``queries.tasks``) and in-process runner (``queries.apps``) of a run.
@@ -166,9 +166,17 @@ def _choices(
     """The request's own choices win; an experiment varies only what the request left
     open, and the query is recorded as exposed to it or excluded from it (with why).
     Raises ApplicationError (400)."""
+    # The conversation's own answer settings (the chat UI's) count as the request's: they
+    # fill what the question left open, and no experiment varies them.
+    conversation = {} if evaluation else conversation_answer_settings(session=session)
     requested_provider = params.model_provider
     requested_model = params.model_name
+    if not (requested_provider or requested_model) and conversation.get("model_provider"):
+        requested_provider = conversation["model_provider"]
+        requested_model = conversation.get("model_name")
     requested_temperature = params.temperature
+    if requested_temperature is None and conversation.get("temperature") is not None:
+        requested_temperature = float(conversation["temperature"])
     requested = {
         "model_provider": requested_provider,
         "model_name": requested_model,
@@ -176,6 +184,7 @@ def _choices(
     }
     # A client that sends its own system prompt is not given an experiment's.
     client_system = client_system_prompt(messages)
+    conversation_system = None if client_system else conversation.get("system_prompt")
     applied: dict[str, Any] = {}
     variants: dict[str, str] = {}
     excluded: dict[str, dict[str, str]] = {}
@@ -184,7 +193,10 @@ def _choices(
     assignments = [] if evaluation else session_variants(session=session)
     for assigned in assignments:  # oldest experiment first
         reason = _exposure(
-            assigned=assigned, requested=requested, client_system=client_system, claimed=claimed
+            assigned=assigned,
+            requested=requested,
+            client_system=client_system or conversation_system,
+            claimed=claimed,
         )
         if reason is not None:
             excluded[assigned.experiment_key] = {"variant": assigned.variant, "reason": reason}
@@ -213,7 +225,7 @@ def _choices(
         provider=provider,
         model=model,
         temperature=temperature,
-        system_prompt=applied.get("system_prompt"),
+        system_prompt=conversation_system or applied.get("system_prompt"),
         variants=variants,
         excluded=excluded,
     )

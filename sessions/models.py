@@ -45,6 +45,11 @@ class Session(models.Model):
     # The chat UI's documents of this conversation (file ids, in the order attached): every
     # later question in it is asked with them, until the user removes one.
     document_ids = models.JSONField(default=list, blank=True)
+    # The chat UI's answer settings of this conversation, in the experiment overrides'
+    # vocabulary (model_provider, model_name, system_prompt, temperature; checked by
+    # ``sessions.assignment.overrides_clean``): every question in the session that leaves
+    # a field open is answered with them, ahead of an experiment's variant.
+    answer_settings = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "sessions"
@@ -159,3 +164,32 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ConversationShare(models.Model):
+    """A read-only link to one chat conversation, for anyone who has it.
+
+    The token is the whole credential: random (``secrets.token_urlsafe``), never derived
+    from the session. It is kept readable so the owner can copy the link again; it opens
+    a conversation's questions and answers, nothing that signs anyone in. Revoking sets
+    ``revoked_at``: the link is then a 404, and sharing again makes a new token.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session_id = models.CharField(max_length=MAX_ID_LENGTH)
+    # The end user whose questions the page shows (the conversation's own user).
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
+    token = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "conversation_shares"
+        indexes = [
+            # The owner's page asks for a conversation's live link.
+            models.Index(fields=["owner", "session_id", "revoked_at"], name="shares_owner_session"),
+        ]
+        constraints = [models.UniqueConstraint(fields=["token"], name="shares_unique_token")]
+
+    def __str__(self) -> str:
+        return f"share of {self.session_id}"

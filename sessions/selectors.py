@@ -57,6 +57,29 @@ def end_user_session_get(*, owner: User, user_id: str, session_id: str) -> Sessi
         ) from None
 
 
+def conversation_answer_settings(*, session: Session | None) -> dict[str, Any]:
+    """The conversation's answer settings as stored now (a fresh read: callers may hold a
+    session read minutes ago, and the user may have changed them since). Raises nothing."""
+    if session is None or session.pk is None:
+        return {}
+    stored = Session.objects.filter(pk=session.pk).values_list("answer_settings", flat=True)
+    return dict(stored.first() or {})
+
+
+def documents_kept_elsewhere(
+    *, owner: User, user_id: str, session_id: str, file_ids: list[str]
+) -> set[str]:
+    """Which of ``file_ids`` the end user's other conversations keep as documents.
+    Raises nothing."""
+    if not file_ids:
+        return set()
+    rows = Session.objects.filter(owner=owner, user_id=user_id).exclude(session_id=session_id)
+    kept: set[str] = set()
+    for document_ids in rows.values_list("document_ids", flat=True):
+        kept.update(set(file_ids).intersection(document_ids or []))
+    return kept
+
+
 @dataclass
 class SessionMetrics:
     duration_seconds: float

@@ -420,12 +420,10 @@ def conversation_rename(*, owner: User, user_id: str, session_id: str, title: st
     return session
 
 
-def conversation_documents_set(*, session: Session, document_ids: list[str]) -> Session:
-    """Store the conversation's documents (file ids the caller has checked are the end
-    user's). Raises nothing."""
-    session.document_ids = list(dict.fromkeys(document_ids))
-    session.save(update_fields=["document_ids"])
-    return session
+def session_cache_forget(*, owner_id: object, session_id: str) -> None:
+    """Drop a deleted session from this process's cache of sessions queries belong to."""
+    with _known_lock:
+        _KNOWN_SESSIONS.pop((str(owner_id), session_id), None)
 
 
 def sessions_end_idle(*, now: datetime | None = None) -> int:

@@ -10,9 +10,10 @@ at start-up (``agents.apps``), since core cannot import it.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from agents.providers.pricing import price_table
-from agents.providers.registry import DEFAULT_MODELS
+from agents.providers.registry import DEFAULT_MODELS, available_providers, default_model_for
 from llmplatform.core.config import on_config_change, provider_config
 
 _lock = threading.Lock()
@@ -43,3 +44,28 @@ def _forget() -> None:
     global _known
     with _lock:
         _known = None
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    provider: str
+    model: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+def chat_models() -> list[ServedModel]:
+    """Every chat model this process can answer with, default models first: the
+    providers it has keys for (``available_providers()``), each with its usual model and
+    the models of the price table, so every one is a model whose cost is recorded.
+    ``GET /v1/models`` and the chat UI's model picker list these."""
+    served: list[ServedModel] = []
+    prices = price_table().models
+    for provider in available_providers():
+        names = [default_model_for(provider), DEFAULT_MODELS.get(provider, "")]
+        names += sorted(prices.get(provider, {}))
+        for name in dict.fromkeys(n for n in names if n):
+            served.append(ServedModel(provider=provider, model=name))
+    return served

@@ -363,6 +363,17 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "The chat conversation already has MAX_DOCUMENTS documents.",
         "Remove one of the conversation's documents first.",
     ),
+    "invalid_conversation_settings": ErrorCode(
+        400,
+        "A chat conversation's answer settings are invalid: an unknown field, a wrong type, "
+        "a temperature outside 0-2, or a model this deployment does not serve.",
+        "Pick a model from GET /v1/models and a temperature from 0 to 2.",
+    ),
+    "conversation_busy": ErrorCode(
+        409,
+        "A question in the chat conversation is still being answered, so it cannot be deleted.",
+        "Stop the answer or wait for it, then delete the conversation.",
+    ),
     "document_not_ready": ErrorCode(
         409,
         "A named document is still being ingested (or failed).",

@@ -11,12 +11,16 @@
 
 import { onMessage, resumeAfterConnect, startTurn } from "./js/answer.js";
 import { leaveConversation } from "./js/api.js";
+import { initAnswerSettings } from "./js/answer-settings.js";
 import { chooseOption, initComposer, regenerateTurn } from "./js/ask.js";
 import { initAttachments } from "./js/attachments.js";
 import { initConversations, newConversation, openConversation, refreshConversations } from "./js/conversations.js";
+import { initDrawer } from "./js/drawer.js";
 import { refreshLimits } from "./js/limits.js";
+import { initManage } from "./js/manage.js";
 import { els, scrollToEnd, setStatus } from "./js/page.js";
 import { initSettings, updateProviderNote } from "./js/settings.js";
+import { initShortcuts } from "./js/shortcuts.js";
 import { connectSocket, stopReconnecting } from "./js/socket.js";
 import { state } from "./js/state.js";
 import { forgetEverything, loadInflight, pruneOldInflight, rememberedConversation } from "./js/storage.js";
@@ -67,5 +71,9 @@ initSettings();
 initAttachments();
 initComposer();
 initConversations();
+initManage();
+initAnswerSettings();
+initDrawer();
+initShortcuts();
 initLeaving();
 start();

@@ -289,10 +289,12 @@ def test_phone_width_has_no_horizontal_scroll_in_dark_mode(
 ):
     page = phone_browser.page
     log_in(page, live_daphne.url)
-    # On a phone the settings start folded, so the chat is near the top.
+    # On a phone the conversations and settings are a closed drawer: the chat is on top.
     assert not page.get_by_label("Provider").is_visible()
+    page.get_by_role("button", name="Conversations & settings").click()
     page.get_by_text("Settings", exact=True).click()
     use_openai(page)
+    page.keyboard.press("Escape")
 
     def no_horizontal_scroll() -> None:
         widths = page.evaluate(
@@ -315,6 +317,7 @@ def test_phone_width_has_no_horizontal_scroll_in_dark_mode(
     page.get_by_label("Your question").press("Enter")
     wait_until_idle(page)
     no_horizontal_scroll()
+    page.get_by_role("button", name="Conversations & settings").click()
     page.get_by_text("Conversation details").click()
     no_horizontal_scroll()
     # Dark mode follows the system setting.

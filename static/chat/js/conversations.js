@@ -10,6 +10,13 @@ import { newId, rememberCurrent } from "./storage.js";
 import { clearTranscript, renderAllOptionsEnabled, renderTurn, turnFromStored } from "./transcript.js";
 
 let listed = []; // the rows of /chat/api/conversations
+let searchHits = null; // the rows of /chat/api/search while the search box has words
+
+/* Show these search hits instead of the whole list (null: the whole list again). */
+export function setSearchResults(hits) {
+  searchHits = hits;
+  renderConversationList();
+}
 
 export async function refreshConversations() {
   try {
@@ -34,8 +41,9 @@ function conversationTitle(row) {
 function renderConversationList() {
   const conversation = state.conversation;
   els.conversationList.replaceChildren();
+  const rows = searchHits || listed;
   els.conversationsEmpty.hidden = listed.length > 0;
-  for (const row of listed) {
+  for (const row of rows) {
     const isCurrent = row.session_id === conversation.id;
     const open = el("button", {
       type: "button",
@@ -55,6 +63,7 @@ function renderConversationList() {
       open,
       el("span", { className: "when note", text: new Date(row.started_at).toLocaleString() }),
       rename,
+      row.snippet ? el("span", { className: "snippet note", text: "In the " + row.matched + ": " + row.snippet }) : null,
     ]);
     rename.addEventListener("click", () => startRename(item, row));
     els.conversationList.appendChild(item);

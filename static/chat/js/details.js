@@ -3,6 +3,8 @@
 
 import { api } from "./api.js";
 import { describe, formatCost, formatMs } from "./format.js";
+import { renderAnswerSettings } from "./answer-settings.js";
+import { renderConversationActions } from "./manage.js";
 import { el, els } from "./page.js";
 import { state } from "./state.js";
 
@@ -31,6 +33,8 @@ export async function refreshDetails() {
 }
 
 export function renderDetails(detail) {
+  renderConversationActions(detail);
+  renderAnswerSettings(detail);
   els.details.replaceChildren();
   if (!detail) {
     els.details.appendChild(el("dd", { className: "note", text: "Nothing asked yet." }));
