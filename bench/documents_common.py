@@ -308,6 +308,7 @@ def start_django(prefix: str):
     os.environ["LLMPLATFORM_SKIP_DOTENV"] = "1"
     os.environ["EMBEDDING_PROVIDER"] = "local"
     os.environ["UPLOAD_DIR"] = str(workdir / "uploads")
+    os.environ["VECTOR_SNAPSHOT_DIR"] = str(workdir / "vectors")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")
     import django

@@ -15,8 +15,12 @@ Per size:
   writes them. The first step reads them (``rows missing`` must be 0); the steps within
   REREAD_MARGIN (30 s) of the load re-list the rows stamped in it by id; the steps after
   it list nothing old;
-- cold: the per-user matrix is dropped (``clear_vector_cache``) and built again from the
-  database: every row is listed and its embedding read (in pages and batches);
+- cold: the per-user matrix is dropped (``clear_vector_cache``, its snapshot too) and
+  built again from the database: every row is listed and its embedding read (in pages
+  and batches);
+- after a restart: the matrix is dropped from memory but its snapshot (written after the
+  cold read, ``files.vector_snapshots``) is on disk, as a new process finds it: the step
+  loads it and reads only what changed since;
 - warm: the matrix is held, REREAD_MARGIN after the load; the step re-lists only the
   rows written within REREAD_MARGIN of the previous step;
 - +10 new: 10 queries were completed since the last step; the step reads exactly those
@@ -50,6 +54,8 @@ USER_ID = "memory-user"
 BATCH = 1000
 QUERIES_PER_SESSION = 10
 COLD_REPEAT_UP_TO = 10_000
+# The question's text, for the lexical half of the ranking (BM25 over past questions).
+QUESTION = "How long should I cook eggs in a cast iron pan?"
 RESULTS = ROOT / "bench" / "results" / "scale.md"
 SECTION = "## Memory retrieval for one end user (bench/memory_scale.py)"
 
@@ -144,7 +150,9 @@ def measure(
 
     async def gathered():
         return await asyncio.gather(
-            store.similar(scope, vector=vector, embedding_model=EMBEDDING_MODEL, limit=3),
+            store.similar(
+                scope, vector=vector, text=QUESTION, embedding_model=EMBEDDING_MODEL, limit=3
+            ),
             store.recent_turns(scope, limit=3),
             store.latest_summary(scope),
         )
@@ -161,7 +169,17 @@ def measure(
         return sum(len(entry.ids) for entry in vector_cache._cache.values())
 
     def cold() -> float:
-        vector_cache.clear_vector_cache()
+        vector_cache.clear_vector_cache()  # the snapshots on disk too
+        return step()
+
+    def after_restart() -> float:
+        # A new process: nothing in memory, the snapshot the cold read wrote on disk.
+        deadline = time.monotonic() + 600
+        while any(entry.saving for entry in vector_cache._cache.values()):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the snapshot was never written")
+            time.sleep(0.05)
+        vector_cache.clear_vector_cache(snapshots=False)
         return step()
 
     nan = float("nan")
@@ -196,6 +214,7 @@ def measure(
     # A cold build reads every row: at 50k+ one call is minutes on the embedded server.
     cold_ms = statistics.median(cold() for _ in range(3 if loaded <= COLD_REPEAT_UP_TO else 1))
     rss_cold = _rss_mb(server_pid)
+    restart_ms = statistics.median(after_restart() for _ in range(3))
     # Warm means past the load's REREAD_MARGIN: rows written within it are listed again.
     time.sleep(
         max(0.0, vector_cache.REREAD_MARGIN.total_seconds() + 1 - (time.monotonic() - loaded_at))
@@ -212,6 +231,7 @@ def measure(
     return {
         **arrival,
         "cold (matrix built from the database)": cold_ms,
+        "first step after a restart (snapshot on disk)": restart_ms,
         "warm": warm_ms,
         "warm, 10 new rows": new_ms,
         "rows read by the +10 call": read,
@@ -281,6 +301,7 @@ def main() -> int:
         exit_with_parent=True,
     )
     os.environ["MONGODB_URI"] = server.uri
+    os.environ["VECTOR_SNAPSHOT_DIR"] = str(workdir / "vectors")
     os.environ["LLMPLATFORM_SKIP_DOTENV"] = "1"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "llmplatform.settings")

@@ -1,7 +1,7 @@
 """Ranking one end user's cached rows by two signals: vector similarity and BM25.
 
 Both stores (memory's past questions, the documents' passages) rank the same way over a
-``files.vector_cache.UserVectors`` entry: the best ``CANDIDATES`` rows of each signal
+``files.user_vectors.UserVectors`` entry: the best ``CANDIDATES`` rows of each signal
 are fused by relative score fusion (each list's scores scaled to [0, 1] between its
 worst and best candidate, then a weighted sum, as Weaviate's ``relativeScoreFusion``
 and MongoDB's ``$scoreFusion`` with ``minMaxScaler`` do). Reciprocal rank fusion was
@@ -33,7 +33,7 @@ from django.conf import settings
 from django.db import connection
 
 from agents.providers.similarity import cosine_top_k
-from files.vector_cache import UserVectors
+from files.user_vectors import UserVectors
 
 # The vector signal's share of the fused score; the words have the rest. Measured on
 # bench/documents_recall.py (recall@5 / recall@1, paraphrased and entity questions):

@@ -38,16 +38,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 from bson import ObjectId
 from django.conf import settings
 from django.db import models
 
 from files.lexical_index import LexicalIndex
+from files.user_vectors import UserVectors
 from files.vector_snapshots import (
     CacheKey,
     snapshot_arrays,
@@ -72,7 +72,6 @@ MAX_CACHED_BYTES = 256 * 1024 * 1024
 REREAD_MARGIN = timedelta(seconds=30)
 # A range bound rather than "is not null", so the first read rides the same index.
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-INITIAL_CAPACITY = 64
 # Rows per read. The embedded server decodes every document it returns in full, the
 # embedding included (about 12 KB of Python objects per 384-float row), so one read of a
 # user's whole history would hold it all in the server at once: 600 MB at 50k rows,
@@ -80,8 +79,6 @@ INITIAL_CAPACITY = 64
 # they are simply batches.
 LIST_PAGE = 2000
 FETCH_BATCH = 500
-# The group code of rows without one (queries).
-NO_GROUP = -1
 # A changed matrix is written to its snapshot (files.vector_snapshots) at most this often;
 # rows written since are read from the database after a restart, as by a warm process.
 SNAPSHOT_EVERY_S = 60.0
@@ -108,156 +105,6 @@ class VectorSource:
         group = (self.group_field,) if self.group_field else ()
         text = (self.text_field,) if lexical and self.text_field else ()
         return ("pk", "embedding", *group, *text)
-
-
-@dataclass
-class UserVectors:
-    dimensions: int
-    # Rows carry a group (``VectorSource.group_field``).
-    grouped: bool = False
-    # The lexical index over the rows' text, when the source has one and it is on.
-    lexicon: LexicalIndex | None = None
-    ids: list[ObjectId] = field(default_factory=list)
-    # Rows [0, len(ids)) are live; the rest is spare capacity for appends.
-    buffer: np.ndarray | None = None
-    positions: dict[ObjectId, int] = field(default_factory=dict)
-    # When the last read started, by this process's clock; the next read lists the rows
-    # stamped from REREAD_MARGIN before it. None until the first (cold) read.
-    read_until: datetime | None = None
-    # Per row, the code of its group (``group_codes``), parallel to ``buffer``.
-    groups: np.ndarray | None = None
-    group_codes: dict[object, int] = field(default_factory=dict)
-    # Codes are never reused: a dropped group's code may still sit in a stale mask.
-    next_group_code: int = 0
-    # Sources read by group (``group_vectors``): the version each held group was read at.
-    group_versions: dict[object, object] = field(default_factory=dict)
-    # Rows appended or dropped so far, and as of the last snapshot (files.vector_snapshots).
-    changes: int = 0
-    saved_changes: int = 0
-    saved_at: float = 0.0
-    saving: bool = False
-    snapshot_tried: bool = False
-
-    def restore(
-        self,
-        *,
-        ids: list[ObjectId],
-        matrix: np.ndarray,
-        groups: np.ndarray,
-        group_codes: dict[object, int],
-        next_group_code: int,
-        group_versions: dict[object, object],
-        read_until: datetime | None,
-        lexicon: LexicalIndex | None,
-    ) -> None:
-        """Take the state of a snapshot (``files.vector_snapshots.snapshot_load``)."""
-        capacity = max(INITIAL_CAPACITY, 2 * len(ids))
-        self.buffer = np.empty((capacity, self.dimensions), dtype=np.float32)
-        self.buffer[: len(ids)] = matrix
-        self.groups = np.full(capacity, NO_GROUP, dtype=np.int32)
-        self.groups[: len(ids)] = groups
-        self.ids = ids
-        self.positions = {pk: position for position, pk in enumerate(ids)}
-        self.group_codes = group_codes
-        self.next_group_code = next_group_code
-        self.group_versions = group_versions
-        self.read_until = read_until
-        self.lexicon = lexicon
-
-    @property
-    def matrix(self) -> np.ndarray | None:
-        """The live rows (a view, no copy); None while the user has no vectors."""
-        if not self.ids or self.buffer is None:
-            return None
-        return self.buffer[: len(self.ids)]
-
-    @property
-    def nbytes(self) -> int:
-        vectors = 0 if self.buffer is None else self.buffer.nbytes
-        return vectors + (0 if self.lexicon is None else self.lexicon.nbytes)
-
-    def row_vector(self, pk: ObjectId) -> np.ndarray | None:
-        position = self.positions.get(pk)
-        return None if position is None else self.buffer[position]
-
-    def _group_code(self, group: object) -> int:
-        if group is None:
-            return NO_GROUP
-        if group not in self.group_codes:
-            self.group_codes[group] = self.next_group_code
-            self.next_group_code += 1
-        return self.group_codes[group]
-
-    def append(self, rows: Iterable[Sequence]) -> None:
-        """Add rows not held yet, read as ``VectorSource.row_fields``: ``(pk, embedding)``,
-        then the group when ``grouped``, then the text when there is a ``lexicon``."""
-        fresh = []
-        texts = []
-        for pk, embedding, *rest in rows:
-            if pk in self.positions or not embedding or len(embedding) != self.dimensions:
-                continue
-            fresh.append((pk, embedding, rest[0] if self.grouped else None))
-            if self.lexicon is not None:
-                texts.append((pk, rest[-1]))
-        if not fresh:
-            return
-        self.changes += len(fresh)
-        if self.lexicon is not None:
-            self.lexicon.add_many(texts)
-        needed = len(self.ids) + len(fresh)
-        if self.buffer is None or needed > self.buffer.shape[0]:
-            capacity = max(
-                INITIAL_CAPACITY, needed, 2 * (0 if self.buffer is None else len(self.buffer))
-            )
-            grown = np.empty((capacity, self.dimensions), dtype=np.float32)
-            grown_groups = np.full(capacity, NO_GROUP, dtype=np.int32)
-            if self.ids:
-                grown[: len(self.ids)] = self.buffer[: len(self.ids)]
-                grown_groups[: len(self.ids)] = self.groups[: len(self.ids)]
-            self.buffer = grown
-            self.groups = grown_groups
-        start = len(self.ids)
-        self.buffer[start:needed] = np.asarray([e for _, e, _ in fresh], dtype=np.float32)
-        self.groups[start:needed] = [self._group_code(g) for _, _, g in fresh]
-        for offset, (pk, _, _) in enumerate(fresh):
-            self.positions[pk] = start + offset
-            self.ids.append(pk)
-
-    def group_mask(self, groups: Iterable[object]) -> np.ndarray:
-        """A boolean per live row: whether its group is one of ``groups``."""
-        codes = [self.group_codes[g] for g in groups if g in self.group_codes]
-        live = self.groups[: len(self.ids)] if self.groups is not None else np.empty(0)
-        return np.isin(live, np.asarray(codes, dtype=np.int32))
-
-    def drop_groups(self, groups: Iterable[object]) -> None:
-        """Remove every row of ``groups`` (a deleted or re-ingested file)."""
-        doomed = set(groups)
-        if not doomed or self.groups is None:
-            return
-        mask = self.group_mask(doomed)
-        self.drop([self.ids[row] for row in np.flatnonzero(mask)])
-        for group in doomed:
-            self.group_codes.pop(group, None)
-            self.group_versions.pop(group, None)
-
-    def drop(self, pks: Iterable[ObjectId]) -> None:
-        """Remove deleted queries' rows (moving the last row into each hole)."""
-        pks = list(pks)
-        if self.lexicon is not None:
-            self.lexicon.drop(pks)
-        for pk in pks:
-            position = self.positions.pop(pk, None)
-            if position is None:
-                continue
-            self.changes += 1
-            last = len(self.ids) - 1
-            if position != last:
-                moved = self.ids[last]
-                self.buffer[position] = self.buffer[last]
-                self.groups[position] = self.groups[last]
-                self.ids[position] = moved
-                self.positions[moved] = position
-            self.ids.pop()
 
 
 def lexical_signal_on() -> bool:

@@ -117,7 +117,7 @@ def snapshot_save(key: CacheKey, arrays: dict[str, np.ndarray], meta: dict) -> N
 
 
 def snapshot_arrays(entry: Any) -> tuple[dict[str, np.ndarray], dict]:
-    """A copy of ``entry`` (a ``files.vector_cache.UserVectors``) to write, taken under
+    """A copy of ``entry`` (a ``files.user_vectors.UserVectors``) to write, taken under
     the entry's lock and written outside it."""
     count = len(entry.ids)
     codes = sorted(entry.group_codes.items(), key=lambda item: item[1])

@@ -1,6 +1,10 @@
 """Django settings. Every value comes from the environment through ``llmplatform.env``.
 
 ``.env.example`` lists every variable with a comment; the README explains them.
+
+Over 500 lines on purpose: one module, in the order of ``.env.example``, so an operator
+finds every setting and its comment in one place (split files would hide the order in
+which they depend on each other, e.g. the run budget before the Celery limits).
 """
 
 from __future__ import annotations

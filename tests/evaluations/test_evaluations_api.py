@@ -1,5 +1,8 @@
 """Datasets and evaluation runs over REST, through the fake vendors: what an operator reads
-off a finished run (means per target and scorer, the judge's scores and prompt, cost)."""
+off a finished run (means per target and scorer, the judge's scores and prompt, cost).
+
+Over 500 lines on purpose: one endpoint family (datasets, items, runs) on one shared set
+of fixtures and fake vendors; split by verb, each file would rebuild them."""
 
 from __future__ import annotations
 

@@ -156,9 +156,10 @@ def test_a_broken_or_mismatched_snapshot_is_ignored(make_owner, settings):
     path = snapshot_path(key(owner))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not a snapshot")
+    broken_at = path.stat().st_mtime
     assert memory_entry(owner).ids == [row.pk]  # read from the database instead
 
-    wait_for_snapshot(path, newer_than=path.stat().st_mtime)
+    wait_for_snapshot(path, newer_than=broken_at)
     settings.RETRIEVAL_LEXICAL = False  # a snapshot with a BM25 index no longer fits
     restart()
     with CaptureQueriesContext(connection) as captured:

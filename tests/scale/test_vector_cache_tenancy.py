@@ -22,7 +22,8 @@ from rest_framework.test import APIClient
 
 from agents.ports import Scope
 from agents.providers.embeddings import get_embedder
-from files.vector_cache import UserVectors, clear_vector_cache, user_vectors
+from files.user_vectors import UserVectors
+from files.vector_cache import clear_vector_cache, user_vectors
 from llmplatform.core.bridge import run_sync
 from llmplatform.core.services import api_key_create
 from queries import memory_store
