@@ -7,12 +7,16 @@ numbers little weight, and those are what people ask about in their own document
 first; ``files.hybrid_search`` fuses both rankings.
 
 The index is incremental, because the cache is: rows are appended as they arrive and
-dropped when deleted, never rebuilt. Each term keeps its postings (row slot, term
-frequency) in growable ``array`` buffers, read as numpy arrays without a copy. A dropped
-row is only marked dead; document frequencies and the average length are computed from
-the live rows at query time (one vectorised pass over the query terms' postings), so a
-drop costs nothing and the scores stay exact. Postings of dead rows are compacted away
-once they are as many as the live ones.
+dropped when deleted. It is flat arrays, so a snapshot (``state``) and a restore
+(``from_state``) are array copies, not a loop over terms:
+- merged postings in CSR form: the postings of term id ``t`` are
+  ``slots[offsets[t]:offsets[t + 1]]`` with their term frequencies in ``tfs``;
+- postings appended since the last merge, as flat (term id, slot, tf) triples, scanned
+  with one vectorised comparison per question and merged (one argsort) once they grow
+  past a quarter of the merged ones.
+A dropped row is only marked dead; document frequencies and the average length are
+computed from the live rows at query time, so a drop costs nothing and the scores stay
+exact. A merge leaves dead rows' postings out.
 
 Okapi BM25 with k1 = 1.2, b = 0.75 and the Lucene IDF ln(1 + (N - df + 0.5)/(df + 0.5)),
 which is never negative.
@@ -176,23 +180,26 @@ class LexicalIndex:
     """BM25 over rows identified by a hashable key (a primary key)."""
 
     def __init__(self) -> None:
+        self._vocabulary: dict[str, int] = {}
         self._slot_of: dict[Hashable, int] = {}
         self._key_of: list[Hashable | None] = []
         self._length = array("f")
         self._live = array("b")
-        self._postings: dict[str, tuple[array, array]] = {}
         self._dead = 0
+        self._offsets = np.zeros(1, dtype=np.int64)
+        self._slots = np.empty(0, dtype=np.int32)
+        self._tfs = np.empty(0, dtype=np.uint16)
+        self._new_terms = array("i")
+        self._new_slots = array("i")
+        self._new_tfs = array("H")
 
     def __len__(self) -> int:
         return len(self._slot_of)
 
     @property
     def nbytes(self) -> int:
-        postings = sum(
-            slots.itemsize * len(slots) + tfs.itemsize * len(tfs)
-            for slots, tfs in self._postings.values()
-        )
-        return postings + len(self._length) * 5
+        merged = self._offsets.nbytes + self._slots.nbytes + self._tfs.nbytes
+        return merged + len(self._new_terms) * 10 + len(self._length) * 5
 
     def add(self, key: Hashable, text: str) -> None:
         """Index ``text`` under ``key`` (a key already held is left as it is)."""
@@ -205,11 +212,12 @@ class LexicalIndex:
         self._length.append(float(sum(counts.values())))
         self._live.append(1)
         for term, tf in counts.items():
-            postings = self._postings.get(term)
-            if postings is None:
-                postings = self._postings[term] = (array("i"), array("H"))
-            postings[0].append(slot)
-            postings[1].append(min(tf, 65535))
+            term_id = self._vocabulary.setdefault(term, len(self._vocabulary))
+            self._new_terms.append(term_id)
+            self._new_slots.append(slot)
+            self._new_tfs.append(min(tf, 65535))
+        if len(self._new_terms) > max(65536, len(self._slots) // 4):
+            self._merge()
 
     def add_many(self, rows: Iterable[tuple[Hashable, str]]) -> None:
         for key, text in rows:
@@ -224,24 +232,52 @@ class LexicalIndex:
             self._key_of[slot] = None
             self._dead += 1
         if self._dead and self._dead >= len(self._slot_of):
-            self._compact()
+            self._merge()
 
-    def _compact(self) -> None:
-        """Drop dead rows' postings (slots keep their numbers; only postings shrink)."""
-        live = np.frombuffer(self._live, dtype=np.int8).astype(bool)
-        for term in list(self._postings):
-            slots, tfs = self._postings[term]
-            keep = live[np.frombuffer(slots, dtype=np.int32)]
-            if keep.all():
-                continue
-            if not keep.any():
-                del self._postings[term]
-                continue
-            self._postings[term] = (
-                array("i", np.frombuffer(slots, dtype=np.int32)[keep].tobytes()),
-                array("H", np.frombuffer(tfs, dtype=np.uint16)[keep].tobytes()),
-            )
+    def _live_mask(self) -> np.ndarray:
+        return np.frombuffer(self._live, dtype=np.int8).astype(bool)
+
+    def _merge(self) -> None:
+        """Fold the appended postings into the CSR arrays, leaving dead rows out."""
+        term_count = len(self._vocabulary)
+        merged_terms = np.repeat(
+            np.arange(len(self._offsets) - 1, dtype=np.int32), np.diff(self._offsets)
+        )
+        terms = np.concatenate([merged_terms, np.frombuffer(self._new_terms, dtype=np.int32)])
+        slots = np.concatenate([self._slots, np.frombuffer(self._new_slots, dtype=np.int32)])
+        tfs = np.concatenate([self._tfs, np.frombuffer(self._new_tfs, dtype=np.uint16)])
+        keep = self._live_mask()[slots]
+        terms, slots, tfs = terms[keep], slots[keep], tfs[keep]
+        order = np.argsort(terms, kind="stable")
+        self._slots, self._tfs = slots[order], tfs[order]
+        self._offsets = np.concatenate(
+            [[0], np.cumsum(np.bincount(terms, minlength=term_count))]
+        ).astype(np.int64)
+        self._new_terms, self._new_slots, self._new_tfs = array("i"), array("i"), array("H")
         self._dead = 0
+
+    def _postings(self, term_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """Each term's (slots, tfs), merged and appended, dead rows included."""
+        found = {}
+        merged_terms = len(self._offsets) - 1
+        new_terms = np.frombuffer(self._new_terms, dtype=np.int32)
+        for term_id in term_ids:
+            if term_id < merged_terms:
+                start, end = self._offsets[term_id], self._offsets[term_id + 1]
+                slots, tfs = self._slots[start:end], self._tfs[start:end]
+            else:
+                slots, tfs = self._slots[:0], self._tfs[:0]
+            if new_terms.size:
+                appended = np.flatnonzero(new_terms == term_id)
+                if appended.size:
+                    slots = np.concatenate(
+                        [slots, np.frombuffer(self._new_slots, dtype=np.int32)[appended]]
+                    )
+                    tfs = np.concatenate(
+                        [tfs, np.frombuffer(self._new_tfs, dtype=np.uint16)[appended]]
+                    )
+            found[term_id] = (slots, tfs)
+        return found
 
     def top_k(
         self, text: str, k: int, *, allowed: Callable[[Hashable], bool] | None = None
@@ -250,25 +286,21 @@ class LexicalIndex:
         sharing a term with it (score > 0), and only keys ``allowed`` accepts when given.
         Rows tied with the k-th are returned too (up to ``TIE_CAP * k`` rows): a cut
         through a tie would favour rows by the order they were indexed in."""
-        terms = set(text_terms(text))
-        if k <= 0 or not terms or not self._slot_of:
+        term_ids = [self._vocabulary[t] for t in set(text_terms(text)) if t in self._vocabulary]
+        if k <= 0 or not term_ids or not self._slot_of:
             return []
-        live = np.frombuffer(self._live, dtype=np.int8).astype(bool)
+        live = self._live_mask()
         lengths = np.frombuffer(self._length, dtype=np.float32)
         count = int(live.sum())
         average = float(lengths[live].mean()) or 1.0
         scores = np.zeros(len(self._key_of), dtype=np.float32)
-        for term in terms:
-            postings = self._postings.get(term)
-            if postings is None:
-                continue
-            slots = np.frombuffer(postings[0], dtype=np.int32)
+        for slots, tfs in self._postings(term_ids).values():
             alive = live[slots]
             df = int(alive.sum())
             if df == 0:
                 continue
             slots = slots[alive]
-            tfs = np.frombuffer(postings[1], dtype=np.uint16)[alive].astype(np.float32)
+            tfs = tfs[alive].astype(np.float32)
             idf = np.log(1.0 + (count - df + 0.5) / (df + 0.5))
             norm = K1 * (1.0 - B + B * lengths[slots] / average)
             # Each slot appears once per term's postings, so a plain += is exact.
@@ -288,26 +320,17 @@ class LexicalIndex:
 
     def state(self) -> dict[str, Any]:
         """The live rows (``from_state`` reads them back): ``keys`` and ``terms`` as lists,
-        lengths and postings as arrays, slots renumbered 0..n-1 in the order of ``keys``."""
-        live = np.frombuffer(self._live, dtype=np.int8).astype(bool)
-        renumber = np.cumsum(live) - 1
-        terms, offsets, slots, tfs = [], [0], [], []
-        for term, (term_slots, term_tfs) in self._postings.items():
-            slot_array = np.frombuffer(term_slots, dtype=np.int32)
-            keep = live[slot_array]
-            if not keep.any():
-                continue
-            terms.append(term)
-            slots.append(renumber[slot_array[keep]].astype(np.int32))
-            tfs.append(np.frombuffer(term_tfs, dtype=np.uint16)[keep])
-            offsets.append(offsets[-1] + int(keep.sum()))
+        the rest as arrays, slots renumbered 0..n-1 in the order of ``keys``."""
+        self._merge()
+        live = self._live_mask()
+        renumber = (np.cumsum(live) - 1).astype(np.int32)
         return {
             "keys": [key for key in self._key_of if key is not None],
             "lengths": np.frombuffer(self._length, dtype=np.float32)[live].copy(),
-            "terms": terms,
-            "offsets": np.asarray(offsets, dtype=np.int64),
-            "slots": np.concatenate(slots) if slots else np.empty(0, dtype=np.int32),
-            "tfs": np.concatenate(tfs) if tfs else np.empty(0, dtype=np.uint16),
+            "terms": list(self._vocabulary),
+            "offsets": self._offsets.copy(),
+            "slots": renumber[self._slots],
+            "tfs": self._tfs.copy(),
         }
 
     @classmethod
@@ -318,11 +341,8 @@ class LexicalIndex:
         index._slot_of = {key: slot for slot, key in enumerate(keys)}
         index._length = array("f", np.asarray(state["lengths"], dtype=np.float32).tobytes())
         index._live = array("b", b"\x01" * len(keys))
-        offsets, slots, tfs = state["offsets"], state["slots"], state["tfs"]
-        for position, term in enumerate(state["terms"]):
-            start, end = int(offsets[position]), int(offsets[position + 1])
-            index._postings[term] = (
-                array("i", np.asarray(slots[start:end], dtype=np.int32).tobytes()),
-                array("H", np.asarray(tfs[start:end], dtype=np.uint16).tobytes()),
-            )
+        index._vocabulary = {term: term_id for term_id, term in enumerate(state["terms"])}
+        index._offsets = np.asarray(state["offsets"], dtype=np.int64)
+        index._slots = np.asarray(state["slots"], dtype=np.int32)
+        index._tfs = np.asarray(state["tfs"], dtype=np.uint16)
         return index
