@@ -10,10 +10,10 @@ from typing import Any
 
 from agents.providers.tool_calling import (
     invalid_tools,
+    openai_tools,
     tool_choice_parsed,
     tool_choice_stored,
     tools_parsed,
-    tools_stored,
 )
 from llmplatform.core.errors import ApplicationError
 
@@ -213,7 +213,7 @@ def chat_tool_params(data: dict[str, Any]) -> dict[str, Any]:
     else:
         parsed = tools_parsed(tools)
     return {
-        "tools": tools_stored(parsed) or None,
+        "tools": openai_tools(parsed) or None,
         "tool_choice": tool_choice_stored(tool_choice_parsed(choice, parsed)),
         # The deprecated API answers with one function call: parallel calls are off.
         "parallel_tool_calls": False if functions else data.get("parallel_tool_calls"),

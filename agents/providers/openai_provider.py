@@ -32,6 +32,7 @@ from agents.providers.provider_errors import (
     map_sdk_error,
     unexpected_response_error,
 )
+from agents.providers.tool_calling import openai_tools
 from agents.providers.vendor import (
     VendorChatProvider,
     VendorConfig,
@@ -234,17 +235,7 @@ def openai_tool_params(request: ChatRequest) -> dict[str, Any]:
     OpenAI's chat completions API (and every OpenAI-compatible one) takes them."""
     params: dict[str, Any] = {}
     if request.tools:
-        tools = []
-        for tool in request.tools:
-            function: dict[str, Any] = {"name": tool.name}
-            if tool.description:
-                function["description"] = tool.description
-            if tool.parameters is not None:
-                function["parameters"] = dict(tool.parameters)
-            if tool.strict is not None:
-                function["strict"] = tool.strict
-            tools.append({"type": "function", "function": function})
-        params["tools"] = tools
+        params["tools"] = openai_tools(request.tools)
     choice = request.tool_choice
     if choice is not None:
         params["tool_choice"] = (

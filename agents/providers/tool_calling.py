@@ -86,8 +86,9 @@ def tools_parsed(value: Any) -> tuple[ToolDefinition, ...]:
     return tools
 
 
-def tools_stored(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
-    """OpenAI's shape of ``tools``: what a run stores and reads back."""
+def openai_tools(tools: Sequence[ToolDefinition]) -> list[dict[str, Any]]:
+    """OpenAI's shape of ``tools``: what a run stores and reads back, and what
+    OpenAI-compatible vendors are sent."""
     stored = []
     for tool in tools:
         function: dict[str, Any] = {"name": tool.name}
