@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 from agents.ports import Ports
-from agents.providers.base import ChatMessage, ChatRequest, ToolCallAssembler, merge_citations
+from agents.providers.base import (
+    ChatMessage,
+    ChatProvider,
+    ChatRequest,
+    ToolCallAssembler,
+    merge_citations,
+)
 from agents.providers.registry import get_chat_provider
 from agents.providers.structured import answer_errors, needs_validation
 from agents.state import RunState
 from llmplatform.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 BASE_PROMPT = (
     "You are a helpful assistant on a chat platform. Answer the user's question accurately "
@@ -106,20 +115,43 @@ def build_request(state: RunState) -> ChatRequest:
 
 
 async def run(state: RunState, ports: Ports) -> None:
-    """Stream the answer. A cancel arrives as the task's cancellation, at any await."""
+    """Stream the answer. A cancel arrives as the task's cancellation, at any await.
+
+    A strict json_schema answer is held back instead of streamed: it is validated first,
+    and a vendor answer that does not validate is asked for once more (admission reserved
+    both calls), then refused (``_check_structured_answer``)."""
     provider = get_chat_provider(state.provider)
+    request = build_request(state)
+    held = needs_validation(state.response_format)
+    await _stream_answer(state, provider, request, held=held)
+    if held and not state.tool_calls:
+        assert state.response_format is not None
+        if answer_errors(state.response, state.response_format):
+            logger.info("strict structured answer did not validate: asking once more")
+            await _stream_answer(state, provider, request, held=True)
+            _check_structured_answer(state)
+        # Validated: the client gets the whole answer as one chunk.
+        state.streamed_chunks += 1
+        await state.emit({"type": "chunk", "content": state.response})
+
+
+async def _stream_answer(
+    state: RunState, provider: ChatProvider, request: ChatRequest, *, held: bool
+) -> None:
+    """One vendor call, streamed into ``state`` (text chunks emitted unless ``held``)."""
     started = time.perf_counter()
     parts: list[str] = []
     tool_calls = ToolCallAssembler()
-    stream = provider.stream(build_request(state))
+    stream = provider.stream(request)
     try:
         async for chunk in stream:
             if (chunk.text or chunk.tool_calls) and state.time_to_first_token_ms is None:
                 state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
             if chunk.text:
                 parts.append(chunk.text)
-                state.streamed_chunks += 1
-                await state.emit({"type": "chunk", "content": chunk.text})
+                if not held:
+                    state.streamed_chunks += 1
+                    await state.emit({"type": "chunk", "content": chunk.text})
             for delta in chunk.tool_calls:
                 # As the vendor streamed it (OpenAI's delta shape): the first piece of a
                 # call names it, the later ones are fragments of its arguments.
@@ -146,15 +178,12 @@ async def run(state: RunState, ports: Ports) -> None:
         # Closing the generator closes the vendor's HTTP stream: generation (and billing)
         # stops. Shielded: a cancelled run must still close it.
         await asyncio.shield(stream.aclose())
-    if needs_validation(state.response_format) and not state.tool_calls:
-        _check_structured_answer(state)
 
 
 def _check_structured_answer(state: RunState) -> None:
     """A strict json_schema answer must validate (vendors do not all constrain decoding to
-    the schema). The answer was streamed already, so it cannot be retried here: the run
-    fails, and the client gets the error instead of a silently wrong answer.
-    Raises ApplicationError (502 ``structured_output_invalid``)."""
+    the schema). After the one retry, the run fails and the client gets the error instead
+    of a silently wrong answer. Raises ApplicationError (502 ``structured_output_invalid``)."""
     assert state.response_format is not None
     problems = answer_errors(state.response, state.response_format)
     if problems:

@@ -245,6 +245,7 @@ def question_reservation(
     history: Sequence[tuple[str, str]] | None = None,
     tools: list[dict] | None = None,
     tool_turns: list[dict] | None = None,
+    strict_answer: bool = False,
 ) -> QuestionReservation:
     """The most a question can use: every call it can make, priced at ``model``'s price.
 
@@ -253,7 +254,8 @@ def question_reservation(
     the platform's; ``images``: how many are attached; ``history``: the session's stored
     (question, answer) turns, newest first, when known (None: their bound); ``tools`` and
     ``tool_turns``: the request's tool definitions and the turns after the question, in
-    OpenAI's shapes (``queries.client_turns``). Raises nothing.
+    OpenAI's shapes (``queries.client_turns``); ``strict_answer``: a strict json_schema
+    answer, which the writer may ask for twice (``agents.writer.run``). Raises nothing.
     """
     intent, sure = coordinator.classify_intent(text=text, mode=mode, has_images=images > 0)
     calls = []
@@ -261,23 +263,23 @@ def question_reservation(
         calls.append(_classifier(text))
     if images:
         calls.append(_vision(provider=provider, text=text, images=images, max_tokens=max_tokens))
-    calls.append(
-        _writer(
-            provider=provider,
-            text=text,
-            mode=mode,
-            max_tokens=max_tokens,
-            client_messages=client_messages,
-            system_prompt=system_prompt,
-            use_memory=use_memory,
-            use_documents=use_documents,
-            images=images,
-            may_search_products=not sure or intent in ("product_search", "shopping"),
-            history=history,
-            tools=tools,
-            tool_turns=tool_turns,
-        )
+    writer = _writer(
+        provider=provider,
+        text=text,
+        mode=mode,
+        max_tokens=max_tokens,
+        client_messages=client_messages,
+        system_prompt=system_prompt,
+        use_memory=use_memory,
+        use_documents=use_documents,
+        images=images,
+        may_search_products=not sure or intent in ("product_search", "shopping"),
+        history=history,
+        tools=tools,
+        tool_turns=tool_turns,
     )
+    # A strict answer that does not validate is asked for once more: both are paid.
+    calls.extend([writer, writer] if strict_answer else [writer])
     costs = [cost_for(provider, model, call.usage) for call in calls]
     usd = None if any(cost is None for cost in costs) else round(sum(costs), 10)
     return QuestionReservation(calls=tuple(calls), usd=usd)

@@ -32,6 +32,7 @@ from agents.providers.registry import (
     get_chat_provider,
     providers_supporting,
 )
+from agents.providers.structured import needs_validation, response_format_parsed
 from files.charges import Payer
 from files.selectors import documents_ready, file_get
 from files.services import file_check, file_upload
@@ -310,6 +311,8 @@ def _admit(
         use_documents=bool(documents) or params.use_documents,
         images=len(params.attachments),
         history=_stored_history(owner=owner, params=params, messages=messages),
+        strict_answer=params.response_format is not None
+        and needs_validation(response_format_parsed(params.response_format)),
     )
     return quota_admit(
         api_key=api_key,

@@ -130,6 +130,25 @@ def test_a_strict_answer_that_does_not_validate_is_an_error(live_daphne_in_proce
     assert query.error["code"] == "structured_output_invalid"
 
 
+def test_a_strict_answer_is_asked_for_once_more_and_never_streamed_invalid(
+    live_daphne_in_process, owner, fakes
+):
+    answers = iter(['{"color": "blue"}', ANSWER])  # the first does not validate
+    fakes["openai"].reply_for = lambda prompt: next(answers, ANSWER)
+    completion_id, text = _ask(
+        live_daphne_in_process, owner[1], MODELS["openai"], JSON_SCHEMA, stream=True
+    )
+    assert text == ANSWER  # the invalid answer never reached the client
+    writer_calls = [
+        r for r in fakes["openai"].chat_requests if r.body.get("response_format") == JSON_SCHEMA
+    ]
+    assert len(writer_calls) == 2
+    query = _query(completion_id)
+    assert query.status == Query.Status.COMPLETED and query.response == ANSWER
+    # Both calls are paid: the usage counts both answers' tokens.
+    assert query.usage["output_tokens"] == 2 * len(ANSWER.split())
+
+
 def test_without_strict_the_answer_is_returned_as_the_vendor_gave_it(
     live_daphne_in_process, owner, fakes
 ):

@@ -588,3 +588,12 @@ def test_the_chat_page_is_refused_with_429_once_the_accounts_budget_is_spent(
     assert refused["error"]["details"]["scope"] == "account"
     assert len(fakes["openai"].chat_requests) == asked  # refused before any vendor call
     assert Query.objects.filter(owner=account).count() == 1
+
+
+def test_a_strict_answer_reserves_the_writer_twice():
+    # The writer asks once more for a strict json_schema answer that does not validate.
+    once = reserve(max_tokens=300)
+    twice = reserve(max_tokens=300, strict_answer=True)
+    [writer] = once.calls
+    assert [call.name for call in twice.calls] == ["writer", "writer"]
+    assert twice.tokens == 2 * once.tokens == 2 * (sum(writer.parts.values()) + 300)
