@@ -413,3 +413,16 @@ def test_langchain_structured_output_by_json_schema(live_daphne_in_process, owne
     config = _sent(fakes["google"])["generationConfig"]
     assert config["responseMimeType"] == "application/json"
     assert config["responseJsonSchema"]["required"] == ["city", "temp_c"]
+
+
+def test_langchain_structured_output_by_json_mode(live_daphne_in_process, owner, fakes):
+    # LangChain's third method: response_format json_object, the schema only in the prompt.
+    fakes["anthropic"].reply_text = '{"city": "Paris", "temp_c": 21}'
+    llm = _langchain(live_daphne_in_process, owner[1], MODELS["anthropic"])
+    structured = llm.with_structured_output(Weather, method="json_mode")
+    assert structured.invoke("Weather in Paris? Answer in JSON.") == Weather(
+        city="Paris", temp_c=21
+    )
+    # Anthropic has no JSON mode: the platform forces its json_answer tool.
+    sent = _sent(fakes["anthropic"])
+    assert sent["tool_choice"]["name"] == "json_answer"
