@@ -24,7 +24,6 @@ the question's text; without it (or with no lexicon) the vector ranking is retur
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -95,7 +94,9 @@ def hybrid_top_k(
     lexicon = stored.lexicon
     if lexicon is None or not text or not settings.RETRIEVAL_LEXICAL:
         return by_vector[:limit]
-    by_text = lexicon.top_k(text, wanted, allowed=_allowed(stored, rows, excluded))
+    # The rows a subset allows, by key (a named document's few chunks; None: all).
+    only = None if rows is None else [stored.ids[int(row)] for row in rows]
+    by_text = lexicon.top_k(text, wanted, only=only, exclude=excluded)
     cosine = dict(by_vector)
     if settings.RETRIEVAL_VECTOR:
         order = fused_ranking(by_vector, by_text)
@@ -113,22 +114,6 @@ def hybrid_top_k(
         if len(ranked) == limit:
             break
     return ranked
-
-
-def _allowed(
-    stored: UserVectors, rows: np.ndarray | None, excluded: ObjectId | None
-) -> Callable[[ObjectId], bool] | None:
-    if rows is None and excluded is None:
-        return None
-    allowed_positions = None if rows is None else set(rows.tolist())
-
-    def allowed(pk: ObjectId) -> bool:
-        if pk == excluded:
-            return False
-        position = stored.positions.get(pk)
-        return position is not None and (allowed_positions is None or position in allowed_positions)
-
-    return allowed
 
 
 def server_fuses_scores() -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numpy as np
@@ -280,12 +280,17 @@ class LexicalIndex:
         return found
 
     def top_k(
-        self, text: str, k: int, *, allowed: Callable[[Hashable], bool] | None = None
+        self,
+        text: str,
+        k: int,
+        *,
+        only: Iterable[Hashable] | None = None,
+        exclude: Hashable | None = None,
     ) -> list[tuple[Hashable, float]]:
         """The ``k`` best rows for ``text`` with their BM25 score, best first: only rows
-        sharing a term with it (score > 0), and only keys ``allowed`` accepts when given.
-        Rows tied with the k-th are returned too (up to ``TIE_CAP * k`` rows): a cut
-        through a tie would favour rows by the order they were indexed in."""
+        sharing a term with it (score > 0); only the keys in ``only`` when given, never
+        ``exclude``. Rows tied with the k-th are returned too (up to ``TIE_CAP * k``
+        rows): a cut through a tie would favour rows by the order they were indexed in."""
         term_ids = [self._vocabulary[t] for t in set(text_terms(text)) if t in self._vocabulary]
         if k <= 0 or not term_ids or not self._slot_of:
             return []
@@ -305,17 +310,23 @@ class LexicalIndex:
             norm = K1 * (1.0 - B + B * lengths[slots] / average)
             # Each slot appears once per term's postings, so a plain += is exact.
             scores[slots] += idf * tfs * (K1 + 1.0) / (tfs + norm)
+        if only is not None:
+            # Statistics stay the whole index's; only the ranking is limited.
+            wanted = np.zeros(len(self._key_of), dtype=bool)
+            wanted[[self._slot_of[key] for key in only if key in self._slot_of]] = True
+            scores[~wanted] = 0.0
+        if exclude is not None and exclude in self._slot_of:
+            scores[self._slot_of[exclude]] = 0.0
         hits = np.flatnonzero(scores > 0)
-        if allowed is None and hits.size > TIE_CAP * k:
+        if hits.size > TIE_CAP * k:
             hits = hits[np.argpartition(-scores[hits], TIE_CAP * k - 1)[: TIE_CAP * k]]
         ordered = hits[np.argsort(-scores[hits], kind="stable")]
         ranked: list[tuple[Hashable, float]] = []
         for slot in ordered:
             key, score = self._key_of[int(slot)], float(scores[slot])
-            if len(ranked) >= k and (score != ranked[-1][1] or len(ranked) >= TIE_CAP * k):
+            if len(ranked) >= k and score != ranked[-1][1]:
                 break
-            if allowed is None or allowed(key):
-                ranked.append((key, score))
+            ranked.append((key, score))
         return ranked
 
     def state(self) -> dict[str, Any]:

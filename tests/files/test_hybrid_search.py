@@ -192,7 +192,8 @@ def test_bm25_ranks_the_rare_term_first_and_follows_drops():
     assert len(index) == 11
     assert all(key not in range(30) for key, _ in index.top_k(CODES[9], 5))
     assert index.top_k(CODES[35], 1)[0][0] == 35
-    assert [key for key, _ in index.top_k("seal", 5, allowed=lambda key: key == 31)] == [31]
+    assert [key for key, _ in index.top_k("seal", 5, only=[31, 5])] == [31]  # 5 is dropped
+    assert 31 not in [key for key, _ in index.top_k("seal", 5, exclude=31)]
 
 
 def test_rows_the_words_cannot_tell_apart_are_all_returned():
