@@ -11,6 +11,7 @@ from agents.providers.base import (
     Citation,
     ImageInput,
     ResponseFormat,
+    Sampling,
     ToolCall,
     ToolChoice,
     ToolDefinition,
@@ -45,6 +46,8 @@ class RunState:
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     tool_turns: list[ChatMessage] = field(default_factory=list)
+    # stop, seed and the penalties the client asked for (checked honoured at the start).
+    sampling: Sampling = field(default_factory=Sampling)
     # Answer from these document file ids only (checked ready and owned at the start),
     # or from all of the end user's ready documents (use_documents).
     documents: list[str] = field(default_factory=list)

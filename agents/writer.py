@@ -111,6 +111,7 @@ def build_request(state: RunState) -> ChatRequest:
         tools=state.tools,
         tool_choice=state.tool_choice,
         parallel_tool_calls=state.parallel_tool_calls,
+        sampling=state.sampling,
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.utils.csp import CSP
 
-from llmplatform.core.config import RunBudget
+from llmplatform.core.config import RunBudget, parse_model_aliases
 from llmplatform.env import (
     EnvError,
     env_bool,
@@ -279,6 +279,13 @@ EMBEDDING_PROVIDER = env_choice("EMBEDDING_PROVIDER", "auto", ("auto", "openai",
 # ==================== Model defaults ====================
 DEFAULT_MODEL_PROVIDER = env_str("DEFAULT_MODEL_PROVIDER", "openai")
 DEFAULT_MODEL_NAME = env_str("DEFAULT_MODEL_NAME", "gpt-4o-mini")
+# Names /v1 clients may use for models, listed in GET /v1/models:
+# "fast=openai/gpt-4o-mini,smart=anthropic/claude-sonnet-4-5".
+MODEL_ALIASES = env_str("MODEL_ALIASES", "")
+try:
+    parse_model_aliases(MODEL_ALIASES)  # a malformed entry stops start-up, naming it
+except ValueError as exc:
+    raise EnvError(str(exc)) from None
 DEFAULT_TEMPERATURE = env_float("DEFAULT_TEMPERATURE", 0.7, minimum=0.0)
 DEFAULT_MAX_TOKENS = env_int("DEFAULT_MAX_TOKENS", 1024, minimum=1)
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from agents.providers.base import Sampling
 from agents.providers.structured import response_format_parsed, response_format_stored
 from llmplatform.core import metrics
 from llmplatform.core.errors import ApplicationError
@@ -54,7 +55,7 @@ def _metadata_flag(metadata: dict[str, Any], name: str) -> bool:
     return metadata.get(name) in (True, "true")
 
 
-def _first_problem(errors: Any) -> tuple[str, str]:
+def first_problem(errors: Any) -> tuple[str, str]:
     """(field, message) of the first problem in DRF's nested ``serializer.errors``."""
     field, problems = next(iter(errors.items()))
     while isinstance(problems, dict | list) and problems:
@@ -68,9 +69,20 @@ def _query_params(raw: dict[str, Any], **extra: Any) -> QuestionParams:
     serializer = QueryRequestSerializer(data=raw)
     if serializer.is_valid():
         return serializer.question(**extra)
-    field, problem = _first_problem(serializer.errors)
+    field, problem = first_problem(serializer.errors)
     param = _PARAM_OF.get(field, field)
     raise invalid_request(f"{param}: {problem}", param)
+
+
+def sampling_stored(data: dict[str, Any]) -> dict[str, Any] | None:
+    """The request's stop, seed and penalties as QuestionParams.sampling (None: none set)."""
+    sampling = Sampling(
+        stop=tuple(data.get("stop") or ()),
+        seed=data.get("seed"),
+        presence_penalty=data.get("presence_penalty"),
+        frequency_penalty=data.get("frequency_penalty"),
+    )
+    return sampling.stored() or None
 
 
 def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
@@ -109,6 +121,7 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
             response_format=(
                 None if response_format is None else response_format_stored(response_format)
             ),
+            sampling=sampling_stored(data),
             **chat_tool_params(data),
         ),
         model_id=served.id,
@@ -124,7 +137,7 @@ def chat_call_from_request(data: Any, *, session_header: str | None) -> ChatCall
         raise invalid_request("Send a JSON object.", "body")
     serializer = OpenAIChatCompletionRequestSerializer(data=data)
     if not serializer.is_valid():
-        field, problem = _first_problem(serializer.errors)
+        field, problem = first_problem(serializer.errors)
         raise invalid_request(f"{field}: {problem}", field)
     return chat_call(data=serializer.validated_data, session_header=session_header)
 

@@ -11,7 +11,7 @@ from agents.providers.embeddings import get_embedder
 from files.charges import Payer, embedding_admit, embedding_settle, embedding_tokens
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.errors import ApplicationError
-from openai_compat.catalog import embedding_model_ids
+from openai_compat.catalog import alias_target, embedding_model_ids
 
 
 def _vector(values: list[float], encoding_format: str) -> list[float] | str:
@@ -28,6 +28,8 @@ async def embeddings_create(
     settled after (``files.charges``). Raises ApplicationError (404 model_not_found, 400
     for other dimensions, 429 rate_limited or budget_exceeded) and ProviderError."""
     embedder = get_embedder()
+    # An operator's alias (MODEL_ALIASES) names the embedding model as provider/model.
+    model = alias_target(model) or model
     if model not in embedding_model_ids(embedder.model):
         raise ApplicationError(
             f"The embedding model {model!r} is not served here; this deployment embeds with "

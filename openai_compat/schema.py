@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
+from openai_compat.responses_request import OpenAIResponseRequestSerializer
 from openai_compat.serializers import (
     OpenAIChatCompletionRequestSerializer,
     OpenAIErrorSerializer,
@@ -31,7 +32,9 @@ class OpenAIAutoSchema(AutoSchema):
         self, serializer: Any, direction: str, bypass_extensions: bool = False
     ) -> dict[str, Any]:
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
-        if direction == "request" and isinstance(serializer, OpenAIChatCompletionRequestSerializer):
+        if direction == "request" and isinstance(
+            serializer, OpenAIChatCompletionRequestSerializer | OpenAIResponseRequestSerializer
+        ):
             # Fields /v1 does not honour are refused, not ignored (null or OpenAI's default
             # value of an OpenAI field is let through for the SDKs that send it unasked).
             schema["additionalProperties"] = False

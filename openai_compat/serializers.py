@@ -7,6 +7,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.providers.base import MAX_STOP_SEQUENCES
 from llmplatform.core.contract import (
     MAX_ANSWER_TOKENS,
     MAX_ID_LENGTH,
@@ -21,16 +22,12 @@ from queries.client_turns import MAX_CLIENT_MESSAGES
 # is refused, and so is any field OpenAI does not define.
 _DEFAULTS: dict[str, tuple[object, ...]] = {
     "top_p": (1, 1.0),
-    "presence_penalty": (0, 0.0),
-    "frequency_penalty": (0, 0.0),
     "logprobs": (False,),
     "store": (False,),
     "service_tier": ("auto", "default"),
-    "stop": ("",),
 }
 _UNHONOURED = {
     *_DEFAULTS,
-    "seed",
     "logit_bias",
     "top_logprobs",
     "reasoning_effort",
@@ -46,13 +43,72 @@ _UNHONOURED = {
 MAX_EMBEDDING_INPUTS = 2048
 
 
+# OpenAI's range of presence_penalty and frequency_penalty.
+MAX_PENALTY = 2.0
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}, "maxItems": MAX_STOP_SEQUENCES},
+        ],
+        "nullable": True,
+    }
+)
+class StopField(serializers.JSONField):
+    """OpenAI's ``stop``: a string or up to 4 strings, as a list of the non-empty ones."""
+
+    def to_internal_value(self, data: object) -> list[str]:
+        stops = [data] if isinstance(data, str) else data
+        if (
+            not isinstance(stops, list)
+            or len(stops) > MAX_STOP_SEQUENCES
+            or not all(isinstance(stop, str) for stop in stops)
+        ):
+            raise serializers.ValidationError(
+                f"stop must be a string or a list of up to {MAX_STOP_SEQUENCES} strings."
+            )
+        return [stop for stop in stops if stop]
+
+
+class OpenAISamplingSerializer(serializers.Serializer):
+    """stop, seed and the penalties as OpenAI takes them; each provider honours some, and
+    one asked of a provider that cannot is 400 unsupported_parameter naming it."""
+
+    stop = StopField(
+        required=False,
+        allow_null=True,
+        help_text="a string or up to 4: the answer ends before any of them (every provider)",
+    )
+    seed = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="best-effort reproducible sampling (openai, openrouter, google)",
+    )
+    presence_penalty = serializers.FloatField(
+        min_value=-MAX_PENALTY,
+        max_value=MAX_PENALTY,
+        required=False,
+        allow_null=True,
+        help_text="openai, openrouter, google (0, the default, anywhere)",
+    )
+    frequency_penalty = serializers.FloatField(
+        min_value=-MAX_PENALTY,
+        max_value=MAX_PENALTY,
+        required=False,
+        allow_null=True,
+        help_text="openai, openrouter, google (0, the default, anywhere)",
+    )
+
+
 class OpenAIStreamOptionsSerializer(serializers.Serializer):
     include_usage = serializers.BooleanField(
         default=False, help_text="a last chunk with empty choices carries the usage"
     )
 
 
-class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
+class OpenAIChatCompletionRequestSerializer(OpenAISamplingSerializer):
     model = serializers.CharField(
         max_length=300, help_text="provider/model, as GET /v1/models lists them"
     )
@@ -137,27 +193,41 @@ class OpenAIChatCompletionRequestSerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict) -> dict:
-        # No field a client sends is silently dropped: one this API does not honour is
-        # refused unless it is absent, null, empty or OpenAI's own default (what SDKs send
-        # unasked).
-        for name, value in self.initial_data.items():
-            if name in self.fields:
-                continue
-            if name in _UNHONOURED and (
-                value is None or value == [] or value == {} or value in _DEFAULTS.get(name, ())
-            ):
-                continue
-            raise serializers.ValidationError(
-                {name: f"{name} is not supported by this API (send it unset)."}
-            )
-        metadata = attrs.get("metadata") or {}
-        if "session_id" in metadata and not isinstance(metadata["session_id"], str):
-            raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})
-        if metadata.get("use_memory", "false") not in (True, False, "true", "false"):
-            raise serializers.ValidationError(
-                {"metadata": 'metadata.use_memory must be "true" or "false".'}
-            )
+        refuse_unhonoured(self, unhonoured=_UNHONOURED, defaults=_DEFAULTS)
+        check_metadata(attrs)
         return attrs
+
+
+def refuse_unhonoured(
+    serializer: serializers.Serializer,
+    *,
+    unhonoured: set[str],
+    defaults: dict[str, tuple[object, ...]],
+) -> None:
+    """No field a client sends is silently dropped: one this API does not honour is
+    refused unless it is absent, null, empty or OpenAI's own default (what SDKs send
+    unasked); so is any field OpenAI does not define. Raises ValidationError."""
+    for name, value in serializer.initial_data.items():
+        if name in serializer.fields:
+            continue
+        if name in unhonoured and (
+            value is None or value == [] or value == {} or value in defaults.get(name, ())
+        ):
+            continue
+        raise serializers.ValidationError(
+            {name: f"{name} is not supported by this API (send it unset)."}
+        )
+
+
+def check_metadata(attrs: dict) -> None:
+    """``metadata.session_id`` and ``metadata.use_memory``, as /v1 reads them."""
+    metadata = attrs.get("metadata") or {}
+    if "session_id" in metadata and not isinstance(metadata["session_id"], str):
+        raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})
+    if metadata.get("use_memory", "false") not in (True, False, "true", "false"):
+        raise serializers.ValidationError(
+            {"metadata": 'metadata.use_memory must be "true" or "false".'}
+        )
 
 
 @extend_schema_field(
@@ -252,6 +322,20 @@ class OpenAIChatCompletionSerializer(serializers.Serializer):
     choices = serializers.ListField(child=serializers.DictField())
     usage = OpenAIUsageSerializer()
     system_fingerprint = serializers.CharField(allow_null=True)
+
+
+class OpenAIResponseSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="resp_<query id> (GET /api/v1/query/{id})")
+    object = serializers.CharField(help_text="response")
+    created_at = serializers.IntegerField()
+    status = serializers.CharField(help_text="completed, or incomplete (max_output_tokens)")
+    model = serializers.CharField()
+    output = serializers.ListField(
+        child=serializers.DictField(),
+        help_text='[{"type": "message", "role": "assistant", "content": [{"type": '
+        '"output_text", "text"}]}]',
+    )
+    usage = serializers.DictField(help_text="input_tokens, output_tokens, total_tokens")
 
 
 class OpenAIEmbeddingSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from openai_compat.views import (
     EmbeddingsView,
     ModelsView,
     ModelView,
+    ResponsesView,
     UnknownPathView,
 )
 
@@ -15,6 +16,7 @@ urlpatterns = [
     # Model ids are provider/model: the id has a slash.
     path("models/<path:model_id>", ModelView.as_view(), name="openai-model"),
     path("chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
+    path("responses", ResponsesView.as_view(), name="openai-responses"),
     path("embeddings", EmbeddingsView.as_view(), name="openai-embeddings"),
     # Last: whatever else is asked of /v1 is OpenAI's JSON 404, never an HTML page.
     re_path(r"^(?P<path>.*)$", UnknownPathView.as_view(), name="openai-unknown"),

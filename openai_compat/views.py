@@ -6,6 +6,8 @@ every error is OpenAI's error shape (``openai_compat.errors``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import async_to_sync
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -20,7 +22,14 @@ from agents.providers.provider_errors import ProviderError
 from files.charges import Payer
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.json_body import DepthLimitedJSONParser
-from openai_compat.catalog import chat_models, embedding_model_ids, embedding_owner
+from openai_compat.catalog import (
+    chat_model_resolve,
+    chat_models,
+    configured_aliases,
+    embedding_model_ids,
+    embedding_owner,
+    model_aliases,
+)
 from openai_compat.chat import (
     DEFAULT_USER_ID,
     chat_call_from_request,
@@ -29,6 +38,11 @@ from openai_compat.chat import (
 )
 from openai_compat.embeddings import embeddings_create
 from openai_compat.errors import openai_error_response, openai_exception_response
+from openai_compat.responses import response_body, response_events
+from openai_compat.responses_request import (
+    OpenAIResponseRequestSerializer,
+    responses_call_from_request,
+)
 from openai_compat.schema import OpenAIAutoSchema
 from openai_compat.serializers import (
     OpenAIChatCompletionRequestSerializer,
@@ -37,6 +51,7 @@ from openai_compat.serializers import (
     OpenAIEmbeddingRequestSerializer,
     OpenAIModelListSerializer,
     OpenAIModelSerializer,
+    OpenAIResponseSerializer,
 )
 from queries.models import Query
 from queries.outcome import error_of
@@ -70,32 +85,51 @@ class _OpenAIView(APIView):
         return openai_exception_response(exc, self.request)
 
 
+def _embedding_model() -> str | None:
+    try:
+        return get_embedder().model
+    except ProviderError:  # EMBEDDING_PROVIDER=openai without a key: chat still works
+        return None
+
+
+def _embedding_entry(model: str) -> dict[str, object]:
+    return {
+        "id": embedding_model_ids(model)[1],
+        "object": "model",
+        "created": _NO_DATE,
+        "owned_by": embedding_owner(model),
+    }
+
+
 def _served_models() -> list[dict[str, object]]:
-    """Chat models as provider/model, then the embedding model, as OpenAI lists models."""
+    """Chat models as provider/model, the operator's aliases (MODEL_ALIASES), then the
+    embedding model, as OpenAI lists models."""
     data: list[dict[str, object]] = [
         {"id": m.id, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
         for m in chat_models()
     ]
-    try:
-        embedder_model: str | None = get_embedder().model
-    except ProviderError:  # EMBEDDING_PROVIDER=openai without a key: chat still works
-        embedder_model = None
+    data += [
+        {"id": alias, "object": "model", "created": _NO_DATE, "owned_by": m.provider}
+        for alias, m in model_aliases().items()
+    ]
+    embedder_model = _embedding_model()
     if embedder_model is not None:
-        data.append(
-            {
-                "id": embedding_model_ids(embedder_model)[1],
-                "object": "model",
-                "created": _NO_DATE,
-                "owned_by": embedding_owner(embedder_model),
-            }
-        )
+        data.append(_embedding_entry(embedder_model))
+        data += [
+            {**_embedding_entry(embedder_model), "id": alias}
+            for alias, target in configured_aliases().items()
+            if target in embedding_model_ids(embedder_model)
+        ]
     return data
 
 
 class ModelsView(_OpenAIView):
     @extend_schema(
         summary="The models this deployment serves (OpenAI-compatible)",
-        description="Chat models as provider/model, then the embedding model.",
+        description=(
+            "Chat models as provider/model, the aliases MODEL_ALIASES configures, then the "
+            "embedding model."
+        ),
         responses={200: OpenAIModelListSerializer},
     )
     def get(self, request: Request) -> JsonResponse:
@@ -106,19 +140,29 @@ class ModelView(_OpenAIView):
     @extend_schema(
         operation_id="v1_model_retrieve",
         summary="One model this deployment serves (OpenAI-compatible)",
-        description="The id is provider/model, as GET /v1/models lists it (it has a slash).",
+        description=(
+            "The id is provider/model or an alias, as GET /v1/models lists it (it has a "
+            "slash), or a bare model name (gpt-4o-mini), answered as the provider/model it "
+            "resolves to."
+        ),
         responses={200: OpenAIModelSerializer},
     )
     def get(self, request: Request, model_id: str) -> JsonResponse:
         for model in _served_models():
             if model["id"] == model_id:
                 return JsonResponse(model)
-        raise ApplicationError(
-            f"The model {model_id!r} is not served by this deployment. GET /v1/models lists "
-            "the ones it serves, as provider/model.",
-            code="model_not_found",
-            status=404,
-            extra={"param": "model"},
+        # Another name of the embedding model, or a bare chat model name: what it resolves to.
+        embedder_model = _embedding_model()
+        if embedder_model is not None and model_id in embedding_model_ids(embedder_model):
+            return JsonResponse(_embedding_entry(embedder_model))
+        resolved = chat_model_resolve(model_id)  # 404 model_not_found, 400 ambiguous_model
+        return JsonResponse(
+            {
+                "id": resolved.id,
+                "object": "model",
+                "created": _NO_DATE,
+                "owned_by": resolved.provider,
+            }
         )
 
 
@@ -130,7 +174,7 @@ class UnknownPathView(_OpenAIView):
     def get(self, request: Request, path: str) -> HttpResponse:
         raise ApplicationError(
             f"Invalid URL ({request.method} {request.path}): this API serves /v1/models, "
-            "/v1/models/{id}, /v1/chat/completions and /v1/embeddings.",
+            "/v1/models/{id}, /v1/chat/completions, /v1/responses and /v1/embeddings.",
             code="not_found",
             status=404,
         )
@@ -187,6 +231,51 @@ class ChatCompletionsView(_OpenAIView):
                 )
             )
         response["X-Session-ID"] = call.params.session_id
+        return response
+
+
+def _event_stream(chunks: Any) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+class ResponsesView(_OpenAIView):
+    @extend_schema(
+        summary="Answer through the agent pipeline (OpenAI Responses API, text)",
+        description=(
+            "Runs like POST /v1/chat/completions and is recorded the same way; the id is "
+            "resp_<query id>. `input` is a string or message items (input_text, "
+            "output_text and input_image parts, images as data URLs), `instructions` the "
+            "system prompt, `text.format` json_object or json_schema the answer's JSON. "
+            "With stream=true: text/event-stream of the typed events response.created, "
+            "response.in_progress, response.output_item.added, response.content_part.added, "
+            "response.output_text.delta (one per token), response.output_text.done, "
+            "response.content_part.done, response.output_item.done and response.completed "
+            "(with usage; response.incomplete when max_output_tokens cut it, "
+            "response.failed with the error when the run failed). Tools, "
+            "previous_response_id and store=false are refused (400), not ignored."
+        ),
+        request=OpenAIResponseRequestSerializer,
+        responses={200: OpenAIResponseSerializer, (200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    def post(self, request: Request) -> HttpResponse:
+        call = responses_call_from_request(
+            request.data, session_header=request.headers.get("X-Session-ID")
+        )
+        # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After).
+        query = query_start(owner=request.user, params=call.chat.params, api_key=request.auth)
+        if call.chat.stream:
+            response: HttpResponse = _event_stream(
+                response_events(query, call, api_key=request.auth)
+            )
+        else:
+            query = query_wait(query=query)
+            if query.status == Query.Status.FAILED:
+                return openai_error_response(error_of(query.error))
+            response = JsonResponse(response_body(query, call))
+        response["X-Session-ID"] = call.chat.params.session_id
         return response
 
 

@@ -48,6 +48,10 @@ class QuestionParams:
     # The turns after the question when a tool-calling loop is under way: the model's
     # calls (assistant turns with ``tool_calls``) and their results (``tool`` turns).
     tool_turns: list[dict[str, Any]] | None = None
+    # stop, seed, presence_penalty and frequency_penalty in OpenAI's shapes, the set ones
+    # only (``agents.providers.base.Sampling.stored``); checked by query_start against
+    # what the chosen provider honours. None: the vendor's defaults.
+    sampling: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class RunRequest:
     tool_choice: str | dict[str, Any] | None = QuestionParams.tool_choice
     parallel_tool_calls: bool | None = QuestionParams.parallel_tool_calls
     tool_turns: list[dict[str, Any]] | None = QuestionParams.tool_turns
+    sampling: dict[str, Any] | None = QuestionParams.sampling
 
     @classmethod
     def stored(cls, request: dict[str, Any]) -> RunRequest:

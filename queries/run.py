@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from agents.engine import run_engine
 from agents.ports import Scope
-from agents.providers.base import ImageInput
+from agents.providers.base import ImageInput, Sampling
 from agents.providers.structured import response_format_parsed
 from agents.providers.tool_calling import (
     chat_message_of,
@@ -140,6 +140,7 @@ def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
         tool_choice=tool_choice_parsed(params.tool_choice, tools),
         parallel_tool_calls=params.parallel_tool_calls,
         tool_turns=[chat_message_of(turn) for turn in params.tool_turns or ()],
+        sampling=Sampling.of(params.sampling),
         emit=emit,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from agents.providers.structured import response_format_parsed, response_format_stored
 from llmplatform.core.contract import (
     MAX_ANSWER_TOKENS,
     MAX_ID_LENGTH,
@@ -67,6 +68,21 @@ class QueryRequestSerializer(serializers.Serializer):
     max_tokens = serializers.IntegerField(
         min_value=MIN_ANSWER_TOKENS, max_value=MAX_ANSWER_TOKENS, required=False
     )
+    response_format = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text='Structured output, as OpenAI\'s: {"type": "json_object"}, or {"type": '
+        '"json_schema", "json_schema": {name, schema, strict}}; the answer is that JSON '
+        "(strict: validated against the schema, 502 structured_output_invalid when the "
+        "model's answer does not match it twice). 400 invalid_response_format when "
+        "malformed; 400 response_format_unsupported with the local model.",
+    )
+
+    def validate_response_format(self, value: dict | None) -> dict | None:
+        """OpenAI's shape as stored; ``{"type": "text"}`` is a plain answer (None). Raises
+        ApplicationError (400 invalid_response_format) for a malformed one."""
+        parsed = None if value is None else response_format_parsed(value)
+        return None if parsed is None else response_format_stored(parsed)
 
     def question(self, **extra: object) -> QuestionParams:
         """The checked request (after ``is_valid``) as query_start's params; ``extra``

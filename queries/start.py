@@ -24,12 +24,13 @@ from django.utils import timezone
 
 from agents import memory
 from agents.ports import Scope
-from agents.providers.base import capability_error
+from agents.providers.base import Sampling, capability_error, sampling_error
 from agents.providers.registry import (
     available_providers,
     default_model_for,
     default_provider,
     get_chat_provider,
+    providers_sampling,
     providers_supporting,
 )
 from agents.providers.structured import needs_validation, response_format_parsed
@@ -268,6 +269,18 @@ def check_response_format_supported(provider: str) -> None:
     )
 
 
+def check_sampling_supported(provider: str, sampling: dict[str, Any] | None) -> None:
+    """Refuse stop, seed or a penalty that ``provider`` cannot honour (OpenAI's 400
+    ``unsupported_parameter`` naming the field and the providers that can), before
+    admission or any vendor call: a field is honoured or refused, never dropped."""
+    honoured = get_chat_provider(provider).sampling_fields
+    for name in Sampling.of(sampling).used():
+        if name not in honoured:
+            raise sampling_error(
+                provider=provider, name=name, supported_by=providers_sampling(name)
+            )
+
+
 def _stored_history(
     *, owner: User, params: QuestionParams, messages: list[dict[str, Any]] | None
 ) -> list[tuple[str, str]]:
@@ -347,6 +360,7 @@ def query_start(
         check_web_search(choices.provider)
     if params.response_format is not None:
         check_response_format_supported(choices.provider)
+    check_sampling_supported(choices.provider, params.sampling)
     if uses_tools(params):
         check_tools_supported(choices.provider, params)
     # Named documents are checked before admission: a 404 or 409 costs no quota.
@@ -403,6 +417,7 @@ def query_start(
             "tool_choice": params.tool_choice,
             "parallel_tool_calls": params.parallel_tool_calls,
             "tool_turns": params.tool_turns,
+            "sampling": params.sampling,
         },
     )
     runs.submit_run(RUN_TASK, str(query.pk), query=query)

@@ -54,6 +54,8 @@ class AnthropicProvider(VendorChatProvider):
     name = "anthropic"
     description = "Anthropic Claude through the Messages API (vision; web search tool)."
     key_setting: ClassVar[str] = "ANTHROPIC_API_KEY"
+    # The Messages API has stop sequences, but no seed and no penalties.
+    sampling_fields = frozenset({"stop"})
 
     def __init__(self, config: VendorConfig) -> None:
         super().__init__(config)
@@ -72,6 +74,8 @@ class AnthropicProvider(VendorChatProvider):
         }
         if request.system:
             params["system"] = request.system
+        if request.sampling.stop:
+            params["stop_sequences"] = list(request.sampling.stop)
         if request.temperature is not None:
             # anthropic>=1.0 dropped temperature from the typed signature (newer Claude
             # models reject it); the API still takes it for the models that support it.

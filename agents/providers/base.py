@@ -98,6 +98,55 @@ class ResponseFormat:
             raise ValueError("a response format has a schema exactly when its type is json_schema")
 
 
+# OpenAI's cap on stop sequences (Anthropic and Gemini take at least as many).
+MAX_STOP_SEQUENCES = 4
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options beyond temperature and max_tokens, as OpenAI names them; each unset
+    (empty, None) is the vendor's default. A provider honours those in its
+    ``sampling_fields``; a request using another is refused (``check_capabilities``),
+    never sent without it."""
+
+    stop: tuple[str, ...] = ()  # the answer ends before any of these
+    seed: int | None = None  # best-effort reproducible sampling
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+
+    def __post_init__(self) -> None:
+        # A penalty of 0 is OpenAI's default: unset, so every vendor takes it.
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name) == 0:
+                object.__setattr__(self, name, None)
+
+    def used(self) -> list[str]:
+        """The fields set, by name."""
+        return list(self.stored())
+
+    def stored(self) -> dict[str, Any]:
+        """The set fields in OpenAI's shapes (what a run stores and reads back with
+        ``Sampling.of``)."""
+        values = {
+            "stop": list(self.stop),
+            "seed": self.seed,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+        }
+        return {name: value for name, value in values.items() if value not in (None, [])}
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any] | None) -> Sampling:
+        stored = stored or {}
+        stop = stored.get("stop") or ()
+        return cls(
+            stop=(stop,) if isinstance(stop, str) else tuple(stop),
+            seed=stored.get("seed"),
+            presence_penalty=stored.get("presence_penalty"),
+            frequency_penalty=stored.get("frequency_penalty"),
+        )
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     """One turn of the conversation.
@@ -129,6 +178,8 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None  # None: the vendor's default (allowed)
     # Structured output (providers with ``supports_response_format``).
     response_format: ResponseFormat | None = None
+    # stop, seed and the penalties (each provider honours its ``sampling_fields``).
+    sampling: Sampling = field(default_factory=Sampling)
 
     @property
     def uses_tools(self) -> bool:
@@ -240,6 +291,8 @@ class ChatProvider(abc.ABC):
     supports_tools: bool = False
     #: Whether ``ChatRequest.response_format`` works.
     supports_response_format: bool = False
+    #: The ``ChatRequest.sampling`` fields this vendor honours (``Sampling`` names).
+    sampling_fields: frozenset[str] = frozenset()
 
     @abc.abstractmethod
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
@@ -281,14 +334,33 @@ def capability_error(
     )
 
 
+def sampling_error(*, provider: str, name: str, supported_by: list[str]) -> ApplicationError:
+    """OpenAI's 400 for a sampling field (``name``) that ``provider`` cannot honour,
+    naming the providers that can."""
+    listed = ", ".join(supported_by) if supported_by else "none is configured here"
+    return ApplicationError(
+        f"Provider {provider!r} does not support {name}. Send the request without {name}, "
+        f"or use a provider that supports it: {listed}.",
+        code="unsupported_parameter",
+        status=400,
+        extra={"param": name, "providers_with_parameter": supported_by},
+    )
+
+
 def check_capabilities(
     provider: ChatProvider, request: ChatRequest, *, supported_by: dict[str, list[str]]
 ) -> None:
     """Refuse (400) a request using tools or response_format that ``provider`` lacks.
 
     ``supported_by`` maps "tools" and "response_format" to the provider names that have
-    them (the edge knows which are configured). Raises ApplicationError.
+    them (the edge knows which are configured), and each sampling field its own.
+    Raises ApplicationError.
     """
+    for name in request.sampling.used():
+        if name not in provider.sampling_fields:
+            raise sampling_error(
+                provider=provider.name, name=name, supported_by=supported_by.get(name, [])
+            )
     if (request.uses_tools or request.tool_choice is not None) and not provider.supports_tools:
         raise capability_error(
             provider=provider.name, feature="tools", supported_by=supported_by.get("tools", [])

@@ -82,6 +82,8 @@ class GoogleProvider(VendorChatProvider):
     name = "google"
     description = "Google Gemini (vision; grounding with Google Search)."
     key_setting: ClassVar[str] = "GOOGLE_API_KEY"
+    # generationConfig has each (stopSequences, seed, presencePenalty, frequencyPenalty).
+    sampling_fields = frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"})
 
     def __init__(self, config: VendorConfig) -> None:
         super().__init__(config)
@@ -138,6 +140,10 @@ class GoogleProvider(VendorChatProvider):
             system_instruction=request.system or None,
             temperature=request.temperature,
             max_output_tokens=request.max_tokens,
+            stop_sequences=list(request.sampling.stop) or None,
+            seed=request.sampling.seed,
+            presence_penalty=request.sampling.presence_penalty,
+            frequency_penalty=request.sampling.frequency_penalty,
             tools=tools or None,
             tool_config=tool_config,
             response_mime_type=response_mime_type,

@@ -186,6 +186,9 @@ class LocalProvider(ChatProvider):
         "offline on the CPU. Answers are short and often wrong; it cannot see images."
     )
     default_model = MODEL_NAME
+    # llama.cpp stops on strings; its seed is the shared model's and penalties are fixed
+    # here (REPEAT_PENALTY), so those are refused.
+    sampling_fields = frozenset({"stop"})
 
     def __init__(
         self,
@@ -302,6 +305,7 @@ class LocalProvider(ChatProvider):
                 temperature=temperature,
                 max_tokens=max_tokens,
                 repeat_penalty=REPEAT_PENALTY,
+                stop=list(request.sampling.stop) or None,
             )
             output_tokens = 0
             finish_reason: str | None = None

@@ -48,6 +48,7 @@ class OpenAIProvider(VendorChatProvider):
     key_setting: ClassVar[str] = "OPENAI_API_KEY"
     #: OpenAI's search-preview models answer HTTP 400 to a temperature.
     search_rejects_temperature: ClassVar[bool] = True
+    sampling_fields = frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"})
 
     def __init__(
         self,
@@ -93,6 +94,8 @@ class OpenAIProvider(VendorChatProvider):
             messages.append(_message(message))
         params: dict[str, Any] = {"model": model, "messages": messages}
         params.update(openai_tool_params(request))
+        # stop, seed and the penalties under OpenAI's own names (set ones only).
+        params.update(request.sampling.stored())
         skip_temperature = self.search_rejects_temperature and self.is_search_model(model)
         if request.temperature is not None and not skip_temperature:
             params["temperature"] = request.temperature

@@ -124,16 +124,23 @@ def providers_supporting(feature: str) -> list[str]:
     ]
 
 
+def providers_sampling(name: str) -> list[str]:
+    """Available providers that honour the sampling field ``name`` (``Sampling``)."""
+    return [p for p in available_providers() if name in get_chat_provider(p).sampling_fields]
+
+
 def check_request_capabilities(provider: str, request: ChatRequest) -> None:
-    """Refuse (ApplicationError 400 ``tools_unsupported`` / ``response_format_unsupported``)
-    a request whose tools or response_format ``provider`` cannot honour, naming the
-    providers that can. For the edges, before admission."""
+    """Refuse (ApplicationError 400 ``tools_unsupported`` / ``response_format_unsupported``
+    / ``unsupported_parameter``) a request whose tools, response_format or sampling fields
+    ``provider`` cannot honour, naming the providers that can. For the edges, before
+    admission."""
     check_capabilities(
         get_chat_provider(provider),
         request,
         supported_by={
             "tools": providers_supporting("tools"),
             "response_format": providers_supporting("response_format"),
+            **{name: providers_sampling(name) for name in request.sampling.used()},
         },
     )
 

@@ -110,6 +110,7 @@ class ReliableProvider(ChatProvider):
         self.supports_web_search = inner.supports_web_search
         self.supports_tools = inner.supports_tools
         self.supports_response_format = inner.supports_response_format
+        self.sampling_fields = inner.sampling_fields
         self.default_model: str = getattr(inner, "default_model", "")
         self.policy = policy
         # Public so tests can record the waits instead of sleeping through them.
@@ -190,6 +191,7 @@ class FallbackProvider(ChatProvider):
         self.supports_web_search = chain[0].supports_web_search
         self.supports_tools = chain[0].supports_tools
         self.supports_response_format = chain[0].supports_response_format
+        self.sampling_fields = chain[0].sampling_fields
         self.default_model: str = getattr(chain[0], "default_model", "")
 
     def _members_for(self, request: ChatRequest) -> list[tuple[int, ChatProvider]]:
@@ -200,6 +202,9 @@ class FallbackProvider(ChatProvider):
             members = [(i, p) for i, p in members if i == 0 or p.supports_tools]
         if request.response_format is not None:
             members = [(i, p) for i, p in members if i == 0 or p.supports_response_format]
+        used = set(request.sampling.used())
+        if used:
+            members = [(i, p) for i, p in members if i == 0 or used <= p.sampling_fields]
         return members
 
     def _request_for(self, index: int, request: ChatRequest) -> ChatRequest:

@@ -108,6 +108,8 @@ class ProviderConfig:
     embedding_provider: str
     default_provider: str
     default_model: str
+    # Operator-chosen model names (MODEL_ALIASES): alias -> provider/model.
+    model_aliases: dict[str, str]
 
     def has_key(self, vendor: str) -> bool:
         settings_of = self.vendors.get(vendor)
@@ -122,6 +124,23 @@ def parse_fallbacks(raw: str) -> dict[str, list[str]]:
         if len(names) > 1:
             chains[names[0]] = names
     return chains
+
+
+def parse_model_aliases(raw: str) -> dict[str, str]:
+    """``"fast=openai/gpt-4o-mini, smart=anthropic/claude-sonnet-4-5"`` by alias. An entry
+    without ``=`` or whose target is not provider/model is a configuration error."""
+    aliases: dict[str, str] = {}
+    for spec in raw.split(","):
+        if not spec.strip():
+            continue
+        alias, _, target = (part.strip() for part in spec.partition("="))
+        if not alias or "/" not in target.strip("/"):
+            raise ValueError(
+                f"MODEL_ALIASES entry {spec.strip()!r} must be alias=provider/model "
+                "(e.g. fast=openai/gpt-4o-mini)."
+            )
+        aliases[alias] = target
+    return aliases
 
 
 def _build_run_config() -> RunConfig:
@@ -155,6 +174,7 @@ def _build_provider_config() -> ProviderConfig:
         embedding_provider=settings.EMBEDDING_PROVIDER,
         default_provider=settings.DEFAULT_MODEL_PROVIDER,
         default_model=settings.DEFAULT_MODEL_NAME,
+        model_aliases=parse_model_aliases(settings.MODEL_ALIASES),
     )
 
 

@@ -159,6 +159,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "The request needs structured output from a provider that lacks it.",
         "Send it without response_format, or to a provider listed in details.",
     ),
+    "unsupported_parameter": ErrorCode(
+        400,
+        "A sampling field (stop, seed, a penalty) the chosen provider cannot honour.",
+        "Send it unset, or to a provider listed in details.",
+    ),
     "schema_unsupported": ErrorCode(
         400,
         "The JSON Schema uses a keyword this provider cannot enforce.",
@@ -265,6 +270,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         404,
         "The model is not served here.",
         "Pick an id from GET /v1/models.",
+    ),
+    "ambiguous_model": ErrorCode(
+        400,
+        "A bare model name is served by several providers here.",
+        "Send one of the provider/model ids in details.choices.",
     ),
     # ----- sessions, events and experiments -----
     "session_conflict": ErrorCode(

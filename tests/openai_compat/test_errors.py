@@ -70,6 +70,7 @@ def test_every_v1_route_is_listed():
         ("get", "/v1/models"),
         ("get", "/v1/models/openai/gpt-4o-mini"),
         ("post", "/v1/chat/completions"),
+        ("post", "/v1/responses"),
         ("post", "/v1/embeddings"),
         ("get", "/v1/no/such/path"),
         ("post", "/v1/no/such/path"),
@@ -129,10 +130,13 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"model": ["openai/gpt-4o-mini"]}, "model"),
         # Fields this API does not honour are refused, never dropped (their defaults pass).
         ({"top_p": 0.5}, "top_p"),
-        ({"seed": 7}, "seed"),
-        ({"stop": ["END"]}, "stop"),
         ({"logprobs": True}, "logprobs"),
-        ({"presence_penalty": 0.5}, "presence_penalty"),
+        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"stop": 7}, "stop"),
+        ({"seed": "seven"}, "seed"),
+        # Honoured by OpenAI, not by Anthropic: refused there (tests/openai_compat/
+        # test_sampling_fields.py has each vendor).
+        ({"model": "anthropic/claude-haiku-4-5", "seed": 7}, "seed"),
         ({"some_vendor_extension": 1}, "some_vendor_extension"),
         ({"response_format": {"type": "yaml"}}, "response_format"),
         ({"response_format": {"type": "json_schema"}}, "response_format"),
@@ -269,7 +273,6 @@ def test_the_local_model_refuses_response_format_before_any_call(api, settings, 
     ("method", "path"),
     [
         ("get", "/v1/responses/resp_1"),
-        ("post", "/v1/responses"),
         ("post", "/v1/completions"),
         ("delete", "/v1/files/x"),
         ("get", "/v1/models/"),
@@ -286,6 +289,7 @@ def test_an_unknown_path_is_openais_json_404(api, method, path):
         ("post", "/v1/models"),
         ("get", "/v1/chat/completions"),
         ("delete", "/v1/embeddings"),
+        ("get", "/v1/responses"),
         ("post", "/v1/models/openai/gpt-4o-mini"),
     ],
 )
