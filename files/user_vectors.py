@@ -60,12 +60,11 @@ class UserVectors:
         read_until: datetime | None,
         lexicon: LexicalIndex | None,
     ) -> None:
-        """Take the state of a snapshot (``files.vector_snapshots.snapshot_load``)."""
-        capacity = max(INITIAL_CAPACITY, 2 * len(ids))
-        self.buffer = np.empty((capacity, self.dimensions), dtype=np.float32)
-        self.buffer[: len(ids)] = matrix
-        self.groups = np.full(capacity, NO_GROUP, dtype=np.int32)
-        self.groups[: len(ids)] = groups
+        """Take the state of a snapshot (``files.vector_snapshots.snapshot_load``). The
+        loaded arrays become the buffers as they are (no spare capacity: the first append
+        grows them), so a restore copies nothing."""
+        self.buffer = np.ascontiguousarray(matrix, dtype=np.float32)
+        self.groups = np.ascontiguousarray(groups, dtype=np.int32)
         self.ids = ids
         self.positions = {pk: position for position, pk in enumerate(ids)}
         self.group_codes = group_codes

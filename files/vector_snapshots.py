@@ -46,7 +46,7 @@ CacheKey = tuple[str, str, str, int, str]
 logger = logging.getLogger(__name__)
 
 # Bumped when the layout changes: a snapshot of another format is ignored.
-FORMAT = 1
+FORMAT = 2
 
 
 def _directory() -> Path | None:
@@ -74,7 +74,8 @@ def _ids_array(ids: list[ObjectId]) -> np.ndarray:
 
 
 def _ids_list(array: np.ndarray) -> list[ObjectId]:
-    return [ObjectId(row.tobytes()) for row in array]
+    raw = array.tobytes()  # slicing bytes is ~10x faster than iterating numpy rows
+    return [ObjectId(raw[start : start + 12]) for start in range(0, len(raw), 12)]
 
 
 def _encode_group(group: object) -> str:
@@ -144,7 +145,8 @@ def snapshot_arrays(entry: Any) -> tuple[dict[str, np.ndarray], dict]:
         state = entry.lexicon.state()
         meta["terms"] = len(state["terms"])
         arrays.update(
-            lexicon_keys=_ids_array(state["keys"]),
+            # Every indexed key is a row of the matrix: stored as its position there.
+            lexicon_keys=np.asarray([entry.positions[key] for key in state["keys"]], np.int64),
             lexicon_lengths=state["lengths"],
             lexicon_terms=np.frombuffer("\n".join(state["terms"]).encode(), dtype=np.uint8),
             lexicon_offsets=state["offsets"],
@@ -178,7 +180,7 @@ def snapshot_load(key: CacheKey, entry: Any) -> bool:
                 terms_blob = stored["lexicon_terms"].tobytes().decode()
                 lexicon = LexicalIndex.from_state(
                     {
-                        "keys": _ids_list(stored["lexicon_keys"]),
+                        "keys": [ids[position] for position in stored["lexicon_keys"].tolist()],
                         "lengths": stored["lexicon_lengths"],
                         "terms": terms_blob.split("\n") if meta["terms"] else [],
                         "offsets": stored["lexicon_offsets"],
