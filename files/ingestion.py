@@ -43,8 +43,12 @@ from llmplatform.core.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-# Texts per embedding call: progress and the heartbeat advance between calls.
+# Texts per embedding call: the deadline is checked between calls. (The local embedder
+# still runs them one by one, yielding to requests between passages: embed_bulk.)
 EMBED_BATCH = 64
+# Progress and the heartbeat are written at most this often while embedding: each is a
+# database round trip, and the sweeper's staleness limit is minutes.
+PROGRESS_EVERY_S = 2.0
 WRITE_BATCH = 500
 # Share of the progress bar each stage stands for (embedding is nearly all of the time).
 EXTRACTED_PROGRESS = 0.1
@@ -166,11 +170,13 @@ def _embed(
 ) -> tuple[list[list[float]], str]:
     embedder = get_embedder()
     vectors: list[list[float]] = []
+    last_beat = time.monotonic()
     for start in range(0, len(chunks), EMBED_BATCH):
         _check_deadline(deadline)
         batch = [chunk.text for chunk in chunks[start : start + EMBED_BATCH]]
         try:
-            vectors.extend(run_sync(embedder.embed(batch)))
+            # Background work: the embedder yields to questions' embeddings (embed_bulk).
+            vectors.extend(run_sync(embedder.embed_bulk(batch)))
             charge.embedded(embedding_tokens(batch))
         except ProviderError as exc:
             raise _IngestionFailed(
@@ -178,8 +184,10 @@ def _embed(
                 f"The embedding service failed ({exc.message}). Re-ingest the file later "
                 "(admin: Files → re-ingest) or upload it again.",
             ) from exc
-        done = min(start + EMBED_BATCH, len(chunks)) / len(chunks)
-        _beat(file, EXTRACTED_PROGRESS + (EMBEDDED_PROGRESS - EXTRACTED_PROGRESS) * done)
+        if time.monotonic() - last_beat >= PROGRESS_EVERY_S:
+            done = min(start + EMBED_BATCH, len(chunks)) / len(chunks)
+            _beat(file, EXTRACTED_PROGRESS + (EMBEDDED_PROGRESS - EXTRACTED_PROGRESS) * done)
+            last_beat = time.monotonic()
     return vectors, embedder.model
 
 

@@ -313,6 +313,12 @@ class EmbeddingProvider(abc.ABC):
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """One unit-length-or-not vector per text, in order. Raises ProviderError."""
 
+    async def embed_bulk(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed` for background work (document ingestion), which must not slow
+        requests down; the same vectors. A provider that runs on this machine's CPU
+        overrides it to yield to requests; a remote one has nothing to yield."""
+        return await self.embed(texts)
+
 
 def capability_error(
     *, provider: str, feature: Literal["tools", "response_format"], supported_by: list[str]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,6 +76,19 @@ def _missing(what: str, distribution: str) -> ProviderError:
     )
 
 
+# Background work (document ingestion) embeds on a session of its own with ONE intra-op
+# thread, one passage per model call. One thread leaves the other cores to requests, and a
+# request's embedding never shares a thread pool with an ingestion's. One passage per call
+# is also the cheapest way here: on this model and a 2-core machine, batches of 32
+# 241-token passages cost ~1.6x the CPU of the same passages one by one (the batch's
+# activations outgrow the caches), and the vectors are identical (bench/README.md).
+BULK_THREADS = 1
+# How long a background passage waits for requests' embeddings to finish before it runs
+# anyway: questions come first, but a steady stream of them must not stall an ingestion
+# past its deadline.
+BULK_MAX_WAIT_S = 0.5
+
+
 @dataclass(frozen=True)
 class _LoadedModel:
     session: onnxruntime.InferenceSession
@@ -82,11 +96,44 @@ class _LoadedModel:
     input_names: frozenset[str]
 
 
+class RequestsFirst:
+    """Background embedding steps aside while a request's embedding runs.
+
+    A question's embedding is on its time to first token; an ingestion's is not. Requests
+    mark their embedding with :meth:`request`; background work calls :meth:`wait_turn`
+    before each passage (tens of milliseconds), so a question competes with at most the
+    one passage already running, and the next waits until no request is embedding.
+    """
+
+    def __init__(self) -> None:
+        self._quiet = threading.Condition()
+        self._requests = 0
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        with self._quiet:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._requests -= 1
+                if not self._requests:
+                    self._quiet.notify_all()
+
+    def wait_turn(self, max_wait_s: float) -> bool:
+        """Wait until no request is embedding (at most ``max_wait_s``); False on timeout."""
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._requests == 0, timeout=max_wait_s)
+
+
 class LocalEmbeddings(EmbeddingProvider):
     """all-MiniLM-L6-v2 (384 dims) on onnxruntime, CPU only, no torch.
 
     Vectors are mean-pooled over real tokens and L2-normalised, so they match what
     ``SentenceTransformer("all-MiniLM-L6-v2").encode(texts)`` returns (to int8 precision).
+    Requests embed through :meth:`embed`; background work through :meth:`embed_bulk`, on a
+    one-thread session of its own that yields to requests (:class:`RequestsFirst`).
     """
 
     model = LOCAL_EMBEDDING_MODEL
@@ -106,18 +153,21 @@ class LocalEmbeddings(EmbeddingProvider):
         self._model_sha256 = model_sha256
         self._tokenizer_sha256 = tokenizer_sha256
         self._batch_size = batch_size
-        self._loaded: _LoadedModel | None = None
+        self._loaded: dict[bool, _LoadedModel] = {}
         self._load_lock = threading.Lock()
+        self.requests_first = RequestsFirst()
 
-    def _load(self) -> _LoadedModel:
+    def _load(self, *, bulk: bool = False) -> _LoadedModel:
         # Loaded on first use (not at import or construction) so start-up stays cheap and a
         # process that never embeds never pays for it; the lock makes concurrent first calls
-        # share one session.
-        if self._loaded is not None:
-            return self._loaded
+        # share one session. The background session is loaded only by background work.
+        loaded = self._loaded.get(bulk)
+        if loaded is not None:
+            return loaded
         with self._load_lock:
-            if self._loaded is not None:
-                return self._loaded
+            loaded = self._loaded.get(bulk)
+            if loaded is not None:
+                return loaded
             model_path = self._model_path or local_model_path()
             if model_path is None:
                 raise _missing("model", LOCAL_MODEL_DISTRIBUTION)
@@ -150,26 +200,41 @@ class LocalEmbeddings(EmbeddingProvider):
             # Requests embed concurrently from a thread pool; one inference already uses every
             # core through intra-op threads, so inter-op parallelism would only oversubscribe.
             options.inter_op_num_threads = 1
+            if bulk:
+                options.intra_op_num_threads = BULK_THREADS
             session = onnxruntime.InferenceSession(
                 str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
             )
             input_names = frozenset(item.name for item in session.get_inputs())
-            self._loaded = _LoadedModel(
-                session=session, tokenizer=tokenizer, input_names=input_names
-            )
-            return self._loaded
+            loaded = _LoadedModel(session=session, tokenizer=tokenizer, input_names=input_names)
+            self._loaded[bulk] = loaded
+            return loaded
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text, computed on the calling thread."""
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        loaded = self._load()
-        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-        # Batches of similar length waste less work on padding.
-        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-        for start in range(0, len(order), self._batch_size):
-            batch = order[start : start + self._batch_size]
-            out[batch] = self._embed_batch(loaded, [texts[index] for index in batch])
+        with self.requests_first.request():
+            loaded = self._load()
+            out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+            # Batches of similar length waste less work on padding.
+            order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+            for start in range(0, len(order), self._batch_size):
+                batch = order[start : start + self._batch_size]
+                out[batch] = self._embed_batch(loaded, [texts[index] for index in batch])
+            return out
+
+    def embed_bulk_sync(self, texts: list[str]) -> np.ndarray:
+        """The vectors :meth:`embed_sync` gives, computed for background work: one text per
+        model call on the one-thread background session, each call first waiting (at most
+        BULK_MAX_WAIT_S) while a request's embedding runs."""
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        if not texts:
+            return out
+        loaded = self._load(bulk=True)
+        for index, text in enumerate(texts):
+            self.requests_first.wait_turn(BULK_MAX_WAIT_S)
+            out[index] = self._embed_batch(loaded, [text])[0]
         return out
 
     def _embed_batch(self, loaded: _LoadedModel, texts: list[str]) -> np.ndarray:
@@ -190,6 +255,11 @@ class LocalEmbeddings(EmbeddingProvider):
         """One unit vector of 384 floats per text, in order. Raises ProviderError."""
         # ONNX inference takes milliseconds to seconds of CPU: keep it off the event loop.
         vectors = await asyncio.to_thread(self.embed_sync, list(texts))
+        return vectors.tolist()
+
+    async def embed_bulk(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed` for background work (see :meth:`embed_bulk_sync`)."""
+        vectors = await asyncio.to_thread(self.embed_bulk_sync, list(texts))
         return vectors.tolist()
 
 

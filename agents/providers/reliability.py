@@ -172,6 +172,9 @@ class ReliableEmbedder(EmbeddingProvider):
     async def embed(self, texts: list[str]) -> list[list[float]]:
         return await self.policy.call(lambda: self.inner.embed(texts), name=self.model)
 
+    async def embed_bulk(self, texts: list[str]) -> list[list[float]]:
+        return await self.policy.call(lambda: self.inner.embed_bulk(texts), name=self.model)
+
 
 class FallbackProvider(ChatProvider):
     """Try each provider in turn until one answers; switch only before the first chunk.

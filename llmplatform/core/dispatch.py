@@ -7,7 +7,8 @@ imported: a Celery task name and ids.
   daemon thread, with the coroutine its app registered for the task's name
   (``register_runner``, from the app's ``ready()``); background work runs the Celery task
   of that name (Celery's own registry by name) on a worker thread, never on a request's
-  path; periodic work on a scheduler thread started with the server.
+  path (long work, such as an ingestion, on a second one: ``register_long_background``);
+  periodic work on a scheduler thread started with the server.
 
 This is the only place that decides between the two, and it imports no app: the apps
 name their work and register their runners, and never look at REDIS_URL.
@@ -41,6 +42,19 @@ class _Stored(Protocol):
 
 
 StoredT = TypeVar("StoredT", bound=_Stored)
+
+
+# In-process background work that can take minutes (a 500-page document's ingestion):
+# it has a lane of its own, so the short work each answer queues (after_completion)
+# never waits behind it. An app names its long work from ready().
+_long_work: set[str] = set()
+
+
+def register_long_background(task_name: str) -> None:
+    """Run the in-process background work ``task_name`` on the lane for long work (an
+    app's ``ready()`` calls it). Celery workers are unaffected: there every task of the
+    ``default`` queue takes a worker of its own."""
+    _long_work.add(task_name)
 
 
 def register_runner(task_name: str, runner: Runner) -> None:
@@ -110,8 +124,12 @@ class InProcessDispatcher:
             target=self._loop.run_forever, name="query-runs", daemon=True
         )
         self._thread.start()
-        # One at a time: background work must not compete with answers for the CPU.
+        # One at a time per lane: background work must not compete with answers for the
+        # CPU. Long work (register_long_background) has its own lane, one at a time too.
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+        self._long_background = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="background-long"
+        )
         self._periodic: threading.Thread | None = None
 
     def submit_run(self, task_name: str, *ids: str, **handover: Any) -> None:
@@ -126,7 +144,8 @@ class InProcessDispatcher:
         future.add_done_callback(_log_crash)
 
     def submit_background(self, task_name: str, *args: Any) -> None:
-        future = self._background.submit(_task(task_name).apply, args=list(args))
+        lane = self._long_background if task_name in _long_work else self._background
+        future = lane.submit(_task(task_name).apply, args=list(args))
         future.add_done_callback(_log_crash)
 
     def outcome(self, stored: StoredT) -> StoredT:

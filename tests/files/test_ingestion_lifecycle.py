@@ -67,7 +67,7 @@ def test_chunk_limit(api, settings):
 
 def test_time_limit_per_file(api, settings, monkeypatch):
     settings.DOCUMENT_INGEST_TIMEOUT_S = 0.5
-    real = embeddings.LocalEmbeddings.embed_sync
+    real = embeddings.LocalEmbeddings.embed_bulk_sync
 
     def slow(self, texts):
         import time
@@ -76,7 +76,7 @@ def test_time_limit_per_file(api, settings, monkeypatch):
         return real(self, texts)
 
     # Each embedding batch takes 0.3 s: the per-file deadline passes between batches.
-    monkeypatch.setattr(embeddings.LocalEmbeddings, "embed_sync", slow)
+    monkeypatch.setattr(embeddings.LocalEmbeddings, "embed_bulk_sync", slow)
     monkeypatch.setattr("files.ingestion.EMBED_BATCH", 1)
     done = wait_ingested(api, upload(api, "slow.pdf", facts_pdf(), PDF).json()["file_id"])
     assert done["ingestion"]["error"]["code"] == "document_too_slow"
@@ -87,7 +87,7 @@ def test_embedding_failure_ends_failed_saying_what_to_do(api, monkeypatch):
     def broken(self, texts):
         raise ProviderError("model unavailable", provider="local", retryable=False)
 
-    monkeypatch.setattr(embeddings.LocalEmbeddings, "embed_sync", broken)
+    monkeypatch.setattr(embeddings.LocalEmbeddings, "embed_bulk_sync", broken)
     done = wait_ingested(
         api, upload(api, "a.txt", b"Some text here.", "text/plain").json()["file_id"]
     )
@@ -165,8 +165,8 @@ def test_a_file_deleted_during_ingestion_leaves_no_chunks(api, monkeypatch):
 
     monkeypatch.setattr(ingestion, "_store_chunks", delete_then_store)
     file_id = upload(api, "h.txt", b"Some text here.", "text/plain").json()["file_id"]
-    # The in-process background thread runs one job at a time: a no-op after the
+    # The in-process lane for long work runs one job at a time: a no-op after the
     # ingestion returns once the ingestion has finished.
-    dispatcher()._background.submit(lambda: None).result(timeout=60)
+    dispatcher()._long_background.submit(lambda: None).result(timeout=60)
     assert not File.objects.filter(pk=file_id).exists()
     assert not DocumentChunk.objects.filter(file_id=file_id).exists()

@@ -54,7 +54,7 @@ def test_admin_reingest_action_queues_and_ingests_again(admin_client, documents)
         follow=True,
     )
     assert "1 document(s) queued" in response.content.decode()
-    dispatcher()._background.submit(lambda: None).result(timeout=60)
+    dispatcher()._long_background.submit(lambda: None).result(timeout=60)
     file = File.objects.get(pk=good["file_id"])
     assert file.ingestion_status == "ready"
     after = set(DocumentChunk.objects.filter(file_id=good["file_id"]).values_list("pk"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,44 @@ def test_batching_and_padding_do_not_change_vectors() -> None:
     batched = LocalEmbeddings(batch_size=2).embed_sync(texts)
     one_by_one = np.vstack([LocalEmbeddings().embed_sync([text]) for text in texts])
     assert np.allclose(batched, one_by_one, atol=1e-4)
+
+
+def test_background_embeddings_equal_request_embeddings() -> None:
+    # Ingestion embeds one passage per call on a one-thread session; requests in batches
+    # of 32 on all cores. Stored passages and questions must land in the same space.
+    passage = " ".join(f"Clause {n}.2 sets the warranty of pump XK-{4400 + n}." for n in range(30))
+    texts = [passage, passage[:400], "short", PASSWORD_RESET, FLOUR, passage[:1200], ""]
+    embedder = LocalEmbeddings(batch_size=32)
+    batched = embedder.embed_sync(texts)
+    one_by_one = np.vstack([embedder.embed_sync([text]) for text in texts])
+    background = embedder.embed_bulk_sync(texts)
+    assert np.abs(batched - one_by_one).max() <= 1e-5
+    assert np.abs(background - one_by_one).max() <= 1e-5
+    assert asyncio.run(embedder.embed_bulk([])) == []
+
+
+def test_background_embedding_waits_while_a_request_embeds() -> None:
+    embedder = LocalEmbeddings()
+    embedder.embed_bulk_sync(["load the background session"])
+    finished = threading.Event()
+
+    def ingest() -> None:
+        embedder.embed_bulk_sync([FLOUR])
+        finished.set()
+
+    with embedder.requests_first.request():  # a question's embedding under way
+        worker = threading.Thread(target=ingest)
+        worker.start()
+        assert not finished.wait(timeout=embeddings.BULK_MAX_WAIT_S / 2)
+    worker.join(timeout=30)
+    assert finished.is_set()
+
+
+def test_a_stream_of_requests_slows_background_embedding_but_never_stops_it() -> None:
+    embedder = LocalEmbeddings()
+    with embedder.requests_first.request():  # requests that never end
+        vectors = embedder.embed_bulk_sync([FLOUR, PASSWORD_RESET])
+    assert vectors.shape == (2, 384)
 
 
 def test_texts_longer_than_the_model_window_are_cut_not_refused(
