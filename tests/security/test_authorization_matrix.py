@@ -11,7 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-from evaluations.models import Dataset, EvaluationRun
+from evaluations.models import Dataset, EvaluationRun, OnlineScoring
 from files.models import File
 from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_create, api_key_revoke
@@ -88,6 +88,10 @@ def world(make_owner):
         key="matrix",
         name="matrix",
         variants=[{"name": "control", "weight": 1}, {"name": "b", "weight": 1}],
+    )
+    # The experiment's online scoring exists, so its owner is served it (not a 404).
+    OnlineScoring.objects.create(
+        experiment=experiment, scorers=[{"name": "length", "max_chars": 100}], sample_rate=0.5
     )
     dataset = Dataset.objects.create(owner=owner, name="matrix")
     run = EvaluationRun.objects.create(owner=owner, dataset=dataset, status="completed")
