@@ -15,6 +15,7 @@ from agents.providers.base import ChatMessage, ChatRequest
 from agents.providers.provider_errors import ProviderError
 from agents.providers.registry import get_chat_provider
 from agents.state import RunState
+from llmplatform.core import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,13 @@ def classify_intent(*, text: str, mode: str, has_images: bool) -> tuple[str, boo
 
 
 async def _classify_with_model(state: RunState) -> str:
+    with tracing.span("classifier", {"gen_ai.request.model": state.model}) as span:
+        intent = await _classified_by_model(state)
+        span.set_attribute("llmplatform.intent", intent)
+        return intent
+
+
+async def _classified_by_model(state: RunState) -> str:
     try:
         result = await get_chat_provider(state.provider).complete(
             ChatRequest(
@@ -72,6 +80,7 @@ async def _classify_with_model(state: RunState) -> str:
 async def run(state: RunState, ports: Ports) -> None:
     intent, sure = classify_intent(text=state.text, mode=state.mode, has_images=bool(state.images))
     state.intent = intent if sure else await _classify_with_model(state)
+    tracing.annotate(llmplatform__intent=state.intent, llmplatform__intent_by_rules=sure)
     route = ["MemoryAgent"] if state.use_memory else []
     if state.intent == "shopping":
         route.append("ShoppingAgent")
@@ -81,3 +90,4 @@ async def run(state: RunState, ports: Ports) -> None:
         route.append("VisionAgent")
     route.append("WriterAgent")
     state.route = route
+    tracing.annotate(llmplatform__route=route)

@@ -15,6 +15,7 @@ from agents.memory import embed_query
 from agents.ports import DocumentPassage, Ports
 from agents.providers.base import Citation
 from agents.state import RunState
+from llmplatform.core import tracing
 
 NAME = "DocumentsAgent"
 TOP_K = 5
@@ -174,14 +175,15 @@ async def run(state: RunState, ports: Ports) -> None:
     if state.embedding is None and not await embed_query(state):
         return
     assert state.embedding is not None
-    found = await ports.documents.search(
-        state.scope,
-        vector=state.embedding,
-        embedding_model=state.embedding_model,
-        file_ids=list(state.documents) or None,
-        limit=TOP_K,
-        text=state.text,
-    )
+    with tracing.span("documents.search"):
+        found = await ports.documents.search(
+            state.scope,
+            vector=state.embedding,
+            embedding_model=state.embedding_model,
+            file_ids=list(state.documents) or None,
+            limit=TOP_K,
+            text=state.text,
+        )
     if not state.documents:
         found = [passage for passage in found if passage.score >= MIN_SCORE]
     passages, state.memory_items = fit_context(found, state.memory_items, CONTEXT_BUDGET_TOKENS)
@@ -195,6 +197,12 @@ async def run(state: RunState, ports: Ports) -> None:
         }
         for p in passages
     ]
+    tracing.annotate(
+        llmplatform__passages_found=len(found), llmplatform__passages_used=len(passages)
+    )
+    if tracing.content_enabled():
+        used = [f"[{p.title} p.{p.page}] {p.text}" for p in passages]
+        tracing.record_content(tracing.current_span(), "llmplatform.passages", "\n\n".join(used))
     # One citation per file and page, in the order the passages rank.
     seen: set[tuple[str, int | None]] = set()
     for passage in passages:

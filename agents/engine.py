@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from agents import coordinator, documents, memory, product, shopping, vision, writer
 from agents.ports import Ports
 from agents.state import RunState
+from llmplatform.core import tracing
 
 Agent = Callable[[RunState, Ports], Awaitable[None]]
 
@@ -48,6 +49,7 @@ async def run_engine(state: RunState, ports: Ports) -> None:
 async def _run_agent(name: str, state: RunState, ports: Ports) -> None:
     await state.emit({"type": "node", "node": name})
     started = time.perf_counter()
-    await AGENTS[name](state, ports)
+    with tracing.span(f"agent {name}", {"llmplatform.agent": name}):
+        await AGENTS[name](state, ports)
     state.agent_timings_ms[name] = round((time.perf_counter() - started) * 1000, 2)
     state.agents_used.append(name)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from agents.ports import MemoryHit, Ports
 from agents.providers.embeddings import get_embedder
 from agents.providers.provider_errors import ProviderError
 from agents.state import RunState
+from llmplatform.core import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,11 @@ async def embed_query(state: RunState) -> bool:
     """Embed the query text (stored with the query for future retrieval); False if it failed."""
     embedder = get_embedder()
     try:
-        [vector] = await embedder.embed([state.text])
+        with tracing.span(
+            "embeddings",
+            {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": embedder.model},
+        ):
+            [vector] = await embedder.embed([state.text])
     except ProviderError as exc:
         # Memory is an aid: without an embedding the question is still answered.
         logger.warning("embedding failed, answering without memory: %s", exc.message)
@@ -49,22 +55,40 @@ async def embed_query(state: RunState) -> bool:
     return True
 
 
+async def _traced[T](name: str, step: Awaitable[T]) -> T:
+    # gather runs each step as its own task, with a copy of this context: each span is a
+    # child of the agent's.
+    with tracing.span(name):
+        return await step
+
+
 async def run(state: RunState, ports: Ports) -> None:
     if state.embedding is None and not await embed_query(state):
         return
     assert state.embedding is not None
     hits, turns, summary = await asyncio.gather(
-        ports.memory.similar(
-            state.scope,
-            vector=state.embedding,
-            embedding_model=state.embedding_model,
-            limit=TOP_K,
-            text=state.text,
+        _traced(
+            "memory.vector_search",
+            ports.memory.similar(
+                state.scope,
+                vector=state.embedding,
+                embedding_model=state.embedding_model,
+                limit=TOP_K,
+                text=state.text,
+            ),
         ),
-        ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS),
-        ports.memory.latest_summary(state.scope),
+        _traced("memory.recent_turns", ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS)),
+        _traced("memory.summary", ports.memory.latest_summary(state.scope)),
     )
     state.memory_items = [memory_item(hit) for hit in hits[:TOP_K] if hit.score >= MIN_SCORE]
+    tracing.annotate(
+        llmplatform__memory_hits=len(state.memory_items),
+        llmplatform__history_turns=len(turns[:HISTORY_TURNS]),
+        llmplatform__summary_used=summary is not None,
+    )
+    if tracing.content_enabled():
+        remembered = [f"{item['query']} -> {item['response']}" for item in state.memory_items]
+        tracing.record_content(tracing.current_span(), "llmplatform.memory", "\n".join(remembered))
     state.summary = summary
     # The store gives the newest first; the prompt reads as the conversation went.
     state.history = [(turn.question, turn.answer) for turn in reversed(turns[:HISTORY_TURNS])]

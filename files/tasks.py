@@ -14,6 +14,7 @@ from files.ingestion import (
     document_ingest_timed_out,
     documents_sweep,
 )
+from llmplatform.core import tracing
 
 logger = logging.getLogger(__name__)
 _config = documents_config()
@@ -28,9 +29,11 @@ _config = documents_config()
     ignore_result=True,
 )
 def ingest_document(file_id: str) -> None:
-    """Extract, chunk and embed one uploaded document (stores ``ready`` or ``failed``)."""
+    """Extract, chunk and embed one uploaded document (stores ``ready`` or ``failed``).
+    Traced as ``document.ingest``, a trace of its own."""
     try:
-        document_ingest(file_id=file_id)
+        with tracing.span("document.ingest", {"llmplatform.file_id": file_id}):
+            document_ingest(file_id=file_id)
     except SoftTimeLimitExceeded:
         document_ingest_timed_out(file_id=file_id)
     except Exception:  # the task boundary: a bug must not leave the file "processing"

@@ -254,6 +254,20 @@ METRICS_TOKEN = env_optional_str("METRICS_TOKEN")
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
 METRICS_WORKER_ADDR = env_str("METRICS_WORKER_ADDR", "127.0.0.1")
 
+# ==================== Traces (OpenTelemetry) ====================
+# Every question is a trace of its steps (llmplatform.core.tracing), always stored in
+# MongoDB for TRACE_RETENTION_DAYS; also sent to an OTLP/HTTP collector when
+# OTEL_EXPORTER_OTLP_ENDPOINT is set (the other OTEL_EXPORTER_OTLP_* variables apply).
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "llmplatform")
+# The share of traces kept; a trace with an error, or slower than TRACE_SLOW_MS, always is.
+TRACE_SAMPLE_RATE = env_float("TRACE_SAMPLE_RATE", 1.0, minimum=0.0)
+TRACE_SLOW_MS = env_float("TRACE_SLOW_MS", 10000.0, minimum=0.0)
+# Record prompts, completions and passages in spans (truncated, secrets redacted).
+TRACE_CONTENT = env_bool("TRACE_CONTENT", False)
+TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 7, minimum=1)
+TRACE_MAX_SPANS = env_int("TRACE_MAX_SPANS", 500, minimum=1)
+
 # ==================== LLM providers ====================
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_optional_str("OPENAI_BASE_URL")
@@ -412,6 +426,8 @@ MIDDLEWARE = [
     # Outermost: the latency it records is all of Django's.
     "llmplatform.core.metrics_http.RequestMetricsMiddleware",
     "llmplatform.core.middleware.RequestIdMiddleware",
+    # A client's W3C traceparent is the parent of the spans a request starts.
+    "llmplatform.core.tracing.TraceContextMiddleware",
     # Before SecurityMiddleware: X-Forwarded-Proto is believed only from TRUSTED_PROXIES.
     "llmplatform.core.middleware.TrustedProxyHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from files.vector_cache import vector_cache_forget
 from llmplatform.admin_site import ReadOnlyAdmin
 from llmplatform.core.pagination import LookaheadPaginatorAdminMixin
 from queries.models import Query, Summary
+from queries.selectors import query_trace, trace_duration_ms, trace_waterfall
 
 
 class ProviderFilter(admin.SimpleListFilter):
@@ -87,7 +91,7 @@ class QueryAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
     show_full_result_count = False
     # The embedding is 1,536 floats: useless to read, slow to render.
     exclude = ("embedding",)
-    readonly_fields = ("usage_pretty", "latency_pretty")
+    readonly_fields = ("trace_link", "usage_pretty", "latency_pretty")
 
     def get_queryset(self, request):
         # The list and detail pages never show the 1,536-float vector: don't load it.
@@ -102,6 +106,37 @@ class QueryAdmin(LookaheadPaginatorAdminMixin, ReadOnlyAdmin):
         super().delete_queryset(request, queryset)
         for owner_id, user_id, pk in deleted:
             vector_cache_forget(owner_id=owner_id, user_id=user_id, query_ids=[pk])
+
+    def get_urls(self):
+        trace = path(
+            "<path:object_id>/trace/",
+            self.admin_site.admin_view(self.trace_view),
+            name="queries_query_trace",
+        )
+        return [trace, *super().get_urls()]
+
+    def trace_view(self, request, object_id: str):
+        """The query's trace as a waterfall: each step's bar on the run's timeline, with
+        its duration, tokens and cost; a step opens to show its attributes."""
+        query = get_object_or_404(self.get_queryset(request), pk=object_id)
+        spans = query_trace(query=query)
+        rows = trace_waterfall(spans)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Trace of {query.query[:60]!r}",
+            "opts": self.model._meta,
+            "original": query,
+            "rows": rows,
+            "total_ms": trace_duration_ms(spans),
+        }
+        return TemplateResponse(request, "admin/queries/query_trace.html", context)
+
+    @admin.display(description="trace")
+    def trace_link(self, query: Query) -> str:
+        if not query.trace_id:
+            return "—"
+        url = reverse("admin:queries_query_trace", args=[query.pk])
+        return format_html('<a href="{}">Waterfall of trace {}</a>', url, query.trace_id)
 
     @admin.display(description="question")
     def short_question(self, query: Query) -> str:

@@ -18,7 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 
-from llmplatform.core import metrics
+from llmplatform.core import metrics, tracing
 from llmplatform.core.auth import api_key_for_scope
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.errors import ApplicationError, internal_error
@@ -93,6 +93,12 @@ class _SseConsumer(AsyncHttpConsumer):
             if key == name:
                 return value.decode("latin-1")
         return None
+
+    def _trace_headers(self) -> dict[str, str]:
+        """The client's W3C trace context (``traceparent``, ``tracestate``), if it sent one."""
+        names = ("traceparent", "tracestate")
+        found = {name: self._header(name.encode()) for name in names}
+        return {name: value for name, value in found.items() if value}
 
     async def _api_key(self) -> ApiKey:
         api_key = await to_thread(api_key_for_scope)(self.scope)
@@ -199,7 +205,11 @@ class QueryStreamConsumer(_SseConsumer):
             raise ApplicationError("Use POST.", code="method_not_allowed", status=405)
         api_key = await self._api_key()
         params = _query_params(parse_json_body(body or b"{}"))
-        query = await to_thread(query_start)(owner=api_key.owner, params=params, api_key=api_key)
+        # Django's middleware never sees this request: its traceparent is honoured here.
+        with tracing.continued(self._trace_headers()):
+            query = await to_thread(query_start)(
+                owner=api_key.owner, params=params, api_key=api_key
+            )
         limits = await to_thread(rate_limit_headers)(api_key=api_key, user_id=params.user_id)
         await self._start_stream(
             str(query.pk),

@@ -70,6 +70,9 @@ class Query(models.Model):
     # read follows this, not completed_at: an import copies completed_at from the past,
     # and a row stamped before the last read would never reach a warm matrix.
     indexed_at = models.DateTimeField(default=timezone.now)
+    # The OpenTelemetry trace of the question (32 hex digits): its spans in TraceSpan and
+    # in any OTLP collector. "" for a query stored before traces.
+    trace_id = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         db_table = "queries"

@@ -33,7 +33,7 @@ from agents.providers.tool_calling import (
 from agents.state import RunState
 from files.models import File
 from files.selectors import file_bytes
-from llmplatform.core import metrics
+from llmplatform.core import metrics, tracing
 from llmplatform.core.bridge import to_thread
 from llmplatform.core.config import run_config
 from llmplatform.core.dispatch import dispatcher
@@ -239,8 +239,21 @@ async def _watched(state: RunState, deadline_s: float, poll_s: float) -> None:
     state.cancelled = True
 
 
-async def query_execute(query_id: str, *, query: Query | None = None) -> None:
-    """Run the query and store its outcome. Raises nothing it can store; idempotent."""
+async def query_execute(
+    query_id: str, *, query: Query | None = None, trace_context: dict[str, str] | None = None
+) -> None:
+    """Run the query and store its outcome. Raises nothing it can store; idempotent.
+
+    Its spans (``query.run`` and every step's) continue the trace of ``trace_context``
+    (the start's, carried by the dispatcher)."""
+    with (
+        tracing.continued(trace_context),
+        tracing.span("query.run", {tracing.QUERY_ID: query_id}) as run_span,
+    ):
+        await _execute(query_id, query, run_span)
+
+
+async def _execute(query_id: str, query: Query | None, run_span: tracing.Span) -> None:
     if query is None:
         query = await to_thread(_claim)(query_id)
         if query is None:
@@ -265,7 +278,9 @@ async def query_execute(query_id: str, *, query: Query | None = None) -> None:
         if params.attachments:
             state.images = await to_thread(_images)(query, params.attachments)
         await _watched(state, budget.engine_deadline_s, run_config().cancel_poll_s)
-        await to_thread(_store_outcome)(query, state, (time.perf_counter() - started) * 1000)
+        with tracing.span("query.store_outcome", {tracing.QUERY_ID: query_id}):
+            total_ms = (time.perf_counter() - started) * 1000
+            await to_thread(_store_outcome)(query, state, total_ms)
         await emit(final_event(query))
     except TimeoutError:
         await _report_failure(query, _timeout_error(budget.engine_deadline_s), state, emit)
@@ -282,8 +297,31 @@ async def query_execute(query_id: str, *, query: Query | None = None) -> None:
         message = "Query cancelled" if state is not None and state.cancelled else "Query complete"
         await emit({"type": "done", "message": message})
     _record_metrics(query, total_ms=(time.perf_counter() - started) * 1000)
+    _annotate_run(run_span, query)
     if query.status == Query.Status.COMPLETED:
-        dispatcher().submit_background(AFTER_COMPLETION_TASK, str(query.pk))
+        dispatcher().submit_background(
+            AFTER_COMPLETION_TASK, str(query.pk), trace_context=tracing.context_carrier()
+        )
+
+
+def _annotate_run(run_span: tracing.Span, query: Query) -> None:
+    """What the run's span says about the whole answer: the numbers a person reads first."""
+    usage, latency = query.usage or {}, query.latency or {}
+    tracing.set_attributes(
+        run_span,
+        {
+            "llmplatform.status": query.status,
+            "gen_ai.system": query.model_provider,
+            "gen_ai.request.model": query.model_name,
+            "gen_ai.usage.input_tokens": usage.get("input_tokens"),
+            "gen_ai.usage.output_tokens": usage.get("output_tokens"),
+            "llmplatform.cost_usd": usage.get("cost_usd"),
+            "llmplatform.ttft_ms": latency.get("time_to_first_token_ms"),
+            "llmplatform.cancelled": query.status == Query.Status.CANCELLED or None,
+        },
+    )
+    tracing.record_content(run_span, "llmplatform.question", query.query)
+    tracing.record_content(run_span, "llmplatform.answer", query.response)
 
 
 def _settle_quota(query: Query) -> None:
@@ -321,6 +359,7 @@ def _record_metrics(query: Query, *, total_ms: float) -> None:
 async def _report_failure(
     query: Query, error: ApplicationError, state: RunState | None, emit: Any
 ) -> None:
+    tracing.mark_error(tracing.current_span(), error)
     await to_thread(_store_failure)(query, error, state)
     await emit({"type": "error", "query_id": str(query.pk), **error.as_envelope()})
 
@@ -352,6 +391,11 @@ def _fail_lost(query: Query) -> bool:
     log.append(query_id, {"type": "error", "query_id": query_id, **error.as_envelope()})
     log.append(query_id, {"type": "done", "message": "Query failed"})
     logger.warning("query %s failed: its worker stopped", query_id)
+    if query.trace_id:
+        # The dead worker's spans died with it: the trace still ends saying what happened.
+        attributes = {tracing.QUERY_ID: query_id}
+        with tracing.span_in_trace(query.trace_id, "query.worker_lost", attributes) as lost:
+            tracing.mark_error(lost, error)
     # What it used before its worker died is unknown: its reservation is released.
     _settle_quota(query)
     return True
@@ -365,9 +409,9 @@ def queries_sweep() -> int:
     stale = Query.objects.filter(
         status=Query.Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=budget.stale_after_s),
-    ).only("pk", "status", "request", "usage")
+    ).only("pk", "status", "request", "usage", "trace_id")
     never_taken = Query.objects.filter(
         status=Query.Status.PENDING,
         timestamp__lt=now - timedelta(seconds=budget.visibility_timeout_s + budget.grace_s),
-    ).only("pk", "status", "request", "usage")
+    ).only("pk", "status", "request", "usage", "trace_id")
     return sum(_fail_lost(query) for query in [*stale, *never_taken])

@@ -13,6 +13,7 @@ from llmplatform.core.contract import (
     MIN_ANSWER_TOKENS,
     MIN_TEMPERATURE,
 )
+from llmplatform.core.models import TraceSpan
 from llmplatform.core.pagination import CursorPageParamsSerializer
 from queries.models import Query
 from queries.question import QuestionParams
@@ -139,9 +140,40 @@ class QueryResultSerializer(serializers.ModelSerializer):
             "error",
             "feedback",
             "timestamp",
+            "trace_id",
         ]
 
     def get_feedback(self, query: Query) -> dict | None:
         if query.feedback_rating is None:
             return None
         return {"rating": query.feedback_rating, "comment": query.feedback_comment}
+
+
+class TraceSpanSerializer(serializers.ModelSerializer):
+    """One step of a question's trace (GET /api/v1/query/{id}/trace)."""
+
+    parent_id = serializers.CharField(allow_blank=True, help_text="'' for the trace's root.")
+    start = serializers.DateTimeField(source="started_at")
+    end = serializers.DateTimeField(source="ended_at")
+    status = serializers.ChoiceField(choices=["unset", "ok", "error"])
+
+    class Meta:
+        model = TraceSpan
+        fields = [
+            "name",
+            "trace_id",
+            "span_id",
+            "parent_id",
+            "start",
+            "end",
+            "duration_ms",
+            "attributes",
+            "status",
+            "status_message",
+        ]
+
+
+class QueryTraceSerializer(serializers.Serializer):
+    query_id = serializers.CharField()
+    trace_id = serializers.CharField(help_text="'' for a query stored before traces.")
+    spans = TraceSpanSerializer(many=True, help_text="By start time.")

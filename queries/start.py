@@ -37,6 +37,7 @@ from agents.providers.structured import needs_validation, response_format_parsed
 from files.charges import Payer
 from files.selectors import documents_ready, file_get
 from files.services import file_check, file_upload
+from llmplatform.core import tracing
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.dispatch import dispatcher
 from llmplatform.core.errors import ApplicationError
@@ -345,6 +346,33 @@ def query_start(
 ) -> Query:
     """Store a pending Query for validated ``params`` and dispatch its run.
 
+    Traced as ``query.start`` (the root of the question's trace, or a child of the
+    client's ``traceparent``); the run continues the trace, whose id the Query keeps.
+    See ``_started``. Raises ApplicationError (400, 404, 413, 415, 429).
+    """
+    attributes = {"llmplatform.mode": params.mode, "enduser.id": params.user_id}
+    with tracing.span("query.start", attributes) as start_span:
+        query = _started(owner=owner, params=params, api_key=api_key, evaluation=evaluation)
+        tracing.set_attributes(
+            start_span,
+            {
+                tracing.QUERY_ID: str(query.pk),
+                "gen_ai.system": query.model_provider,
+                "gen_ai.request.model": query.model_name,
+            },
+        )
+        return query
+
+
+def _started(
+    *,
+    owner: User,
+    params: QuestionParams,
+    api_key: ApiKey | None,
+    evaluation: str | None,
+) -> Query:
+    """Store a pending Query for validated ``params`` and dispatch its run.
+
     The one entry of every edge. The session is started through ``session_start`` when
     it is new, so every query counts in analytics and experiments. ``api_key`` is the
     caller whose limits and budgets apply; without one (the signed-in chat UI) the
@@ -354,7 +382,10 @@ def query_start(
     """
     messages = check_client_messages(params)
     check_tools(params)
-    session = session_for_query(owner=owner, session_id=params.session_id, user_id=params.user_id)
+    with tracing.span("query.session", {"session.id": params.session_id}):
+        session = session_for_query(
+            owner=owner, session_id=params.session_id, user_id=params.user_id
+        )
     choices = _choices(params=params, messages=messages, session=session, evaluation=evaluation)
     if params.web_search:
         check_web_search(choices.provider)
@@ -365,14 +396,15 @@ def query_start(
         check_tools_supported(choices.provider, params)
     # Named documents are checked before admission: a 404 or 409 costs no quota.
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
-    reservation = _admit(
-        api_key=api_key,
-        owner=owner,
-        params=params,
-        choices=choices,
-        messages=messages,
-        documents=documents,
-    )
+    with tracing.span("query.admission"):
+        reservation = _admit(
+            api_key=api_key,
+            owner=owner,
+            params=params,
+            choices=choices,
+            messages=messages,
+            documents=documents,
+        )
     try:
         payer = Payer(
             api_key=api_key,
@@ -398,6 +430,7 @@ def query_start(
         model_name=choices.model,
         experiments=choices.variants,
         experiments_excluded=choices.excluded,
+        trace_id=tracing.trace_id_of(tracing.current_span()),
         # An evaluation run's questions are marked so analytics and memory leave them out.
         metadata={"evaluation": evaluation} if evaluation else {},
         request={

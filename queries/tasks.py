@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from agents.providers.provider_errors import ProviderError
+from llmplatform.core import tracing
 from llmplatform.core.bridge import run_sync
 from queries.run import AFTER_COMPLETION_TASK, queries_sweep, query_execute
 from queries.services import query_completed
@@ -18,9 +19,10 @@ SUMMARY_SOFT_LIMIT_S = 120
 
 
 @shared_task(name=RUN_TASK, acks_late=True, reject_on_worker_lost=True)
-def run_query(query_id: str) -> None:
-    """Run a query; provider retries happen inside, before any token is sent."""
-    run_sync(query_execute(query_id))
+def run_query(query_id: str, trace_context: dict[str, str] | None = None) -> None:
+    """Run a query; provider retries happen inside, before any token is sent. Its spans
+    continue the trace of ``trace_context`` (the start's)."""
+    run_sync(query_execute(query_id, trace_context=trace_context))
 
 
 @shared_task(
@@ -32,10 +34,17 @@ def run_query(query_id: str) -> None:
     time_limit=SUMMARY_SOFT_LIMIT_S + 30,
     max_retries=3,
 )
-def after_completion(self, query_id: str) -> str | None:
-    """What follows an answer (a summary every MEMORY_SUMMARY_INTERVAL pairs)."""
+def after_completion(
+    self, query_id: str, trace_context: dict[str, str] | None = None
+) -> str | None:
+    """What follows an answer (a summary every MEMORY_SUMMARY_INTERVAL pairs), in the
+    answer's trace."""
     try:
-        return query_completed(query_id=query_id)
+        with (
+            tracing.continued(trace_context),
+            tracing.span("query.after_completion", {tracing.QUERY_ID: query_id}),
+        ):
+            return query_completed(query_id=query_id)
     except ProviderError as exc:
         if not exc.retryable:
             raise

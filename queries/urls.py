@@ -9,6 +9,7 @@ from queries.views import (
     QueryHistoryView,
     QueryResumeStreamView,
     QueryStreamView,
+    QueryTraceView,
     QueryView,
 )
 
@@ -19,6 +20,7 @@ urlpatterns = [
     path("query/stream", QueryStreamView.as_view(), name="query-stream"),
     path("query/<str:query_id>/stream", QueryResumeStreamView.as_view(), name="query-resume"),
     path("query/<str:query_id>", QueryDetailView.as_view(), name="query-detail"),
+    path("query/<str:query_id>/trace", QueryTraceView.as_view(), name="query-trace"),
     path("query/<str:query_id>/feedback", QueryFeedbackView.as_view(), name="query-feedback"),
     path("query/<str:query_id>/cancel", QueryCancelView.as_view(), name="query-cancel"),
 ]

@@ -14,12 +14,13 @@ from llmplatform.core.quotas import rate_limit_headers
 from llmplatform.core.schema import paginated
 from queries.models import Query
 from queries.outcome import error_of
-from queries.selectors import query_get, query_history
+from queries.selectors import query_get, query_history, query_trace
 from queries.serializers import (
     FeedbackSerializer,
     QueryHistoryParamsSerializer,
     QueryRequestSerializer,
     QueryResultSerializer,
+    QueryTraceSerializer,
 )
 from queries.services import query_feedback
 from queries.start import query_start
@@ -82,6 +83,28 @@ class QueryDetailView(APIView):
         return Response(
             QueryResultSerializer(query_get(owner=request.user, query_id=query_id)).data
         )
+
+
+class QueryTraceView(APIView):
+    @extend_schema(
+        summary="The trace of one query: every step with its timing and attributes",
+        description=(
+            "The spans of the query's OpenTelemetry trace, from the built-in store (the "
+            "last TRACE_RETENTION_DAYS days): its start, each agent, each provider attempt "
+            "(gen_ai.* attributes: model, tokens, cost, finish reason), storing the outcome "
+            "and the work that followed. Empty `spans` when the trace was not kept "
+            "(TRACE_SAMPLE_RATE) or has expired."
+        ),
+        responses={200: QueryTraceSerializer},
+    )
+    def get(self, request: Request, query_id: str) -> Response:
+        query = query_get(owner=request.user, query_id=query_id)
+        body = {
+            "query_id": str(query.pk),
+            "trace_id": query.trace_id,
+            "spans": query_trace(query=query),
+        }
+        return Response(QueryTraceSerializer(body).data)
 
 
 class QueryFeedbackView(APIView):

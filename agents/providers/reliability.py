@@ -18,9 +18,16 @@ import asyncio
 import dataclasses
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from agents.providers.attempt_spans import (
+    attempt_span,
+    fallback_span,
+    record_finish,
+    record_result,
+)
 from agents.providers.base import (
     ChatChunk,
     ChatProvider,
@@ -34,7 +41,7 @@ from agents.providers.provider_errors import (
     ProviderError,
     incomplete_stream_error,
 )
-from llmplatform.core import metrics
+from llmplatform.core import metrics, tracing
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +131,25 @@ class ReliableProvider(ChatProvider):
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """The whole answer, retried as a unit. Raises ProviderError."""
-        result = await self.policy.call(
-            lambda: self.inner.complete(request), name=self.name, sleep=self.sleep, rng=self._rng
-        )
-        result.usage = priced(result.usage, provider=self.name, model=result.model or request.model)
-        return result
+        attempts = 0
+
+        async def attempt() -> ChatResult:
+            nonlocal attempts
+            attempts += 1
+            span = attempt_span(self.name, request, attempt=attempts, streaming=False)
+            try:
+                with tracing.within(span):
+                    result = await self.inner.complete(request)
+            except BaseException as error:
+                tracing.end_span(span, error)
+                raise
+            model = result.model or request.model
+            result.usage = priced(result.usage, provider=self.name, model=model)
+            record_result(span, result)
+            tracing.end_span(span)
+            return result
+
+        return await self.policy.call(attempt, name=self.name, sleep=self.sleep, rng=self._rng)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatChunk]:
         """The answer as it comes; retried only until the first chunk. Raises ProviderError."""
@@ -136,26 +157,42 @@ class ReliableProvider(ChatProvider):
         while True:
             yielded = False
             finished = False
+            span = attempt_span(self.name, request, attempt=retry + 1, streaming=True)
+            started = time.perf_counter()
+            completion: list[str] | None = [] if tracing.content_enabled() else None
             chunks = self.inner.stream(request)
             try:
                 async for chunk in chunks:
+                    if not yielded:
+                        ttft_ms = round((time.perf_counter() - started) * 1000, 3)
+                        span.set_attribute("llmplatform.ttft_ms", ttft_ms)
+                    if completion is not None and chunk.text:
+                        completion.append(chunk.text)
                     if chunk.finish_reason is not None:
                         finished = True
                         if chunk.usage is not None:
                             model = chunk.model or request.model
                             usage = priced(chunk.usage, provider=self.name, model=model)
                             chunk = dataclasses.replace(chunk, usage=usage)
+                        record_finish(span, chunk)
                     yielded = True
                     yield chunk
                 if not finished:
                     raise incomplete_stream_error(provider=self.name)
+                if completion is not None:
+                    tracing.record_content(span, "gen_ai.output.messages", "".join(completion))
+                tracing.end_span(span)
                 return
             except ProviderError as error:
+                tracing.end_span(span, error)
                 metrics.record_provider_error(self.name, error.code)
                 if yielded or not error.retryable or retry >= self.policy.max_retries:
                     raise
                 retry += 1
                 await self._wait_before_retry(retry, error)
+            except BaseException as error:  # cancelled, or its consumer stopped reading
+                tracing.end_span(span, error)
+                raise
             finally:
                 await _aclose(chunks)
 
@@ -234,9 +271,14 @@ class FallbackProvider(ChatProvider):
         errors: list[ProviderError] = []
         members = self._members_for(request)
         for position, (index, provider) in enumerate(members):
+            span = fallback_span(provider.name, position=position)
             try:
-                return await provider.complete(self._request_for(index, request))
+                with tracing.within(span):
+                    result = await provider.complete(self._request_for(index, request))
+                tracing.end_span(span)
+                return result
             except ProviderError as error:
+                tracing.end_span(span, error)
                 errors.append(error)
                 if position + 1 < len(members):
                     metrics.record_fallback(provider.name, members[position + 1][1].name)
@@ -249,19 +291,30 @@ class FallbackProvider(ChatProvider):
         members = self._members_for(request)
         for position, (index, provider) in enumerate(members):
             yielded = False
+            span = fallback_span(provider.name, position=position)
             chunks = provider.stream(self._request_for(index, request))
             try:
-                async for chunk in chunks:
+                while True:
+                    # Pulled with this member's span current, so its attempts nest under it.
+                    try:
+                        chunk = await tracing.next_within(span, chunks)
+                    except StopAsyncIteration:
+                        break
                     yielded = True
                     yield chunk
+                tracing.end_span(span)
                 return
             except ProviderError as error:
+                tracing.end_span(span, error)
                 if yielded:
                     raise
                 errors.append(error)
                 if position + 1 < len(members):
                     metrics.record_fallback(provider.name, members[position + 1][1].name)
                 logger.warning("provider %s failed (%s); falling back", provider.name, error.code)
+            except BaseException as error:  # cancelled, or its consumer stopped reading
+                tracing.end_span(span, error)
+                raise
             finally:
                 await _aclose(chunks)
         raise self._all_failed(errors)

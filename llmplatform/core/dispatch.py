@@ -12,6 +12,11 @@ imported: a Celery task name and ids.
 
 This is the only place that decides between the two, and it imports no app: the apps
 name their work and register their runners, and never look at REDIS_URL.
+
+A run carries the submitter's trace context (W3C ``traceparent``) as its keyword
+``trace_context``, so that one question is one trace wherever it runs: a Celery task and
+an in-process runner both get it (a task on another loop or thread would not inherit
+the submitter's context otherwise). Background work carries it only when asked.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
+
+from llmplatform.core.tracing import context_carrier
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +82,11 @@ class Dispatcher(Protocol):
         registered (a bug), nothing else it can avoid."""
         ...
 
-    def submit_background(self, task_name: str, *args: Any) -> None:
-        """Run the Celery task ``task_name`` off the request's path."""
+    def submit_background(
+        self, task_name: str, *args: Any, trace_context: dict[str, str] | None = None
+    ) -> None:
+        """Run the Celery task ``task_name`` off the request's path; with
+        ``trace_context``, the task gets it as its keyword ``trace_context``."""
         ...
 
     def outcome(self, stored: StoredT) -> StoredT:
@@ -105,10 +115,16 @@ class CeleryDispatcher:
     starts_runs_at_once = False
 
     def submit_run(self, task_name: str, *ids: str, **handover: Any) -> None:
-        _celery_app().send_task(task_name, args=list(ids), queue=RUNS_QUEUE)
+        _celery_app().send_task(
+            task_name, args=list(ids), kwargs=_traced(context_carrier()), queue=RUNS_QUEUE
+        )
 
-    def submit_background(self, task_name: str, *args: Any) -> None:
-        _celery_app().send_task(task_name, args=list(args), queue=BACKGROUND_QUEUE)
+    def submit_background(
+        self, task_name: str, *args: Any, trace_context: dict[str, str] | None = None
+    ) -> None:
+        _celery_app().send_task(
+            task_name, args=list(args), kwargs=_traced(trace_context), queue=BACKGROUND_QUEUE
+        )
 
     def outcome(self, stored: StoredT) -> StoredT:
         stored.refresh_from_db()  # another process stored it
@@ -140,12 +156,15 @@ class InProcessDispatcher:
                 "one in ready() (llmplatform.core.dispatch.register_runner)."
             )
         # The handover spares the runner a read of what this process already holds.
-        future = asyncio.run_coroutine_threadsafe(runner(*ids, **handover), self._loop)
+        run = runner(*ids, **_traced(context_carrier()), **handover)
+        future = asyncio.run_coroutine_threadsafe(run, self._loop)
         future.add_done_callback(_log_crash)
 
-    def submit_background(self, task_name: str, *args: Any) -> None:
+    def submit_background(
+        self, task_name: str, *args: Any, trace_context: dict[str, str] | None = None
+    ) -> None:
         lane = self._long_background if task_name in _long_work else self._background
-        future = lane.submit(_task(task_name).apply, args=list(args))
+        future = lane.submit(_task(task_name).apply, args=list(args), kwargs=_traced(trace_context))
         future.add_done_callback(_log_crash)
 
     def outcome(self, stored: StoredT) -> StoredT:
@@ -171,6 +190,11 @@ class InProcessDispatcher:
                     due[name] = now + every
                     self.submit_background(name)
             time.sleep(max(0.05, min(due.values()) - time.monotonic()))
+
+
+def _traced(carrier: dict[str, str] | None) -> dict[str, Any]:
+    """The keywords that carry ``carrier`` to the work (none without a trace)."""
+    return {"trace_context": carrier} if carrier else {}
 
 
 def _log_crash(future: Future[Any]) -> None:

@@ -100,3 +100,32 @@ class AccountLimits(models.Model):
 
     def __str__(self) -> str:
         return f"limits of {self.user}"
+
+
+class TraceSpan(models.Model):
+    """One finished span of a trace (``llmplatform.core.trace_store``): the built-in store,
+    so the embedded default shows traces without a collector. Removed by a TTL index on
+    ``expires_at`` (TRACE_RETENTION_DAYS after it was stored); at most TRACE_MAX_SPANS
+    per trace."""
+
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    # "" for a trace's root (or a span whose parent was another service's).
+    parent_id = models.CharField(max_length=16, blank=True, default="")
+    name = models.CharField(max_length=200)
+    # The question the span served, where known (the run's and its start's spans).
+    query_id = models.CharField(max_length=24, blank=True, default="")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    attributes = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, default="unset")  # unset, ok, error
+    status_message = models.CharField(max_length=300, blank=True, default="")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "trace_spans"
+        indexes = [models.Index(fields=["trace_id", "started_at"], name="trace_spans_trace")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.duration_ms:.1f} ms)"

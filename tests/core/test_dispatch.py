@@ -16,7 +16,7 @@ import grimp
 import pytest
 
 from llmplatform.celery import app as celery_app
-from llmplatform.core import dispatch
+from llmplatform.core import dispatch, tracing
 from llmplatform.core.dispatch import dispatcher, register_runner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +38,8 @@ def sent(monkeypatch) -> list[tuple[str, list, str]]:
     """What the Celery app is asked to send: (task name, args, queue)."""
     calls: list[tuple[str, list, str]] = []
 
-    def send_task(name: str, *, args: list, queue: str) -> None:
-        calls.append((name, args, queue))
+    def send_task(name: str, *, args: list, queue: str, kwargs: dict | None = None) -> None:
+        calls.append((name, args, queue, *([kwargs] if kwargs else [])))
 
     monkeypatch.setattr(celery_app, "send_task", send_task)
     return calls
@@ -82,6 +82,16 @@ def test_with_celery_the_name_goes_to_its_queue_and_the_handover_stays_here(sett
         ("queries.run_query", ["q1"], "agents"),
         ("files.ingest_document", ["f1"], "default"),
     ]
+
+
+def test_with_celery_a_run_carries_the_trace_it_was_submitted_in(settings, sent):
+    settings.REDIS_URL = "redis://127.0.0.1:6379/15"
+    with tracing.span("query.start") as start:
+        dispatcher().submit_run("queries.run_query", "q1")
+    [(_, _, _, kwargs)] = sent
+    trace_id, parent_id = kwargs["trace_context"]["traceparent"].split("-")[1:3]
+    assert trace_id == tracing.trace_id_of(start)
+    assert parent_id == format(start.get_span_context().span_id, "016x")
 
 
 def test_queries_registers_its_run_at_start_up():
