@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements*.txt | sha1sum | cut -c1-12
 # the first decode) on a Xeon with AVX-512 FP16, and an explicit target is portable too.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
-.PHONY: help install run test test-fast worker beat lint format migrate superuser api-key indexes bench clean-db
+.PHONY: help install run test test-fast worker beat lint format migrate superuser api-key indexes bench clean-db screenshots
 
 help:
 	@echo "make run     - install, migrate and serve on embedded defaults (no keys, no services)"
@@ -41,6 +41,10 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not browser and not slow" -x
+
+# The README's screenshots of the chat UI (docs/screenshots/), taken by headless Chromium.
+screenshots: install
+	$(PY) -m pytest -p no:cacheprovider tests/ui/screenshots.py
 
 worker: install
 	$(VENV)/bin/celery -A llmplatform worker -Q default,agents --loglevel INFO

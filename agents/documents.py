@@ -5,6 +5,12 @@ It runs when the request names documents (``documents``: those files only) or as
 shares the query's embedding with it. Passages and conversation memory then share one
 budget of prompt tokens: passages first (the user asked about them), best first, then
 as much memory as still fits.
+
+Sources say what the answer relied on: after the writer, the passages the answer cites
+by number (``[2]``) come first, marked ``cited``; the other passages are listed after
+them, uncited ("also searched"), only when they reach SOURCE_MIN_SCORE: a named document's
+unrelated pages are still shown to the model (the user chose the document) but are not
+offered as sources.
 """
 
 from __future__ import annotations
@@ -20,8 +26,14 @@ from llmplatform.core import tracing
 NAME = "DocumentsAgent"
 TOP_K = 5
 # Searching every document (use_documents): below this cosine a passage is noise. Named
-# documents are the user's explicit choice, so their best passages are always used.
+# documents are the user's explicit choice, so their best passages always reach the model.
 MIN_SCORE = 0.2
+# An uncited passage is offered as a source ("also searched") only from this cosine up:
+# with all-MiniLM-L6-v2 a page on another subject scores up to about 0.2 ("Soup of the
+# day" under "What is the company mascot?": 0.20), a page that answers 0.6 or more.
+SOURCE_MIN_SCORE = 0.3
+# A passage the answer cites: "[2]", "[1, 3]" (and each of "[1][3]").
+_CITED = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 # Prompt tokens that retrieved context (passages + memory) may take.
 CONTEXT_BUDGET_TOKENS = 2000
 # A rough, conservative count: English averages about 4 characters per token.
@@ -160,7 +172,7 @@ def fit_context(
     return kept, memory
 
 
-def citation(passage: DocumentPassage, question: str) -> Citation:
+def citation(passage: DocumentPassage, question: str, *, cited: bool = False) -> Citation:
     return Citation(
         type="document",
         url=f"/api/v1/files/{passage.file_id}/content",
@@ -168,7 +180,36 @@ def citation(passage: DocumentPassage, question: str) -> Citation:
         file_id=passage.file_id,
         page=passage.page,
         snippet=passage_snippet(passage.text, question),
+        cited=cited,
     )
+
+
+def cited_numbers(answer: str, count: int) -> list[int]:
+    """The passage numbers (1 to ``count``) the answer cites, in the order first cited."""
+    numbers: list[int] = []
+    for match in _CITED.finditer(answer):
+        for part in match.group(1).split(","):
+            number = int(part)
+            if 1 <= number <= count and number not in numbers:
+                numbers.append(number)
+    return numbers
+
+
+def order_sources(state: RunState) -> None:
+    """After the writer: the document sources the answer cites first (``cited``), in the
+    order it cites them, one per file and page; then the rest as they were."""
+    if not state.document_passages:
+        return
+    relied: list[Citation] = []
+    seen: set[tuple[str, int | None]] = set()
+    for number in cited_numbers(state.response, len(state.document_passages)):
+        passage = state.document_passages[number - 1]
+        if (passage["file_id"], passage["page"]) in seen:
+            continue
+        seen.add((passage["file_id"], passage["page"]))
+        relied.append(citation(DocumentPassage(chunk_id="", **passage), state.text, cited=True))
+    others = [c for c in state.citations if c.type != "document" or (c.file_id, c.page) not in seen]
+    state.citations = relied + others
 
 
 async def run(state: RunState, ports: Ports) -> None:
@@ -203,9 +244,10 @@ async def run(state: RunState, ports: Ports) -> None:
     if tracing.content_enabled():
         used = [f"[{p.title} p.{p.page}] {p.text}" for p in passages]
         tracing.record_content(tracing.current_span(), "llmplatform.passages", "\n\n".join(used))
-    # One citation per file and page, in the order the passages rank.
+    # One citation per file and page, in the order the passages rank; uncited until the
+    # answer says otherwise (order_sources), so only those above the floor.
     seen: set[tuple[str, int | None]] = set()
     for passage in passages:
-        if (passage.file_id, passage.page) not in seen:
+        if passage.score >= SOURCE_MIN_SCORE and (passage.file_id, passage.page) not in seen:
             seen.add((passage.file_id, passage.page))
             state.citations.append(citation(passage, state.text))

@@ -42,6 +42,7 @@ async def run_engine(state: RunState, ports: Ports) -> None:
             break
         await _run_agent(state.route[step], state, ports)
         step += 1
+    documents.order_sources(state)
     if "MemoryAgent" not in state.agents_used and state.embedding is None:
         await memory.embed_query(state)  # stored for the memory of later questions
 

@@ -2,7 +2,8 @@
 
 Retrieval never crosses owners, end users or embedding models (vectors of two models are
 not comparable): the memory store is scoped by the run's ``Scope``. What counts as
-memory is decided here: at most TOP_K past queries scoring at least MIN_SCORE, the
+memory is decided here: at most TOP_K past queries scoring at least MIN_SCORE (of all
+the end user's conversations, or of this one only: ``RunState.memory_scope``), the
 session's newest summary, and its last HISTORY_TURNS turns, oldest first.
 """
 
@@ -75,6 +76,7 @@ async def run(state: RunState, ports: Ports) -> None:
                 embedding_model=state.embedding_model,
                 limit=TOP_K,
                 text=state.text,
+                session_only=state.memory_scope == "session",
             ),
         ),
         _traced("memory.recent_turns", ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS)),

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
+
+# Which past questions memory may recall: all of the end user's conversations ("user"),
+# or only the running question's conversation ("session"). The session's own recent
+# turns and summary are its context either way.
+MemoryScope = Literal["user", "session"]
+MEMORY_SCOPES: tuple[MemoryScope, ...] = ("user", "session")
 
 
 @dataclass(frozen=True)
@@ -48,9 +54,12 @@ class MemoryStore(Protocol):
         embedding_model: str,
         limit: int,
         text: str = "",
+        session_only: bool = False,
     ) -> list[MemoryHit]:
         """The end user's completed queries closest to the question ``text`` (its
         ``vector``), best first: a store may rank by the words too (names, codes).
+        ``session_only``: only the queries of the scope's session (a real filter: the
+        other sessions' queries are never candidates).
 
         Only vectors of ``embedding_model`` (two models' vectors are not comparable), and
         never the running query itself. Scores are cosine similarities in [-1, 1].

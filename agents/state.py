@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.ports import Emit, Scope
+from agents.ports import Emit, MemoryScope, Scope
 from agents.providers.base import (
     ChatMessage,
     Citation,
@@ -52,6 +52,8 @@ class RunState:
     # or from all of the end user's ready documents (use_documents).
     documents: list[str] = field(default_factory=list)
     use_documents: bool = False
+    # With use_memory: whose past questions may be recalled (``agents.ports.MEMORY_SCOPES``).
+    memory_scope: MemoryScope = "user"
     # Filled in by the agents, in pipeline order.
     intent: str = "chat"
     intent_classified_by_model: bool = False

@@ -37,6 +37,14 @@ PROVIDER_STYLE = {
 }
 
 
+# The passages' numbers are how an answer cites them: the sources it relied on are the
+# numbers it cites (``agents.documents.order_sources``).
+DOCUMENTS_INTRO = (
+    "Passages from the user's documents; cite each passage you use by its number, as [1], "
+    "and say which document and page it is from.\n"
+)
+
+
 def _context_block(state: RunState) -> str:
     sections: list[tuple[str, str]] = []
     if state.summary:
@@ -46,7 +54,7 @@ def _context_block(state: RunState) -> str:
         sections.append(
             (
                 "document_passages",
-                "Passages from the user's documents; say which document and page you used.\n"
+                DOCUMENTS_INTRO
                 + "\n\n".join(
                     f"[{n}] {p['title']}"
                     + (f", page {p['page']}" if p["page"] is not None else "")

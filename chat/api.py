@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.urls import reverse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
@@ -37,8 +37,9 @@ from chat.services import (
     conversation_share_link,
     conversation_share_stop,
 )
+from files.selectors import file_list
 from files.serializers import FileSerializer, FileUploadSerializer
-from files.services import document_upload
+from files.services import document_upload, file_delete, file_download_headers, file_open
 from llmplatform.core.contract import MAX_ID_LENGTH
 from llmplatform.core.errors import NotFound
 from queries.serializers import FeedbackSerializer
@@ -235,10 +236,19 @@ class AnswerFeedbackView(ChatApiView):
         )
 
 
+# The files panel lists this many of the user's files, newest first.
+FILES_LISTED = 200
+
+
 class FileUploadView(ChatApiView):
-    """As ``POST /api/v1/files/upload``: a document is queued for ingestion."""
+    """GET: the end user's files, newest first, with their status (the files panel).
+    POST: as ``POST /api/v1/files/upload``: a document is queued for ingestion."""
 
     parser_classes = [MultiPartParser]
+
+    def get(self, request: Request) -> Response:
+        files = file_list(owner=request.user, user_id=self.end_user(request)).order_by("-pk")
+        return Response({"files": FileSerializer(files[:FILES_LISTED], many=True).data})
 
     def post(self, request: Request) -> Response:
         serializer = FileUploadSerializer(
@@ -262,6 +272,34 @@ class FileDetailView(ChatApiView):
             owner=request.user, user_id=self.end_user(request), file_id=file_id
         )
         return Response(FileSerializer(stored).data)
+
+    def delete(self, request: Request, file_id: str) -> Response:
+        """As ``DELETE /api/v1/files/{id}``: its passages, vectors and bytes go too, and
+        it drops out of every conversation's documents."""
+        stored = file_of_end_user_get(
+            owner=request.user, user_id=self.end_user(request), file_id=file_id
+        )
+        file_delete(file=stored)
+        return Response(status=204)
+
+
+class FileContentView(ChatApiView):
+    """The file's bytes for the signed-in page (thumbnails, source links): the same
+    headers as ``GET /api/v1/files/{id}/content`` (inline for images and PDF, nosniff,
+    a sandboxing CSP), with the login session instead of an API key."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False):
+        # The body is the file itself; only errors are rendered (as JSON).
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request: Request, file_id: str) -> FileResponse:
+        stored = file_of_end_user_get(
+            owner=request.user, user_id=self.end_user(request), file_id=file_id
+        )
+        response = FileResponse(file_open(file=stored))
+        for header, value in file_download_headers(file=stored).items():
+            response[header] = value
+        return response
 
 
 class AccountUsageView(ChatApiView):

@@ -63,6 +63,17 @@ def _citation_line(number: int, citation: Any) -> str:
     return f"{number}. [{title}]({url})" if url else f"{number}. {title}"
 
 
+def _sources_split(citations: list[Any]) -> tuple[list[Any], list[Any]]:
+    """The sources the answer relied on, and the passages it was shown but did not cite
+    (``cited: false``, as the page folds them under "Also searched")."""
+    searched = [
+        c
+        for c in citations
+        if isinstance(c, dict) and c.get("type") == "document" and c.get("cited") is False
+    ]
+    return [c for c in citations if c not in searched], searched
+
+
 def transcript_markdown(transcript: Transcript) -> str:
     lines = [
         f"# {transcript.title or 'Conversation'}",
@@ -75,7 +86,11 @@ def transcript_markdown(transcript: Transcript) -> str:
         lines += ["> " + line if line else ">" for line in query.query.splitlines()]
         model = f"{query.model_provider}/{query.model_name}".strip("/")
         lines += ["", f"**Assistant** ({model}):", "", query.response or f"_({query.status})_"]
-        if query.citations:
+        relied, searched = _sources_split(query.citations or [])
+        if relied:
             lines += ["", "Sources:", ""]
-            lines += [_citation_line(n, c) for n, c in enumerate(query.citations, start=1)]
+            lines += [_citation_line(n, c) for n, c in enumerate(relied, start=1)]
+        if searched:
+            lines += ["", "Also searched:", ""]
+            lines += [_citation_line(n, c) for n, c in enumerate(searched, start=1)]
     return "\n".join(lines) + "\n"

@@ -165,6 +165,8 @@ def _turn(query: Query) -> dict[str, Any]:
     return {
         **final_event(query),
         "question": query.query,
+        # The images asked with (file ids; the page shows them as thumbnails).
+        "images": list((query.request or {}).get("attachments") or []),
         "mode": query.mode,
         "model_provider": query.model_provider,
         "model_name": query.model_name,

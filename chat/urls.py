@@ -17,9 +17,11 @@ from chat.api import (
     ConversationSearchView,
     ConversationSettingsView,
     ConversationShareView,
+    FileContentView,
     FileDetailView,
     FileUploadView,
 )
+from chat.presets_api import PresetDetailView, PresetListView
 from chat.views import ChatLoginView, ChatLogoutView, chat_page, shared_conversation
 
 api_urlpatterns = [
@@ -69,7 +71,10 @@ api_urlpatterns = [
     path("answers/<str:query_id>/feedback", AnswerFeedbackView.as_view(), name="chat-feedback"),
     path("files", FileUploadView.as_view(), name="chat-files"),
     path("files/<str:file_id>", FileDetailView.as_view(), name="chat-file"),
+    path("files/<str:file_id>/content", FileContentView.as_view(), name="chat-file-content"),
     path("usage", AccountUsageView.as_view(), name="chat-usage"),
+    path("presets", PresetListView.as_view(), name="chat-presets"),
+    path("presets/<str:preset_id>", PresetDetailView.as_view(), name="chat-preset"),
 ]
 
 urlpatterns = [

@@ -249,6 +249,19 @@ def user_id_safe(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()[:24]
 
 
+def file_open(*, file: File):
+    """The file's stored bytes, opened for reading (the caller streams and closes them).
+    Raises ApplicationError 410 ``file_content_missing`` when they are gone."""
+    try:
+        return upload_storage().open(file.storage_path, "rb")
+    except OSError:
+        raise ApplicationError(
+            f"The bytes of {file.filename!r} are no longer stored; upload it again.",
+            code="file_content_missing",
+            status=410,
+        ) from None
+
+
 def file_delete(*, file: File) -> None:
     """Delete the chunks with their vectors, the metadata and the bytes.
 

@@ -12,9 +12,7 @@ from rest_framework.views import APIView
 
 from files.selectors import file_get, file_list
 from files.serializers import FileListParamsSerializer, FileSerializer, FileUploadSerializer
-from files.services import document_upload, file_delete, file_download_headers
-from files.storage import upload_storage
-from llmplatform.core.errors import ApplicationError
+from files.services import document_upload, file_delete, file_download_headers, file_open
 from llmplatform.core.pagination import NewestFirstCursorPagination
 from llmplatform.core.schema import error_response, paginated
 
@@ -107,15 +105,7 @@ class FileContentView(APIView):
     )
     def get(self, request: Request, file_id: str) -> FileResponse:
         file = file_get(owner=request.user, file_id=file_id)
-        try:
-            stored = upload_storage().open(file.storage_path, "rb")
-        except OSError:
-            raise ApplicationError(
-                f"The bytes of {file.filename!r} are no longer stored; upload it again.",
-                code="file_content_missing",
-                status=410,
-            ) from None
-        response = FileResponse(stored)
+        response = FileResponse(file_open(file=file))
         for header, value in file_download_headers(file=file).items():
             response[header] = value
         return response

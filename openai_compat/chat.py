@@ -100,6 +100,7 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
         "model_name": served.model,
         "web_search": data.get("web_search_options") is not None,
         "use_memory": _metadata_flag(metadata, "use_memory"),
+        "memory_scope": metadata.get("memory_scope", QuestionParams.memory_scope),
         "attachments": turns.images,
     }
     if data.get("temperature") is not None:

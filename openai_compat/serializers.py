@@ -7,6 +7,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agents.ports import MEMORY_SCOPES
 from agents.providers.base import MAX_STOP_SEQUENCES
 from llmplatform.core.contract import (
     MAX_ANSWER_TOKENS,
@@ -149,7 +150,8 @@ class OpenAIChatCompletionRequestSerializer(OpenAISamplingSerializer):
         required=False,
         allow_null=True,
         help_text='session_id (or the X-Session-ID header), use_memory ("true": add the '
-        "platform's memory of this user)",
+        'platform\'s memory of this user), memory_scope (with use_memory: "user", the '
+        'default, recalls past questions of all its sessions; "session" of this one only)',
     )
     web_search_options = serializers.DictField(
         required=False, allow_null=True, help_text="present: the answer searches the web"
@@ -220,13 +222,18 @@ def refuse_unhonoured(
 
 
 def check_metadata(attrs: dict) -> None:
-    """``metadata.session_id`` and ``metadata.use_memory``, as /v1 reads them."""
+    """``metadata.session_id``, ``metadata.use_memory`` and ``metadata.memory_scope``,
+    as /v1 reads them."""
     metadata = attrs.get("metadata") or {}
     if "session_id" in metadata and not isinstance(metadata["session_id"], str):
         raise serializers.ValidationError({"metadata": "metadata.session_id must be a string."})
     if metadata.get("use_memory", "false") not in (True, False, "true", "false"):
         raise serializers.ValidationError(
             {"metadata": 'metadata.use_memory must be "true" or "false".'}
+        )
+    if metadata.get("memory_scope", "user") not in MEMORY_SCOPES:
+        raise serializers.ValidationError(
+            {"metadata": 'metadata.memory_scope must be "user" or "session".'}
         )
 
 

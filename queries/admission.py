@@ -158,7 +158,7 @@ def _passages_bound() -> int:
     header = (
         f"[{documents.TOP_K}] {'x' * File._meta.get_field('filename').max_length}, page 99999:\n\n"
     )
-    intro = "Passages from the user's documents; say which document and page you used.\n"
+    intro = writer.DOCUMENTS_INTRO
     return (
         documents.CONTEXT_BUDGET_TOKENS + documents.TOP_K * text_tokens(header) + text_tokens(intro)
     )

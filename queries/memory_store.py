@@ -8,12 +8,19 @@ was built for this model's dimensions; otherwise from exact cosine top-k over th
 cached matrix (``files.vector_cache``), fused with BM25 over the past questions
 (``files.hybrid_search``). Candidates are returned best first with no
 threshold: the engine decides what counts as relevant.
+
+Memory of one conversation only (``session_only``) ranks the same cached matrix with
+its rows restricted to the session's completed queries (``hybrid_top_k``'s ``rows``),
+so the other sessions' questions are never candidates and the cache stays per user. The
+``$vectorSearch`` index does not declare ``session_id``, and a conversation's questions
+are few, so that scope always ranks in the cache.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from bson import ObjectId
 from django.db import connection
 
@@ -25,7 +32,7 @@ from files.hybrid_search import (
     score_fusion_pipeline,
     server_fuses_scores,
 )
-from files.vector_cache import CANDIDATES_PER_RESULT, VectorSource, user_vectors
+from files.vector_cache import CANDIDATES_PER_RESULT, UserVectors, VectorSource, user_vectors
 from llmplatform.core.bridge import to_thread
 from queries.models import (
     TEXT_INDEX_NAME,
@@ -34,6 +41,9 @@ from queries.models import (
     Query,
     Summary,
 )
+
+# recent_turns reads this many rows per turn asked for: alternatives it skips included.
+ALTERNATIVES_READ_FACTOR = 3
 
 
 def _owned_queries(owner_id: object, user_id: str, model: str):
@@ -152,8 +162,31 @@ def _vector_search(
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
 
+def _session_query_ids(scope: Scope, embedding_model: str) -> set[ObjectId]:
+    """The session's completed queries of this model (the owner + session_id index)."""
+    return set(
+        Query.objects.filter(
+            owner_id=ObjectId(scope.owner_id),
+            session_id=scope.session_id,
+            user_id=scope.user_id,
+            embedding_model=embedding_model,
+            status=Query.Status.COMPLETED,
+        ).values_list("pk", flat=True)
+    )
+
+
+def _rows_of(stored: UserVectors, pks: set[ObjectId]) -> np.ndarray:
+    positions = [stored.positions[pk] for pk in pks if pk in stored.positions]
+    return np.asarray(sorted(positions), dtype=np.int64)
+
+
 def _exact_top_k(
-    scope: Scope, vector: list[float], text: str, embedding_model: str, limit: int
+    scope: Scope,
+    vector: list[float],
+    text: str,
+    embedding_model: str,
+    limit: int,
+    session_only: bool = False,
 ) -> list[tuple[Query, float]]:
     stored = user_vectors(
         owner_id=ObjectId(scope.owner_id),
@@ -162,10 +195,19 @@ def _exact_top_k(
         dimensions=len(vector),
         source=QUERY_VECTORS,
     )
+    session = _session_query_ids(scope, embedding_model) if session_only else None
     while True:
+        rows = None if session is None else _rows_of(stored, session)
+        if rows is not None and rows.size == 0:
+            return []
         # The running query may already be stored as completed: never its own memory.
         ranked = hybrid_top_k(
-            stored, vector=vector, text=text, limit=limit, excluded=_running_query_id(scope)
+            stored,
+            vector=vector,
+            text=text,
+            limit=limit,
+            rows=rows,
+            excluded=_running_query_id(scope),
         )
         found = _hits_in_scope(scope, ranked)
         gone = [pk for pk, _ in ranked if pk not in found]
@@ -182,21 +224,41 @@ def _hit(query: Query, score: float) -> MemoryHit:
 
 
 def similar_query_rows(
-    scope: Scope, *, vector: list[float], embedding_model: str, limit: int, text: str = ""
+    scope: Scope,
+    *,
+    vector: list[float],
+    embedding_model: str,
+    limit: int,
+    text: str = "",
+    session_only: bool = False,
 ) -> list[tuple[Query, float]]:
     """The scope's completed queries closest to the question ``text`` and its ``vector``,
-    with their cosine, best first (memory, and ``GET /api/v1/search``)."""
+    with their cosine, best first (memory, and ``GET /api/v1/search``); only the scope's
+    session's with ``session_only``."""
     if limit <= 0 or not vector or not embedding_model:
         return []
+    if session_only:
+        return _exact_top_k(scope, vector, text, embedding_model, limit, session_only=True)
     search = _vector_search if uses_vector_search(len(vector)) else _exact_top_k
     return search(scope, vector, text, embedding_model, limit)
 
 
 def similar_queries(
-    scope: Scope, *, vector: list[float], embedding_model: str, limit: int, text: str = ""
+    scope: Scope,
+    *,
+    vector: list[float],
+    embedding_model: str,
+    limit: int,
+    text: str = "",
+    session_only: bool = False,
 ) -> list[MemoryHit]:
     rows = similar_query_rows(
-        scope, vector=vector, embedding_model=embedding_model, limit=limit, text=text
+        scope,
+        vector=vector,
+        embedding_model=embedding_model,
+        limit=limit,
+        text=text,
+        session_only=session_only,
     )
     return [_hit(query, score) for query, score in rows]
 
@@ -210,8 +272,23 @@ def recent_turns(scope: Scope, *, limit: int) -> list[Turn]:
     running = _running_query_id(scope)
     if running is not None:
         rows = rows.exclude(pk=running)
-    newest_first = rows.order_by("-timestamp", "-pk").values_list("query", "response")[:limit]
-    return [Turn(question=question, answer=answer) for question, answer in newest_first]
+    # A regenerated or edited turn is its newest alternative: the earlier ones are not
+    # the conversation any more (Query.metadata["alternative_of"] names the turn's first
+    # query). Read a few more rows than asked for, to make up for those.
+    newest_first = rows.order_by("-timestamp", "-pk").values_list(
+        "pk", "query", "response", "metadata"
+    )[: limit * ALTERNATIVES_READ_FACTOR]
+    turns: list[Turn] = []
+    answered: set[str] = set()
+    for pk, question, answer, metadata in newest_first:
+        turn_of = (metadata or {}).get("alternative_of") or str(pk)
+        if turn_of in answered:
+            continue
+        answered.add(turn_of)
+        turns.append(Turn(question=question, answer=answer))
+        if len(turns) == limit:
+            break
+    return turns
 
 
 def latest_summary(scope: Scope) -> str | None:
@@ -235,9 +312,15 @@ class QueryMemoryStore:
         embedding_model: str,
         limit: int,
         text: str = "",
+        session_only: bool = False,
     ) -> list[MemoryHit]:
         return await to_thread(similar_queries)(
-            scope, vector=vector, embedding_model=embedding_model, limit=limit, text=text
+            scope,
+            vector=vector,
+            embedding_model=embedding_model,
+            limit=limit,
+            text=text,
+            session_only=session_only,
         )
 
     async def recent_turns(self, scope: Scope, *, limit: int) -> list[Turn]:

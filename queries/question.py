@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agents.ports import MemoryScope
+
 
 @dataclass(frozen=True)
 class QuestionParams:
@@ -24,6 +26,13 @@ class QuestionParams:
     mode: str = "chat"
     web_search: bool = False
     use_memory: bool = True
+    # With use_memory: recall past questions of all the end user's conversations
+    # ("user") or of this session only ("session").
+    memory_scope: MemoryScope = "user"
+    # Regenerate or edit and resend: the query (of this session and end user) whose turn
+    # this question answers again; the answers are alternatives of one turn
+    # (``Query.metadata["alternative_of"]``: the turn's first query).
+    alternative_of: str | None = None
     # File ids, or image data URLs that query_start stores as files.
     attachments: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
@@ -64,6 +73,7 @@ class RunRequest:
     max_tokens: int
     web_search: bool = QuestionParams.web_search
     use_memory: bool = QuestionParams.use_memory
+    memory_scope: MemoryScope = QuestionParams.memory_scope
     attachments: list[str] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
     use_documents: bool = QuestionParams.use_documents

@@ -119,6 +119,7 @@ def _state_for(query: Query, params: RunRequest, emit: Any) -> RunState:
         max_tokens=params.max_tokens,
         web_search=params.web_search,
         use_memory=params.use_memory,
+        memory_scope=params.memory_scope,
         selected_option=params.selected_option,
         images=[],
         # The client's system turns are its system prompt (they take the base prompt's

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from agents.ports import MEMORY_SCOPES
 from agents.providers.structured import response_format_parsed, response_format_stored
 from llmplatform.core.contract import (
     MAX_ANSWER_TOKENS,
@@ -37,6 +38,21 @@ class QueryRequestSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=["chat", "shopping"], default=QuestionParams.mode)
     web_search = serializers.BooleanField(default=QuestionParams.web_search)
     use_memory = serializers.BooleanField(default=QuestionParams.use_memory)
+    memory_scope = serializers.ChoiceField(
+        choices=MEMORY_SCOPES,
+        default=QuestionParams.memory_scope,
+        help_text="With use_memory, which past questions may be recalled: user (all of "
+        "this end user's conversations) or session (this conversation only)",
+    )
+    alternative_of = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_null=True,
+        default=QuestionParams.alternative_of,
+        help_text="Regenerate or edit and resend: the query id of this session whose turn "
+        "this question answers again (its answer becomes an alternative of that turn, and "
+        "later questions continue from it); 404 for another session's or an unknown query",
+    )
     attachments = serializers.ListField(
         child=serializers.CharField(max_length=int(settings.MAX_FILE_SIZE * 1.4) + 100),
         required=False,

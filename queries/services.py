@@ -115,6 +115,18 @@ async def _complete(provider_name: str, request: Any) -> Any:
     return await get_chat_provider(provider_name).complete(request)
 
 
+def _newest_alternatives(pairs: list[Query]) -> list[Query]:
+    """The pairs without the answers a later alternative of the same turn replaced (a
+    regenerated or edited question: ``Query.metadata["alternative_of"]``), in order. A
+    summary made before a turn was regenerated keeps the answer it summarised."""
+
+    def turn_of(query: Query) -> str:
+        return (query.metadata or {}).get("alternative_of") or str(query.pk)
+
+    newest = {turn_of(query): query.pk for query in pairs}
+    return [query for query in pairs if newest[turn_of(query)] == query.pk]
+
+
 def summary_create(
     *,
     owner_id: str,
@@ -139,14 +151,18 @@ def summary_create(
     pairs = list(
         Query.objects.filter(owner_id=owner, session_id=session_id, status=Query.Status.COMPLETED)
         .order_by("timestamp")
-        .only("user_id", "query", "response", "model_provider", "model_name")[:pair_count]
+        .only("user_id", "query", "response", "model_provider", "model_name", "metadata")[
+            :pair_count
+        ]
     )
     previous = (
         Summary.objects.filter(owner_id=owner, session_id=session_id, pair_count__lt=pair_count)
         .order_by("-pair_count")
         .first()
     )
-    transcript = "\n".join(f"User: {q.query}\nAssistant: {q.response}" for q in pairs)
+    transcript = "\n".join(
+        f"User: {q.query}\nAssistant: {q.response}" for q in _newest_alternatives(pairs)
+    )
     if previous:
         transcript = f"Earlier summary: {previous.summary}\n\n{transcript}"
     if len(pairs) < pair_count:

@@ -40,7 +40,7 @@ from files.services import file_check, file_upload
 from llmplatform.core import tracing
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.dispatch import dispatcher
-from llmplatform.core.errors import ApplicationError
+from llmplatform.core.errors import ApplicationError, NotFound
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quotas import quota_admit, quota_settle
 from queries.admission import question_reservation
@@ -337,6 +337,29 @@ def _admit(
     )
 
 
+def _alternative_root(*, owner: User, params: QuestionParams) -> str | None:
+    """The first query of the turn ``params.alternative_of`` belongs to (alternatives of
+    an alternative join the same turn). Raises NotFound for an unknown query or one of
+    another owner, end user or session."""
+    if params.alternative_of is None:
+        return None
+    if not ObjectId.is_valid(params.alternative_of):
+        raise NotFound("Query")
+    earlier = (
+        Query.objects.filter(
+            pk=ObjectId(params.alternative_of),
+            owner=owner,
+            user_id=params.user_id,
+            session_id=params.session_id,
+        )
+        .only("metadata")
+        .first()
+    )
+    if earlier is None:
+        raise NotFound("Query")
+    return (earlier.metadata or {}).get("alternative_of") or str(earlier.pk)
+
+
 def query_start(
     *,
     owner: User,
@@ -395,6 +418,7 @@ def _started(
     if uses_tools(params):
         check_tools_supported(choices.provider, params)
     # Named documents are checked before admission: a 404 or 409 costs no quota.
+    alternative_of = _alternative_root(owner=owner, params=params)
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
     with tracing.span("query.admission"):
         reservation = _admit(
@@ -432,10 +456,14 @@ def _started(
         experiments_excluded=choices.excluded,
         trace_id=tracing.trace_id_of(tracing.current_span()),
         # An evaluation run's questions are marked so analytics and memory leave them out.
-        metadata={"evaluation": evaluation} if evaluation else {},
+        metadata={
+            **({"evaluation": evaluation} if evaluation else {}),
+            **({"alternative_of": alternative_of} if alternative_of else {}),
+        },
         request={
             "web_search": params.web_search,
             "use_memory": params.use_memory,
+            "memory_scope": params.memory_scope,
             "attachments": attachments,
             "selected_option": params.selected_option,
             "temperature": choices.temperature,

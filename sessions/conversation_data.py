@@ -53,14 +53,10 @@ def conversation_documents_remove(*, session: Session, file_ids: list[str]) -> N
         )
 
 
-def conversation_answer_settings_set(
-    *, owner, user_id: str, session_id: str, settings: dict[str, Any]
-) -> Session:
-    """Store the end user's conversation's answer settings (all of them at once; an empty or null
-    field means "left open"). A model must be one this deployment serves, the same list
-    as ``GET /v1/models``, and names its provider. Raises ApplicationError 400
-    ``invalid_conversation_settings``, NotFound (also for other end users' sessions)."""
-    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
+def answer_settings_clean(settings: dict[str, Any]) -> dict[str, Any]:
+    """Answer settings as stored (an empty or null field means "left open"). A model must
+    be one this deployment serves, the same list as ``GET /v1/models``, and names its
+    provider. Raises ApplicationError 400 ``invalid_conversation_settings``."""
     cleaned = overrides_clean(settings, where="", code="invalid_conversation_settings")
     provider, model = cleaned.get("model_provider"), cleaned.get("model_name")
     if model and not provider:
@@ -74,7 +70,17 @@ def conversation_answer_settings_set(
             code="invalid_conversation_settings",
             extra={"served": sorted(f"{p}/{m}" for p, m in served)},
         )
-    session.answer_settings = {key: cleaned[key] for key in OVERRIDE_KEYS if key in cleaned}
+    return {key: cleaned[key] for key in OVERRIDE_KEYS if key in cleaned}
+
+
+def conversation_answer_settings_set(
+    *, owner, user_id: str, session_id: str, settings: dict[str, Any]
+) -> Session:
+    """Store the end user's conversation's answer settings (all of them at once, checked
+    by ``answer_settings_clean``). Raises ApplicationError 400
+    ``invalid_conversation_settings``, NotFound (also for other end users' sessions)."""
+    session = end_user_session_get(owner=owner, user_id=user_id, session_id=session_id)
+    session.answer_settings = answer_settings_clean(settings)
     session.save(update_fields=["answer_settings"])
     return session
 

@@ -193,3 +193,28 @@ class ConversationShare(models.Model):
 
     def __str__(self) -> str:
         return f"share of {self.session_id}"
+
+
+class ConversationPreset(models.Model):
+    """A chat user's saved answer settings and question options, applied to a
+    conversation in one step: ``settings`` in the answer settings' vocabulary (checked
+    like ``Session.answer_settings``), ``options`` the page's question options (mode,
+    web_search, memory, use_documents)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The end user the presets belong to (the chat page's: the account's user name).
+    user_id = models.CharField(max_length=MAX_ID_LENGTH)
+    name = models.CharField(max_length=80)
+    settings = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "conversation_presets"
+        constraints = [
+            # Saving a preset under a name it already has replaces it.
+            models.UniqueConstraint(fields=["owner", "user_id", "name"], name="presets_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

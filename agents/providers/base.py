@@ -199,6 +199,9 @@ class Citation:
     file_id: str | None = None
     page: int | None = None
     snippet: str | None = None
+    # Documents only: whether the answer cites the passage ([n]); the uncited ones were
+    # searched and shown to the model, not relied on.
+    cited: bool = False
 
     def as_dict(self) -> dict[str, object]:
         """As stored on the query and sent to clients (the API's citation shape)."""
@@ -210,6 +213,7 @@ class Citation:
                 "page": self.page,
                 "snippet": self.snippet,
                 "url": self.url,
+                "cited": self.cited,
             }
         return {"type": "web", "title": self.title, "url": self.url}
 

@@ -373,6 +373,11 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "The chat conversation already has MAX_DOCUMENTS documents.",
         "Remove one of the conversation's documents first.",
     ),
+    "too_many_presets": ErrorCode(
+        409,
+        "The chat user already keeps 50 presets.",
+        "Delete a preset you no longer use, or save over one by its name.",
+    ),
     "invalid_conversation_settings": ErrorCode(
         400,
         "A chat conversation's answer settings are invalid: an unknown field, a wrong type, "

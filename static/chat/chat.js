@@ -18,6 +18,8 @@ import { initConversations, newConversation, openConversation, refreshConversati
 import { initDrawer } from "./js/drawer.js";
 import { refreshLimits } from "./js/limits.js";
 import { initManage } from "./js/manage.js";
+import { initFilesPanel } from "./js/files-panel.js";
+import { initPresets } from "./js/presets.js";
 import { els, scrollToEnd, setStatus } from "./js/page.js";
 import { initSettings, updateProviderNote } from "./js/settings.js";
 import { initShortcuts } from "./js/shortcuts.js";
@@ -72,6 +74,8 @@ initAttachments();
 initComposer();
 initConversations();
 initManage();
+initPresets();
+initFilesPanel();
 initAnswerSettings();
 initDrawer();
 initShortcuts();

@@ -86,6 +86,8 @@ def test_asking_a_document_puts_its_passage_in_the_prompt_and_cites_the_page(
         "page": 2,
         "snippet": documents[0]["snippet"],
         "url": f"/api/v1/files/{facts_file['file_id']}/content",
+        # The fake's answer cites no [n]: searched, not relied on.
+        "cited": False,
     }
     assert "Bartholomew" in documents[0]["snippet"]
     # Stored with the query as sent.

@@ -6,10 +6,18 @@ from __future__ import annotations
 import pytest
 from bson import ObjectId
 
-from agents.documents import CHARS_PER_TOKEN, fit_context, passage_snippet
-from agents.ports import DocumentPassage
+from agents.documents import (
+    CHARS_PER_TOKEN,
+    citation,
+    fit_context,
+    order_sources,
+    passage_snippet,
+)
+from agents.ports import DocumentPassage, Scope
+from agents.providers.base import Citation
 from files import document_store, vector_cache
 from files.models import CHUNK_TEXT_INDEX_NAME, CHUNK_VECTOR_INDEX_NAME, DocumentChunk
+from tests.engine_state import run_state
 from tests.files.conftest import ask, upload, wait_ingested
 from tests.files.pdfs import facts_pdf, make_pdf
 
@@ -43,6 +51,33 @@ def test_snippet_centres_on_the_sentence_the_question_asks_about():
     assert "mascot is an axolotl" in snippet and len(snippet) <= 282
 
 
+def test_sources_are_the_cited_passages_first_then_the_others_above_the_floor():
+    async def emit(event):
+        raise AssertionError(event)
+
+    passages = [
+        _passage("Soup of the day: tomato.", score=0.5, page=1),
+        DocumentPassage("c2", "f2", "b.pdf", 3, "The mascot is an axolotl.", 0.3),
+        DocumentPassage("c3", "f2", "b.pdf", 3, "It was chosen in 1999.", 0.25),
+    ]
+    state = run_state(scope=Scope("o", "u", "s", "q"), emit=emit, text="What is the mascot?")
+    state.document_passages = [
+        {k: v for k, v in p.__dict__.items() if k != "chunk_id"} for p in passages
+    ]
+    web = Citation(url="https://example.com/a", title="A")
+    state.citations = [citation(passages[0], state.text), web, citation(passages[1], state.text)]
+    # [3] is the same page as [2]; [9] names no passage.
+    state.response = "The mascot is an axolotl [2][3], chosen in 1999 [3, 9]."
+    order_sources(state)
+    assert [(c.file_id, c.page, c.cited) for c in state.citations] == [
+        ("f2", 3, True),
+        ("f", 1, False),
+        (None, None, False),
+    ]
+    assert state.citations[0].as_dict()["cited"] is True
+    assert "axolotl" in state.citations[0].snippet
+
+
 @pytest.mark.django_db
 @pytest.mark.usefixtures("in_process", "uploads")
 def test_named_documents_limit_the_search_to_them(api, fakes):
@@ -50,10 +85,17 @@ def test_named_documents_limit_the_search_to_them(api, fakes):
     other = upload(api, "menu.pdf", make_pdf(["Soup of the day: tomato."]), PDF).json()
     other = wait_ingested(api, other["file_id"])
     body = ask(api, "What is the company mascot?", documents=[other["file_id"]]).json()
-    cited = {c["file_id"] for c in body["citations"] if c["type"] == "document"}
-    assert cited == {other["file_id"]}
+    # The named menu reaches the model (the user chose it), but a page unrelated to the
+    # question is below the floor and not offered as a source.
+    assert "Soup of the day" in str(fakes["openai"].chat_requests[-1].body)
+    assert [c for c in body["citations"] if c["type"] == "document"] == []
     body = ask(api, "What is the company mascot?", use_documents=True).json()
     assert body["citations"][0]["file_id"] == handbook["file_id"]
+    assert body["citations"][0]["cited"] is False  # the fake's answer cites no [n]
+    fakes["openai"].reply_text = "It is an axolotl [1]."
+    body = ask(api, "What is the company mascot?", use_documents=True).json()
+    assert body["citations"][0]["file_id"] == handbook["file_id"]
+    assert body["citations"][0]["cited"] is True
 
 
 @pytest.mark.django_db

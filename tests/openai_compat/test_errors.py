@@ -127,6 +127,7 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"tool_choice": "required"}, "tool_choice"),
         ({"function_call": "always"}, "function_call"),
         ({"metadata": {"use_memory": "maybe"}}, "metadata"),
+        ({"metadata": {"use_memory": "true", "memory_scope": "everyone"}}, "metadata"),
         ({"model": ["openai/gpt-4o-mini"]}, "model"),
         # Fields this API does not honour are refused, never dropped (their defaults pass).
         ({"top_p": 0.5}, "top_p"),

@@ -290,3 +290,24 @@ def test_embeddings_with_the_platforms_embedder(live_daphne_in_process, owner):
     assert plain.data[0].embedding == pytest.approx(packed.data[0].embedding, abs=1e-6)
     assert packed.data[0].embedding != pytest.approx(packed.data[1].embedding, abs=1e-3)
     assert packed.model == "all-MiniLM-L6-v2"
+
+
+def test_memory_scope_session_recalls_only_this_sessions_questions(daphne, owner, fakes):
+    client = sdk(daphne, owner[1])
+
+    def ask(text: str, session: str, scope: str) -> None:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": text}],
+            metadata={"session_id": session, "use_memory": "true", "memory_scope": scope},
+        )
+
+    ask("How do I reset the admin password of my wifi router?", "elsewhere", "user")
+    ask("Which admin password did the technician set on my router?", "here", "user")
+    for filler in ("Bake bread with flour", "Plant tomatoes in spring", "Tune a guitar"):
+        ask(filler, "here", "user")
+    ask("I forgot my router's admin password, what now?", "here", "session")
+    prompt = json.dumps(fakes["openai"].chat_requests[-1].body)
+    assert "technician" in prompt and "reset the admin password" not in prompt
+    ask("I forgot my router's admin password, what now?", "here", "user")
+    assert "reset the admin password" in json.dumps(fakes["openai"].chat_requests[-1].body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 
 import pytest
@@ -64,6 +65,68 @@ def test_memory_never_crosses_owners_or_users(api, other_api):
     assert [m["query"] for m in mine["metadata"]["memory"]][:1] == [
         "How do I reset the admin password of my wifi router?"
     ]
+
+
+def test_memory_of_this_conversation_sends_the_vendor_only_its_questions(api, fakes):
+    ask(api, "How do I reset the admin password of my wifi router?", session="elsewhere")
+    own = ask(api, "Which admin password did the technician set on my router?", session="here")
+    ask(api, "Unrelated: bake bread with two cups of flour", session="here")
+    ask(api, "Unrelated: plant tomatoes in spring", session="here")
+    ask(api, "Unrelated: tune a guitar by ear", session="here")
+    narrow = ask(
+        api,
+        "I forgot my router's admin password, what now?",
+        session="here",
+        model_provider="openai",
+        memory_scope="session",
+    ).json()
+    prompt = json.dumps(fakes["openai"].chat_requests[-1].body)
+    assert [item["query_id"] for item in narrow["metadata"]["memory"]] == [own.json()["query_id"]]
+    assert "technician" in prompt and "reset the admin password" not in prompt
+    # Positive control: all my conversations recalls the other conversation's question.
+    wide = ask(
+        api,
+        "I forgot my router's admin password, what now?",
+        session="here",
+        model_provider="openai",
+        memory_scope="user",
+    ).json()
+    assert "reset the admin password" in json.dumps(fakes["openai"].chat_requests[-1].body)
+    assert "How do I reset the admin password of my wifi router?" in [
+        item["query"] for item in wide["metadata"]["memory"]
+    ]
+
+
+def test_an_unknown_memory_scope_is_a_400_envelope(api):
+    response = ask(api, "hello", memory_scope="everyone")
+    assert response.status_code == 400
+    assert "memory_scope" in response.json()["error"]["message"]
+
+
+def test_an_edited_question_is_an_alternative_and_the_conversation_continues_from_it(
+    api, other_api, fakes
+):
+    first = ask(api, "Name a colour", session="alt").json()
+    second = ask(api, "Name a fruit", session="alt").json()
+    edited = ask(api, "Name a vegetable", session="alt", alternative_of=second["query_id"]).json()
+    assert edited["metadata"]["alternative_of"] == second["query_id"]
+    # An alternative of an alternative joins the same turn.
+    again = ask(api, "Name a vegetable", session="alt", alternative_of=edited["query_id"]).json()
+    assert again["metadata"]["alternative_of"] == second["query_id"]
+    ask(api, "And one more", session="alt", model_provider="openai")
+    # The turns sent (after the system prompt, whose summary was written before the edit).
+    history = json.dumps(fakes["openai"].chat_requests[-1].body["messages"][1:])
+    assert "Name a vegetable" in history and "Name a colour" in history
+    assert "Name a fruit" not in history  # replaced by its newest alternative
+    assert first["query_id"] != second["query_id"]
+
+
+def test_an_alternative_of_another_sessions_or_owners_query_is_a_404(api, other_api):
+    mine = ask(api, "Name a colour", session="alt-a").json()
+    assert ask(api, "x", session="alt-b", alternative_of=mine["query_id"]).status_code == 404
+    theirs = ask(other_api, "x", session="alt-a", alternative_of=mine["query_id"])
+    assert theirs.status_code == 404 and theirs.json()["error"]["code"] == "not_found"
+    assert ask(api, "x", session="alt-a", alternative_of="nope").status_code == 404
 
 
 def test_summary_every_n_pairs_exactly_once(api, owner):

@@ -113,6 +113,36 @@ def test_candidates_best_first_without_threshold_and_running_query_excluded(owne
     assert hits[0].score > 0.9 and abs(hits[1].score) < 0.35
 
 
+def test_memory_of_one_session_never_returns_other_sessions_even_when_closer(owners):
+    acme, _ = owners
+    rng = np.random.default_rng(5)
+    target = rng.normal(size=DIMS)
+    running = store(acme, unit(target), text="running", session_id="here")
+    # Another conversation's question is the closest in the whole cache.
+    store(acme, unit(target + rng.normal(size=DIMS) * 0.01), text="elsewhere", session_id="there")
+    mine = store(acme, unit(target + rng.normal(size=DIMS) * 0.3), text="mine", session_id="here")
+    store(acme, unit(target), text="other user", user_id="u2", session_id="here")
+    scope = scope_of(acme, session_id="here", query_id=str(running.pk))
+    everywhere = similar(scope, unit(target), limit=5)
+    assert [hit.query for hit in everywhere] == ["elsewhere", "mine"]
+    here = asyncio.run(
+        QueryMemoryStore().similar(
+            scope, vector=unit(target), embedding_model=MODEL, limit=5, session_only=True
+        )
+    )
+    assert [hit.query_id for hit in here] == [str(mine.pk)]
+    # A conversation with no earlier question has no memory to recall.
+    empty = scope_of(acme, session_id="new")
+    assert (
+        asyncio.run(
+            QueryMemoryStore().similar(
+                empty, vector=unit(target), embedding_model=MODEL, limit=5, session_only=True
+            )
+        )
+        == []
+    )
+
+
 def test_recent_turns_newest_first_and_only_completed(owners):
     acme, _ = owners
     base = timezone.now()

@@ -204,7 +204,7 @@ def test_documents_reserve_the_context_budget_and_each_passages_header():
     [call] = reserve(use_documents=True, use_memory=True).calls
     filename = File._meta.get_field("filename").max_length
     header = len(f"[{documents.TOP_K}] , page 99999:\n\n") + filename
-    intro = "Passages from the user's documents; say which document and page you used.\n"
+    intro = writer.DOCUMENTS_INTRO
     assert call.parts["memory_and_passages"] == (
         documents.CONTEXT_BUDGET_TOKENS + documents.TOP_K * math.ceil(header / 4) + tokens(intro)
     )

@@ -95,7 +95,7 @@ def test_ask_stream_stop_and_resume_after_reload(live_daphne, fakes, chat_user, 
 
     page.get_by_label("Provider").select_option("openai")
     assert page.get_by_label("Model").input_value() == "gpt-4o-mini"
-    page.get_by_label("Use memory of this conversation").uncheck()
+    page.get_by_role("radio", name="Off", exact=True).check()
 
     # 1. A whole answer.
     ask(page, "Hello there")
@@ -173,7 +173,7 @@ def test_a_dropped_websocket_reconnects_and_resumes(live_daphne, fakes, chat_use
     page.route_web_socket(re.compile(r"/ws/chat/$"), through_proxy)
     log_in(page, live_daphne.url)
     page.get_by_label("Provider").select_option("openai")
-    page.get_by_label("Use memory of this conversation").uncheck()
+    page.get_by_role("radio", name="Off", exact=True).check()
     fakes["openai"].chunk_count = 60
     fakes["openai"].chunk_interval = 0.1
 
@@ -201,7 +201,7 @@ def test_shopping_options_product_cards_citations_and_image(
     sent = record_sent_frames(page)
     log_in(page, live_daphne.url)
     page.get_by_label("Provider").select_option("openai")
-    page.get_by_label("Use memory of this conversation").uncheck()
+    page.get_by_role("radio", name="Off", exact=True).check()
 
     # Web search: the answer comes with its sources as links.
     page.get_by_label("Web search").check()

@@ -55,7 +55,7 @@ def conversation_titles(page) -> list[str]:
 
 def use_openai(page) -> None:
     page.get_by_label("Provider").select_option("openai")
-    page.get_by_label("Use memory of this conversation").uncheck()
+    page.get_by_role("radio", name="Off", exact=True).check()
 
 
 def test_conversations_are_sessions_listed_after_a_reload_renamed_and_reopened(

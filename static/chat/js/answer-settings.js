@@ -18,28 +18,36 @@ export function renderAnswerSettings(detail) {
   els.systemPrompt.value = settings.system_prompt || "";
 }
 
-async function save() {
+/* The settings as the form shows them, in the API's shape. */
+export function answerSettingsShown() {
   const picked = els.conversationModel.value;
   const slash = picked.indexOf("/");
   const temperature = els.conversationTemperature.value.trim();
-  const body = {
+  return {
     model_provider: picked ? picked.slice(0, slash) : null,
     model_name: picked ? picked.slice(slash + 1) : null,
     temperature: temperature === "" ? null : Number(temperature),
     system_prompt: els.systemPrompt.value.trim() ? els.systemPrompt.value : null,
   };
+}
+
+/* Store the settings the form shows for the open conversation; true when saved. */
+export async function saveAnswerSettings(done) {
+  const body = answerSettingsShown();
   showError("");
   try {
     // Settings can come first: they start the conversation, as a document does.
     await ensureStarted();
     const result = await api("PUT", "conversations/" + encodeURIComponent(state.conversation.id) + "/settings", body);
     renderAnswerSettings({ session_id: result.session_id, settings: result.settings });
-    setStatus("Saved: this conversation's questions are answered with these settings.");
+    setStatus(done || "Saved: this conversation's questions are answered with these settings.");
+    return true;
   } catch (err) {
     showError("The settings were not saved: " + err.message);
+    return false;
   }
 }
 
 export function initAnswerSettings() {
-  els.saveAnswerSettings.addEventListener("click", save);
+  els.saveAnswerSettings.addEventListener("click", () => saveAnswerSettings());
 }

@@ -19,6 +19,7 @@ import {
   renderExtras,
   renderTurn,
   scheduleAnswerRender,
+  settleGroup,
 } from "./transcript.js";
 
 function setGenerating(on) {
@@ -57,6 +58,7 @@ function finishTurn(status) {
   view.answer.removeAttribute("aria-busy");
   view.article.classList.remove("streaming");
   if (turn.queryId) view.article.dataset.queryId = turn.queryId;
+  settleGroup(turn, view);
   renderAnswer(turn, view, true);
   conversation.turns.push(turn);
   forgetInflight(conversation.id);

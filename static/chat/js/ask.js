@@ -1,12 +1,12 @@
 /* Asking: the composer (Enter sends, Shift+Enter adds a line, Escape stops), an option
- * chosen, an answer regenerated. Each sends one `query` message over the socket, once
+ * chosen, an answer regenerated or a question edited and resent. Each sends one `query` message over the socket, once
  * the conversation has been started on the server. */
 
 import { failCurrent, startTurn, stop } from "./answer.js";
 import { ensureStarted, recordActivity } from "./api.js";
 import { clearImages, pendingFiles, pendingLine, readyFiles } from "./attachments.js";
 import { refreshConversations } from "./conversations.js";
-import { cfg, els, selectedMode, setMode, setStatus, showError } from "./page.js";
+import { cfg, els, selectedMemory, selectedMode, setMode, setStatus, showError } from "./page.js";
 import { isOpen, send } from "./socket.js";
 import { isGenerating, state } from "./state.js";
 
@@ -24,7 +24,10 @@ async function sendQuery(input) {
   const turn = {
     question: input.query,
     answer: "",
+    // Regenerated or edited: the turn (its first query) this answer is an alternative of.
+    alternativeOf: input.alternativeOf || null,
     attachmentNames: files.map((f) => f.name),
+    imageIds: files.filter((f) => f.kind === "image" && f.fileId).map((f) => f.fileId),
     // What the page shows until the server says which model answered (refreshDetails).
     provider: els.provider.value,
     model: els.model.value.trim(),
@@ -35,7 +38,7 @@ async function sendQuery(input) {
       model: input.model !== undefined ? input.model : modelChosen ? els.model.value.trim() : "",
       selectedOption: input.selectedOption || null,
       webSearch: input.webSearch !== undefined ? input.webSearch : els.webSearch.checked,
-      useMemory: input.useMemory !== undefined ? input.useMemory : els.useMemory.checked,
+      memory: input.memory !== undefined ? input.memory : selectedMemory(),
       useDocuments: input.useDocuments !== undefined ? input.useDocuments : !!(els.useDocuments && els.useDocuments.checked),
       files,
     },
@@ -49,11 +52,14 @@ async function sendQuery(input) {
     model_name: turn.request.model,
     mode: turn.mode,
     web_search: turn.request.webSearch,
-    use_memory: turn.request.useMemory,
+    use_memory: turn.request.memory !== "off",
+    // The server's default is all conversations; the page says which one it means.
+    memory_scope: turn.request.memory === "user" ? "user" : "session",
     use_documents: turn.request.useDocuments,
     attachments: files.filter((f) => f.kind === "image").map((f) => f.fileId),
     selected_option: turn.request.selectedOption,
   };
+  if (turn.alternativeOf) message.alternative_of = turn.alternativeOf;
   const documents = files.filter((f) => f.kind === "document").map((f) => f.fileId);
   if (documents.length) message.documents = documents;
 
@@ -87,17 +93,20 @@ export function chooseOption(turn, option) {
   });
 }
 
-export function regenerateTurn(turn) {
-  if (isGenerating()) return;
+/* Regenerate (the same question) or edit and resend (`question`): the new answer is an
+ * alternative of the turn, shown in its place with ‹ k/n › to go back to the others. */
+export function regenerateTurn(turn, question) {
+  if (isGenerating()) return Promise.resolve(false);
   const request = turn.request || {};
-  sendQuery({
-    query: turn.question,
+  return sendQuery({
+    query: question || turn.question,
+    alternativeOf: turn.alternativeOf || turn.queryId || null,
     mode: turn.mode || "chat",
     selectedOption: request.selectedOption || null,
     provider: request.provider,
     model: request.model,
     webSearch: request.webSearch,
-    useMemory: request.useMemory,
+    memory: request.memory,
     useDocuments: request.useDocuments,
     files: request.files || [],
     regenerated: true,

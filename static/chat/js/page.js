@@ -10,7 +10,6 @@ export const els = {
   providerNote: $("provider-note"),
   model: $("model"),
   webSearch: $("web-search"),
-  useMemory: $("use-memory"),
   useDocuments: $("use-documents"),
   connection: $("connection"),
   title: $("conversation-title"),
@@ -43,6 +42,11 @@ export const els = {
   conversationTemperature: $("conversation-temperature"),
   systemPrompt: $("system-prompt"),
   saveAnswerSettings: $("save-answer-settings"),
+  presetSelect: $("preset-select"),
+  applyPreset: $("apply-preset"),
+  deletePreset: $("delete-preset"),
+  presetName: $("preset-name"),
+  savePreset: $("save-preset"),
   searchCount: $("search-count"),
   actions: $("conversation-actions"),
   exportMarkdown: $("export-markdown"),
@@ -54,6 +58,9 @@ export const els = {
   revokeShare: $("revoke-share"),
   deleteConversation: $("delete-conversation"),
   limits: $("limits"),
+  filesPanel: $("files-panel"),
+  filesStatus: $("files-status"),
+  fileList: $("file-list"),
 };
 
 const csrfInput = document.querySelector('input[name="csrfmiddlewaretoken"]');
@@ -103,6 +110,12 @@ export function scrollToEnd(force) {
 export function selectedMode() {
   const checked = document.querySelector('input[name="mode"]:checked');
   return checked ? checked.value : "chat";
+}
+
+// "off", "session" (this conversation) or "user" (all my conversations).
+export function selectedMemory() {
+  const checked = document.querySelector('input[name="memory"]:checked');
+  return checked ? checked.value : "session";
 }
 
 export function setMode(mode) {

@@ -11,13 +11,13 @@ import { resetAnnouncer } from "./announcer.js";
 import { api } from "./api.js";
 import { describe } from "./format.js";
 import { render as renderMarkdown } from "./markdown.js";
-import { copyText, el, els, nearBottom, safeUrl, scrollToEnd, setStatus, showError } from "./page.js";
+import { cfg, copyText, el, els, nearBottom, safeUrl, scrollToEnd, setStatus, showError } from "./page.js";
 import { isGenerating, state } from "./state.js";
 import { newId } from "./storage.js";
 
 const actions = { choose: () => {}, regenerate: () => {} };
 
-/* handlers.choose(turn, option), handlers.regenerate(turn). */
+/* handlers.choose(turn, option), handlers.regenerate(turn[, editedQuestion]). */
 export function setTurnActions(handlers) {
   Object.assign(actions, handlers);
 }
@@ -55,17 +55,141 @@ export function renderTurn(turn) {
   const attached = (turn.attachmentNames || []).length
     ? el("p", { className: "note", text: "Attached: " + turn.attachmentNames.join(", ") })
     : null;
-  const article = el("article", { className: "turn", "data-query-id": turn.queryId || null }, [
-    el("div", { className: "question", "aria-label": "Question" }, [el("p", { text: turn.question }), attached]),
+  const thumbnails = (turn.imageIds || []).length ? renderThumbnails(turn.imageIds) : null;
+  const group = turn.alternativeOf || turn.queryId || null;
+  const questionText = el("p", { className: "question-text", text: turn.question });
+  const question = el("div", { className: "question", "aria-label": "Question" }, [questionText, attached, thumbnails]);
+  // Edit, and the ‹ k/n › pager of a turn with alternatives.
+  const tools = el("div", { className: "question-tools" });
+  const article = el("article", { className: "turn", "data-query-id": turn.queryId || null, "data-group": group }, [
+    question,
+    tools,
     answer,
   ]);
   const extras = el("div", { className: "extras" });
   answer.appendChild(extras);
-  els.transcript.appendChild(article);
-  const view = { article, answer, answerText, extras };
+  const view = { article, answer, answerText, extras, question, questionText };
+  tools.appendChild(editButton(turn, view));
+  placeAlternative(article, turn.alternativeOf);
   renderAnswer(turn, view, turn.status && turn.status !== "streaming");
   if (turn.status && turn.status !== "streaming") renderExtras(turn, view);
   return view;
+}
+
+/* A file's bytes through the page's own API (the login session; never the API key's
+ * /api/v1 route, which a browser cannot use). */
+export function fileContentUrl(fileId, page) {
+  return cfg.apiBase + "files/" + encodeURIComponent(fileId) + "/content" + (page ? "#page=" + page : "");
+}
+
+function renderThumbnails(fileIds) {
+  const list = el("ul", { className: "thumbnails", "aria-label": "Attached images" });
+  fileIds.forEach((fileId, index) => {
+    const src = fileContentUrl(fileId);
+    const image = el("img", { src, alt: "Attached image " + (index + 1), loading: "lazy", className: "thumbnail" });
+    list.appendChild(el("li", {}, [el("a", { href: src, target: "_blank", rel: "noopener" }, [image])]));
+  });
+  return list;
+}
+
+// ---------------------------------------------------------------- alternatives
+function groupArticles(group) {
+  return Array.from(els.transcript.querySelectorAll("article.turn")).filter((a) => a.dataset.group === group);
+}
+
+/* A new answer of a turn that is already shown takes its place (after its last
+ * alternative); the earlier ones are hidden behind the ‹ k/n › pager. */
+function placeAlternative(article, group) {
+  const siblings = group ? groupArticles(group) : [];
+  if (!siblings.length) {
+    els.transcript.appendChild(article);
+    return;
+  }
+  for (const sibling of siblings) sibling.hidden = true;
+  siblings[siblings.length - 1].after(article);
+  refreshPager(group);
+}
+
+function showAlternative(group, index) {
+  const articles = groupArticles(group);
+  articles.forEach((a, i) => (a.hidden = i !== index));
+  const pager = articles[index] && articles[index].querySelector(".alternatives .position");
+  if (pager) pager.focus();
+}
+
+export function refreshPager(group) {
+  if (!group) return;
+  const articles = groupArticles(group);
+  articles.forEach((article, index) => {
+    const tools = article.querySelector(".question-tools");
+    const old = tools.querySelector(".alternatives");
+    if (old) old.remove();
+    if (articles.length < 2) return;
+    const previous = el("button", { type: "button", className: "small", "aria-label": "Previous answer", text: "‹" });
+    const next = el("button", { type: "button", className: "small", "aria-label": "Next answer", text: "›" });
+    previous.disabled = index === 0;
+    next.disabled = index === articles.length - 1;
+    previous.addEventListener("click", () => showAlternative(group, index - 1));
+    next.addEventListener("click", () => showAlternative(group, index + 1));
+    const position = el("span", {
+      className: "position",
+      tabindex: "-1",
+      text: index + 1 + "/" + articles.length,
+      "aria-label": "Answer " + (index + 1) + " of " + articles.length,
+    });
+    tools.appendChild(el("div", { className: "alternatives", role: "group", "aria-label": "Answers to this question" }, [previous, position, next]));
+  });
+}
+
+/* A finished answer's turn is known by its first query id (set once the id arrived). */
+export function settleGroup(turn, view) {
+  if (!view.article.dataset.group && turn.queryId) view.article.dataset.group = turn.queryId;
+}
+
+// ---------------------------------------------------------------- edit and resend
+function editButton(turn, view) {
+  const button = el("button", { type: "button", className: "small edit-question", "aria-label": "Edit question", text: "Edit" });
+  button.addEventListener("click", () => openEditor(turn, view, button));
+  return button;
+}
+
+function openEditor(turn, view, button) {
+  if (view.question.querySelector("form")) return;
+  const box = el("textarea", { rows: "3", "aria-label": "Edit your question", maxlength: "8000" });
+  box.value = turn.question;
+  const send = el("button", { type: "submit", className: "small", text: "Send edited question" });
+  const cancel = el("button", { type: "button", className: "small", text: "Cancel" });
+  const form = el("form", { className: "edit-form" }, [box, el("div", { className: "edit-actions" }, [send, cancel])]);
+  const close = () => {
+    form.remove();
+    view.questionText.hidden = false;
+    button.hidden = false;
+    button.focus();
+  };
+  cancel.addEventListener("click", close);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = box.value.trim();
+    if (!text || isGenerating()) return;
+    if (await actions.regenerate(turn, text)) {
+      form.remove();
+      view.questionText.hidden = false;
+      button.hidden = false;
+    }
+  });
+  box.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      close();
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  view.questionText.hidden = true;
+  button.hidden = true;
+  view.questionText.after(form);
+  box.focus();
 }
 
 export function renderExtras(turn, view) {
@@ -114,14 +238,32 @@ export function renderExtras(turn, view) {
   if (turn.meta) extras.appendChild(el("p", { className: "meta note", text: turn.meta }));
 }
 
-/* Web sources ({type:"web", title, url}) and document passages ({type:"document",
- * file_id, title, page, snippet, url}) as one numbered list. */
+/* Web sources ({type:"web", title, url}) and the document passages the answer cites
+ * ({type:"document", file_id, title, page, snippet, url, cited: true}) as one numbered
+ * list; the passages it was shown but did not cite (cited: false) folded under "Also
+ * searched". An answer stored before passages were marked lists them all as sources. */
 function renderCitations(citations) {
   const items = citations.filter((c) => c && typeof c === "object" && (safeUrl(c.url) || c.type === "document"));
   if (!items.length) return null;
+  const searched = items.filter((c) => c.type === "document" && c.cited === false);
+  const relied = items.filter((c) => !searched.includes(c));
+  const parts = [];
+  if (relied.length) parts.push(el("h3", { text: "Sources" }), citationList(relied));
+  if (searched.length) {
+    parts.push(
+      el("details", { className: "also-searched" }, [
+        el("summary", { text: "Also searched (" + searched.length + (searched.length === 1 ? " passage)" : " passages)") }),
+        citationList(searched),
+      ]),
+    );
+  }
+  return el("div", { className: "sources" }, parts);
+}
+
+function citationList(items) {
   const list = el("ol", { className: "citations" });
   for (const citation of items) {
-    const href = safeUrl(citation.url);
+    const href = citation.type === "document" && citation.file_id ? fileContentUrl(citation.file_id, citation.page) : safeUrl(citation.url);
     const title = String(citation.title || citation.url || "Document");
     const name = href
       ? el("a", { href, target: "_blank", rel: "noopener noreferrer", text: title })
@@ -135,7 +277,7 @@ function renderCitations(citations) {
     }
     list.appendChild(el("li", { className: "citation", "data-type": citation.type || "web" }, parts));
   }
-  return el("div", { className: "sources" }, [el("h3", { text: "Sources" }), list]);
+  return list;
 }
 
 function productImage(src, title) {
@@ -268,6 +410,8 @@ export function turnFromStored(stored) {
     question: stored.question,
     answer: stored.response || "",
     queryId: stored.query_id,
+    alternativeOf: (stored.metadata && stored.metadata.alternative_of) || null,
+    imageIds: Array.isArray(stored.images) ? stored.images : [],
     provider: stored.model_provider,
     model: stored.model_name,
     mode: stored.mode || "chat",
