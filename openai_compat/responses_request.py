@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from llmplatform.core.contract import (
@@ -52,11 +53,23 @@ _UNHONOURED = {
 _ROLES = {"user", "assistant", "system", "developer"}
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        ]
+    }
+)
+class ResponsesInputField(serializers.JSONField):
+    """A string, or a non-empty list of input items (checked by ``input_messages``)."""
+
+
 class OpenAIResponseRequestSerializer(serializers.Serializer):
     model = serializers.CharField(
         max_length=300, help_text="provider/model, an alias or a bare name (GET /v1/models)"
     )
-    input = serializers.JSONField(
+    input = ResponsesInputField(
         help_text="a string (the question), or message items {role, content}: content a "
         "string or input_text / output_text / input_image (data URL) parts; the last "
         "user message is the question"

@@ -8,6 +8,9 @@ raised nowhere; the README's troubleshooting table is this list.
 
 ``status`` is the HTTP status the code is sent with; None for codes that are never an HTTP
 status of their own: a document's ``ingestion_error`` (the upload itself was accepted).
+
+Over 500 lines on purpose: one registry, so a code is defined once and a duplicate or a
+near-duplicate is seen beside the others (per-app lists would hide both).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_every_check_is_on_and_the_allowances_are_few():
     checks = config.projects.default.checks
     assert checks.positive_data_acceptance.enabled and checks.negative_data_rejection.enabled
     assert checks.status_code_conformance.enabled and checks.response_schema_conformance.enabled
-    assert len(config.projects.default.operations.operations) <= 8
+    assert len(config.projects.default.operations.operations) <= 9
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
