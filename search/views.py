@@ -15,10 +15,20 @@ from search.services import SCOPES, semantic_search
 MAX_SEARCH_RESULTS = 50
 
 
+class QueryStringChoiceField(serializers.ChoiceField):
+    """A choice in the query string: an empty value (``?scope=``) is a wrong choice (400),
+    not "not given" as DRF reads empty HTML form fields (the schema's enum has no "")."""
+
+    def get_value(self, dictionary):
+        if dictionary.get(self.field_name) == "":
+            return ""
+        return super().get_value(dictionary)
+
+
 class SearchParamsSerializer(serializers.Serializer):
     q = serializers.CharField(max_length=2000, help_text="what to look for, in plain words")
     user_id = serializers.CharField(max_length=MAX_ID_LENGTH, trim_whitespace=False)
-    scope = serializers.ChoiceField(choices=SCOPES, default="all")
+    scope = QueryStringChoiceField(choices=SCOPES, default="all")
     limit = serializers.IntegerField(min_value=1, max_value=MAX_SEARCH_RESULTS, default=10)
 
 

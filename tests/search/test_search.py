@@ -59,3 +59,9 @@ def test_openapi_documents_search(api):
     paths = api.get("/openapi.json").json()["paths"]
     search_params = {p["name"] for p in paths["/api/v1/search"]["get"]["parameters"]}
     assert {"q", "user_id", "scope", "limit"} <= search_params
+
+
+def test_an_empty_scope_is_a_wrong_choice_not_the_default(api):
+    response = api.get("/api/v1/search", {"q": "x", "user_id": "u1", "scope": ""})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
