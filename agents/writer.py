@@ -181,7 +181,8 @@ async def _stream_answer(
             if chunk.finish_reason is not None:
                 state.finish_reason = chunk.finish_reason
     finally:
-        # Kept even when the stream broke or was stopped: the client already saw these.
+        # Kept even when the stream broke or was stopped: the client already saw these
+        # (unless ``held``: then ``run`` decides what the client gets).
         state.response = "".join(parts)
         state.tool_calls = tool_calls.calls()
         # Closing the generator closes the vendor's HTTP stream: generation (and billing)
