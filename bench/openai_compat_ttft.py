@@ -11,6 +11,10 @@ bench/sse_stack.py's):
 * ours, /v1/chat/completions: the same run through the OpenAI-compatible edge, model
   ``openai/gpt-4o-mini``, ``stream: true`` (no platform memory: /v1's default).
 
+``--tools`` adds LiteLLM and our /v1 again with two function tools in the request
+(``tool_choice: auto``), as an agent framework sends them; the fake server answers text, so
+what is measured is the cost of carrying and translating the tools.
+
 Both of ours are served by one ``--server`` process (in-process runs, no REDIS_URL), on
 one throw-away SecantusDB. TTFT is request written → first content chunk parsed.
 
@@ -62,6 +66,32 @@ from tests.processes import ASGI_SERVERS, SERVED_WITH  # noqa: E402
 
 RESULT_FILE = ROOT / "bench" / "results" / "openai_compat_ttft.md"
 V1_MODEL = f"openai/{MODEL}"
+BENCH_TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The current weather in a city.",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}, "unit": {"enum": ["c", "f"]}},
+                "required": ["city"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "search_orders",
+            "description": "Find a customer's orders by status.",
+            "parameters": {
+                "type": "object",
+                "properties": {"status": {"type": "string"}, "limit": {"type": "integer"}},
+                "required": ["status"],
+            },
+        },
+    },
+]
 
 
 @dataclass
@@ -72,6 +102,19 @@ class V1Target(Target):
         return {**super().body(prompt, session), "model": V1_MODEL}
 
 
+@dataclass
+class WithTools(Target):
+    """The same OpenAI-style request with function tools, as an agent framework sends it."""
+
+    def body(self, prompt: str, session: str | None = None) -> dict:
+        return {**super().body(prompt, session), "tools": BENCH_TOOLS, "tool_choice": "auto"}
+
+
+@dataclass
+class V1WithTools(WithTools, V1Target):
+    pass
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=100, help="measured rounds")
@@ -79,6 +122,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--chunk-count", type=int, default=20)
     parser.add_argument("--server", choices=ASGI_SERVERS, default=SERVED_WITH)
     parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--tools", action="store_true", help="also measure requests with tools")
     parser.add_argument("--litellm-spec", default=LITELLM_SPEC)
     parser.add_argument("--write", action="store_true", help=f"write {RESULT_FILE.name}")
     return parser.parse_args()
@@ -111,7 +155,7 @@ def render(
         f"{args.server}, in-process runs (no REDIS_URL), `use_memory: false` on both edges.",
         "",
         "| side | TTFT p50 (ms) | TTFT p99 (ms) | added p50 vs direct | added p99 vs direct "
-        "| added p50 / LiteLLM's | failures |",
+        "| added p50 / LiteLLM's (same request) | failures |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for target in targets:
@@ -126,7 +170,9 @@ def render(
             )
             continue
         a50, a99 = added[target.key]
-        ratio = f"{a50 / litellm[0]:.2f}x" if litellm and target.key != "litellm" else "—"
+        # Each side against LiteLLM carrying the same request: with tools against with tools.
+        peer = added.get("litellm-tools") if target.key.endswith("-tools") else litellm
+        ratio = f"{a50 / peer[0]:.2f}x" if peer and not target.key.startswith("litellm") else "—"
         lines.append(
             f"| {target.label} | {p50(ttft):.1f} | {percentile(ttft, 99):.1f} | **+{a50:.1f}** "
             f"| +{a99:.1f} | {ratio} | {failures} |"
@@ -170,6 +216,11 @@ def main() -> None:
                     {"Authorization": f"Bearer {LITELLM_MASTER_KEY}"},
                 )
                 targets.append(litellm)
+                if args.tools:
+                    label = f"LiteLLM proxy {version}, with tools"
+                    targets.append(
+                        WithTools(**{**vars(litellm), "key": "litellm-tools", "label": label})
+                    )
                 notes.append(f"- LiteLLM: `{args.litellm_spec}`, ready in {seconds:.1f} s.")
             except LiteLLMUnavailable as exc:
                 notes.append(f"- LiteLLM **could not be run**: {exc}")
@@ -203,6 +254,19 @@ def main() -> None:
                 pids=pids,
             )
         )
+        if args.tools:
+            targets.append(
+                V1WithTools(
+                    "v1-tools",
+                    "ours: /v1/chat/completions, with tools",
+                    host,
+                    port,
+                    "/v1/chat/completions",
+                    "openai",
+                    auth,
+                    pids=pids,
+                )
+            )
         progress(f"{len(targets)} sides x ({args.warmup} + {args.iterations}) rounds ...")
         samples = asyncio.run(measure_ttft(targets, args.iterations, args.warmup, probes=0))
     finally:

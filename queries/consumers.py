@@ -197,6 +197,13 @@ class _SseConsumer(AsyncHttpConsumer):
         raise NotImplementedError
 
 
+def _started_with_limits(*, api_key: ApiKey, params: QuestionParams) -> tuple[Any, dict]:
+    """``query_start``, then the ``RateLimit-*`` headers, in one hop to a thread: each hop
+    back to the event loop waits for the GIL, which the run just started holds."""
+    query = query_start(owner=api_key.owner, params=params, api_key=api_key)
+    return query, rate_limit_headers(api_key=api_key, user_id=params.user_id)
+
+
 class QueryStreamConsumer(_SseConsumer):
     """``POST /api/v1/query/stream``: the same request as ``/api/v1/query/``, as SSE."""
 
@@ -207,10 +214,7 @@ class QueryStreamConsumer(_SseConsumer):
         params = _query_params(parse_json_body(body or b"{}"))
         # Django's middleware never sees this request: its traceparent is honoured here.
         with tracing.continued(self._trace_headers()):
-            query = await to_thread(query_start)(
-                owner=api_key.owner, params=params, api_key=api_key
-            )
-        limits = await to_thread(rate_limit_headers)(api_key=api_key, user_id=params.user_id)
+            query, limits = await to_thread(_started_with_limits)(api_key=api_key, params=params)
         await self._start_stream(
             str(query.pk),
             after=None,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures import Future
 from datetime import timedelta
 from typing import Any
 
@@ -208,6 +209,8 @@ def _timeout_error(deadline_s: float) -> ApplicationError:
 
 
 async def _heartbeat(query: Query, every_s: float) -> None:
+    # The first beat is every_s after the start: the row is stored long before
+    # (queries.start), and an update of a row not there yet would change nothing anyway.
     while True:
         await asyncio.sleep(every_s)
         now = timezone.now()
@@ -241,20 +244,38 @@ async def _watched(state: RunState, deadline_s: float, poll_s: float) -> None:
 
 
 async def query_execute(
-    query_id: str, *, query: Query | None = None, trace_context: dict[str, str] | None = None
+    query_id: str,
+    *,
+    query: Query | None = None,
+    written: Future[None] | None = None,
+    trace_context: dict[str, str] | None = None,
 ) -> None:
     """Run the query and store its outcome. Raises nothing it can store; idempotent.
 
-    Its spans (``query.run`` and every step's) continue the trace of ``trace_context``
-    (the start's, carried by the dispatcher)."""
+    ``query`` and ``written`` are the in-process hand-over: the instance, and whether its
+    row is stored yet (``queries.start`` stores it while this runs; nothing here writes
+    the row before). Its spans (``query.run`` and every step's) continue the trace of
+    ``trace_context`` (the start's, carried by the dispatcher)."""
     with (
         tracing.continued(trace_context),
         tracing.span("query.run", {tracing.QUERY_ID: query_id}) as run_span,
     ):
-        await _execute(query_id, query, run_span)
+        await _execute(query_id, query, written, run_span)
 
 
-async def _execute(query_id: str, query: Query | None, run_span: tracing.Span) -> None:
+async def _row_stored(written: Future[None] | None) -> bool:
+    """Wait until the row of an in-process run exists; False if its insert failed (the
+    edge answered its client with that error: there is nothing to store or report)."""
+    if written is None:
+        return True
+    stored = asyncio.wrap_future(written)
+    await asyncio.wait([stored])
+    return stored.exception() is None  # the insert's error was raised to the edge
+
+
+async def _execute(
+    query_id: str, query: Query | None, written: Future[None] | None, run_span: tracing.Span
+) -> None:
     if query is None:
         query = await to_thread(_claim)(query_id)
         if query is None:
@@ -279,18 +300,21 @@ async def _execute(query_id: str, query: Query | None, run_span: tracing.Span) -
         if params.attachments:
             state.images = await to_thread(_images)(query, params.attachments)
         await _watched(state, budget.engine_deadline_s, run_config().cancel_poll_s)
+        if not await _row_stored(written):
+            return
         with tracing.span("query.store_outcome", {tracing.QUERY_ID: query_id}):
             total_ms = (time.perf_counter() - started) * 1000
             await to_thread(_store_outcome)(query, state, total_ms)
         await emit(final_event(query))
     except TimeoutError:
-        await _report_failure(query, _timeout_error(budget.engine_deadline_s), state, emit)
+        error = _timeout_error(budget.engine_deadline_s)
+        await _report_failure(query, error, state, emit, written=written)
     except ApplicationError as exc:  # ProviderError included: stored, then reported
         logger.warning("query %s failed: %s", query_id, exc.message)
-        await _report_failure(query, exc, state, emit)
+        await _report_failure(query, exc, state, emit, written=written)
     except Exception:  # the task boundary: a bug must not leave the query "running"
         logger.exception("query %s crashed", query_id)
-        await _report_failure(query, internal_error(), state, emit)
+        await _report_failure(query, internal_error(), state, emit, written=written)
     finally:
         heartbeat.cancel()
         # Before ``done``: a client that saw the answer end sees its budget settled.
@@ -358,9 +382,16 @@ def _record_metrics(query: Query, *, total_ms: float) -> None:
 
 
 async def _report_failure(
-    query: Query, error: ApplicationError, state: RunState | None, emit: Any
+    query: Query,
+    error: ApplicationError,
+    state: RunState | None,
+    emit: Any,
+    *,
+    written: Future[None] | None = None,
 ) -> None:
     tracing.mark_error(tracing.current_span(), error)
+    if not await _row_stored(written):
+        return
     await to_thread(_store_failure)(query, error, state)
     await emit({"type": "error", "query_id": str(query.pk), **error.as_envelope()})
 

@@ -4,9 +4,10 @@ Everything that can be refused is checked before money is spent (the ``check_*``
 functions: the client's messages and tools (``queries.client_turns``), web search,
 structured output and tool support; then the session, the model
 and the experiments, the named documents); then the question is admitted against the
-caller's limits (``queries.admission``). Only then is the Query stored (``pending``, or
-``running`` when it runs in this process) and its run handed to the dispatcher, by name
-(``RUN_TASK``); ``queries.run`` executes it.
+caller's limits (``queries.admission``). Only then is the Query stored (``pending``, for a
+worker) and its run handed to the dispatcher, by name (``RUN_TASK``); ``queries.run``
+executes it. A run in this process starts first and its row (``running``, id made here)
+is stored beside it, so the insert is not before the first token.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ from llmplatform.core import tracing
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.dispatch import dispatcher
 from llmplatform.core.errors import ApplicationError, NotFound
+from llmplatform.core.event_log import event_log
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quotas import quota_admit, quota_settle
 from queries.admission import question_reservation
@@ -442,7 +445,8 @@ def _started(
         raise
     runs = dispatcher()
     running = runs.starts_runs_at_once
-    query = Query.objects.create(
+    query = Query(
+        pk=ObjectId(),
         status=Query.Status.RUNNING if running else Query.Status.PENDING,
         heartbeat_at=timezone.now() if running else None,
         owner=owner,
@@ -481,7 +485,31 @@ def _started(
             "sampling": params.sampling,
         },
     )
-    runs.submit_run(RUN_TASK, str(query.pk), query=query)
-    # After the hand-over, so counting it in its session never delays the first token.
+    if running:
+        _run_beside_insert(runs, query)
+    else:  # a worker reads the row: it is stored first
+        query.save(force_insert=True)
+        runs.submit_run(RUN_TASK, str(query.pk), query=query)
     session_query_record(session=session, at=query.timestamp)
     return query
+
+
+def _run_beside_insert(runs: Any, query: Query) -> None:
+    """Start the run of ``query`` (made here, id included) in this process, then store
+    it while the run works: the insert is no longer before the first token.
+
+    The run writes the row only once ``written`` says it exists (``queries.run``), and
+    this returns only then, so no client learns the id of a row that is not there. If
+    the insert fails, the run is asked to stop, stores nothing, and the error is raised
+    (the edge's 500).
+    """
+    written: Future[None] = Future()
+    runs.submit_run(RUN_TASK, str(query.pk), query=query, written=written)
+    try:
+        with tracing.span("query.insert"):
+            query.save(force_insert=True)
+    except BaseException as exc:
+        written.set_exception(exc)
+        event_log().request_cancel(str(query.pk))
+        raise
+    written.set_result(None)

@@ -18,7 +18,8 @@ from typing import Any
 from bson import ObjectId
 from django.contrib.auth.models import User
 from django.db import IntegrityError
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 
 from llmplatform.core.contract import MAX_ID_LENGTH
 from llmplatform.core.errors import ApplicationError
@@ -173,9 +174,11 @@ def session_query_record(*, session: Session, at: datetime) -> None:
     them, so a session's query numbers are pushed down here. An ended session keeps the
     numbers it ended with.
     """
-    open_session = Session.objects.filter(pk=session.pk, end_t=None)
-    open_session.update(query_count=F("query_count") + 1)
-    open_session.filter(first_query_at=None).update(first_query_at=at)
+    # One update (one round trip on the question's path): the first query's time is kept.
+    Session.objects.filter(pk=session.pk, end_t=None).update(
+        query_count=F("query_count") + 1,
+        first_query_at=Coalesce(F("first_query_at"), Value(at)),
+    )
 
 
 def _data_size(data: Any) -> int:

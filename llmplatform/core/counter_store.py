@@ -27,8 +27,9 @@ from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.redis import RedisCache
 from django.db import connections
+from pymongo import UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,29 @@ def counter_add(key: str, amount: int, *, ttl_s: int) -> int:
     except ValueError:  # expired between add and incr: this amount opens the window
         cache.add(key, amount, timeout=ttl_s)
         return amount
+
+
+def counter_add_all(adds: list[tuple[str, int, int]]) -> None:
+    """Add each ``(key, amount, ttl_s)`` as ``counter_add`` does, without reading the
+    totals back: one round trip for them all on either store (admission counts what has
+    no limit this way, so usage is shown without a read on the question's path). Atomic
+    per counter. Raises the store's errors.
+    """
+    if not adds:
+        return
+    cache = caches[LIMITS_CACHE]
+    if isinstance(cache, MongoCounterCache):
+        cache.incr_or_open_all(adds)
+        return
+    if isinstance(cache, RedisCache):
+        keys = [(cache.make_and_validate_key(key), amount, ttl_s) for key, amount, ttl_s in adds]
+        pipeline = cache._cache.get_client(keys[0][0], write=True).pipeline(transaction=False)
+        for redis_key, amount, ttl_s in keys:
+            pipeline.eval(_INCRBY_WITH_EXPIRY, 1, redis_key, amount, ttl_s)
+        pipeline.execute()
+        return
+    for key, amount, ttl_s in adds:
+        counter_add(key, amount, ttl_s=ttl_s)
 
 
 def _encode(value: Any) -> Any:
@@ -313,6 +337,34 @@ class MongoCounterCache(BaseCache):
                 continue  # another process opened it first: count in its window
             return delta
         raise RuntimeError(f"The counter {key!r} kept changing under {_OPEN_ATTEMPTS} attempts.")
+
+    def incr_or_open_all(self, adds: list[tuple[str, int, int]], version=None) -> None:
+        """``incr_or_open`` for each ``(key, delta, timeout)``, totals not read: one bulk
+        write of upserts. An upsert is safe here because nothing is read back (see
+        ``incr_or_open`` for why it is not there); one that collides with another
+        process's insert of the same key is applied again, and then finds the key."""
+        live_at = self._now()
+        operations = []
+        for key, delta, timeout in adds:
+            # A missing document's expires_at compares below any date: the key opens.
+            live = {"$gt": ["$expires_at", live_at]}
+            value = {"$cond": [live, {"$add": ["$value", Int64(delta)]}, Int64(delta)]}
+            expires_at = {"$cond": [live, "$expires_at", self._expires_at(timeout)]}
+            operations.append(
+                UpdateOne(
+                    {"_id": self.make_and_validate_key(key, version=version)},
+                    [{"$set": {"value": value, "expires_at": expires_at}}],
+                    upsert=True,
+                )
+            )
+        collection = self._collection()
+        try:
+            collection.bulk_write(operations, ordered=False)
+        except BulkWriteError as exc:
+            failed = [error["index"] for error in exc.details.get("writeErrors", [])]
+            if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
+                raise
+            collection.bulk_write([operations[index] for index in failed], ordered=False)
 
     def clear(self) -> None:
         """Delete this cache's keys: those under its ``KEY_PREFIX``, or all without one."""

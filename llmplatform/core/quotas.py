@@ -32,7 +32,7 @@ from typing import Any
 
 from django.core.cache import caches
 
-from llmplatform.core.counter_store import LIMITS_CACHE, counter_add
+from llmplatform.core.counter_store import LIMITS_CACHE, counter_add, counter_add_all
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quota_limits import PayerLimits
@@ -310,13 +310,16 @@ def quota_admit(
         periods=_Periods.at(now),
     )
     added: list[_Check] = []
-    for check in checks:
+    for check in [c for c in checks if c.limit is not None]:
         total = _add(check.counter, check.amount, ttl_s=_ttl(check.ends, now))
         added.append(check)
         if _over(check, total):
             for done in added:
                 _add(done.counter, -done.amount, ttl_s=_ttl(done.ends, now))
             raise QuotaRefusal(check, now, _rate_limit(checks, now, refused=check))
+    # What has no limit is only counted, once everything limited has admitted the
+    # question: one round trip for them all, and no total to read back.
+    counter_add_all([(c.counter, c.amount, _ttl(c.ends, now)) for c in checks if c.limit is None])
     return {
         # Who was admitted: what a later charge caused by this question (its summary)
         # is counted against.
@@ -352,10 +355,14 @@ def quota_settle(
     if not caches[LIMITS_CACHE].add(f"quota:settled:{run_id}", 1, timeout=32 * 24 * 3600):
         return False
     used_micro_usd = round((usd or 0.0) * MICRO_USD)
+    corrections = []
     for budget in reservation["budgets"]:
         used = used_micro_usd if budget["usd"] else tokens
         ends = datetime.fromisoformat(budget["ends"])
-        _add(budget["counter"], used - int(budget["reserved"]), ttl_s=max(_ttl(ends, now), 60))
+        corrections.append(
+            (budget["counter"], used - int(budget["reserved"]), max(_ttl(ends, now), 60))
+        )
+    counter_add_all(corrections)
     return True
 
 

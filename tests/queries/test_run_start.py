@@ -8,8 +8,13 @@ search on a provider without it was silently ignored.
 
 from __future__ import annotations
 
-import pytest
+import time
 
+import pytest
+from pymongo.errors import AutoReconnect
+
+from llmplatform.core.models import ApiKey
+from llmplatform.core.quotas import quota_windows
 from queries.models import Query
 from sessions.experiments import experiment_start
 from sessions.models import Experiment, Session
@@ -131,3 +136,64 @@ def test_web_search_on_a_provider_without_it_is_a_400_naming_those_with_it(
         "openrouter",
     }
     assert not Query.objects.exists()  # refused before anything was stored
+
+
+# ---- in this process, the run starts before its row is stored ----
+
+
+def _insert_of(save, before):
+    """Query.save with ``before()`` run ahead of the one insert (force_insert) only."""
+
+    def save_with(self, *args, **kwargs):
+        if kwargs.get("force_insert"):
+            before()
+        return save(self, *args, **kwargs)
+
+    return save_with
+
+
+def test_the_vendor_is_asked_while_the_question_is_being_stored(api, in_process, monkeypatch):
+    # The insert is no longer before the first token: the insert below waits until the
+    # vendor has the request, which it never would if the run waited for the row.
+    openai = in_process["openai"]
+    vendor_asked_first = []
+
+    def wait_for_the_vendor():
+        deadline = time.monotonic() + 5
+        while not openai.chat_requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        vendor_asked_first.append(bool(openai.chat_requests))
+
+    monkeypatch.setattr(Query, "save", _insert_of(Query.save, wait_for_the_vendor))
+    answer = ask(api, model_provider="openai", model_name="gpt-4o-mini")
+    assert answer.status_code == 200, answer.json()
+    assert vendor_asked_first == [True]
+    # The run stored its outcome on the row once the row was there.
+    stored = Query.objects.get(pk=answer.json()["query_id"])
+    assert stored.status == Query.Status.COMPLETED
+    assert stored.response == answer.json()["response"]
+    assert Session.objects.get(session_id="s1").query_count == 1
+
+
+def test_a_question_that_cannot_be_stored_fails_and_its_run_stores_nothing(
+    api, owner, in_process, monkeypatch
+):
+    def database_gone():
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(Query, "save", _insert_of(Query.save, database_gone))
+    response = ask(api, model_provider="openai", model_name="gpt-4o-mini")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "server_error"
+    assert "connection closed" not in response.content.decode()
+    # The run that had started ends without a row to store into, and gives back the
+    # tokens admission reserved for it.
+    api_key = ApiKey.objects.get(owner=owner[0])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        tokens = next(w for w in quota_windows(api_key=api_key) if w.name == "tokens_per_day")
+        if tokens.used == 0:
+            break
+        time.sleep(0.05)
+    assert tokens.used == 0
+    assert not Query.objects.exists()

@@ -24,7 +24,7 @@ from django.db import connection
 
 from llmplatform.core import counter_store
 from llmplatform.core.checks import limits_redis_never_evicts
-from llmplatform.core.counter_store import MongoCounterCache, counter_add
+from llmplatform.core.counter_store import MongoCounterCache, counter_add, counter_add_all
 from llmplatform.core.errors import ApplicationError
 from llmplatform.core.failure_limiter import FailureLimit
 from llmplatform.core.login_guard import lockouts_current, login_failure_record, login_locked
@@ -156,6 +156,30 @@ def test_reopening_an_expired_counter_under_a_race_loses_nothing(store, clock):
     clock(61)
     _together(8, lambda n: [counter_add("window", 1, ttl_s=60) for _ in range(10)])
     assert store.get("window") == 80
+
+
+@pytest.mark.parametrize("limits", ["embedded", "redis"])
+def test_counting_several_counters_unread_opens_adds_and_loses_nothing(settings, limits):
+    # What admission counts without a limit: one round trip, no total read back.
+    _embedded(settings) if limits == "embedded" else _redis(settings)
+    store = caches["limits"]
+    counter_add("live", 7, ttl_s=600)
+    counter_add_all([("live", 5, 600), ("new", 3, 60)])
+    assert store.get_many(["live", "new"]) == {"live": 12, "new": 3}
+    # Racing threads opening and adding to the same fresh counters lose no increment.
+    _together(
+        8, lambda n: [counter_add_all([("raced", 1, 600), ("live", 2, 600)]) for _ in range(10)]
+    )
+    assert store.get_many(["raced", "live"]) == {"raced": 80, "live": 12 + 160}
+
+
+def test_counting_unread_opens_an_expired_counter_with_its_window(store, clock):
+    counter_add("stale", 100, ttl_s=60)
+    clock(61)  # expired, not yet removed: the unread add starts it over at its amount
+    counter_add_all([("stale", 4, 60)])
+    assert store.get("stale") == 4
+    clock(61 + 61)  # and the window it opened ends with the ttl it was given
+    assert store.get("stale") is None
 
 
 def test_timeouts_values_and_namespaces(store, settings, clock):
