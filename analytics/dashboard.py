@@ -1,13 +1,16 @@
-"""The operator dashboard: queries, latency, cost and sessions per day, as SVG charts.
+"""The operator dashboard: queries, latency, cost and sessions per day, as SVG charts,
+and the slowest steps per day from the trace store.
 
 Every chart comes from one read of the day rollups (``analytics.selectors.day_facts``):
-its cost grows with the days shown, not with the queries stored.
+its cost grows with the days shown, not with the queries stored. The slowest steps read
+the stored spans of the range, which the store keeps for TRACE_RETENTION_DAYS only.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -16,10 +19,12 @@ from django.utils import timezone
 
 from analytics.charts import bar_chart, line_chart
 from analytics.selectors import (
+    SLOWEST_STEPS_PER_DAY,
     analytics_summary,
     cost_by_provider,
     day_facts,
     latency_percentiles_by_day,
+    slowest_steps_by_day,
 )
 
 DASHBOARD_DAYS = (7, 30, 90)
@@ -90,5 +95,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "charts": charts,
         "totals": summary["totals"],
         "providers": providers,
+        "slowest_steps": slowest_steps_by_day(
+            start=max(start, end - timedelta(days=settings.TRACE_RETENTION_DAYS)), end=end
+        ),
+        "steps_per_day": SLOWEST_STEPS_PER_DAY,
+        "trace_retention_days": settings.TRACE_RETENTION_DAYS,
     }
     return TemplateResponse(request, "admin/dashboard.html", context)

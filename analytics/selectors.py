@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -34,8 +34,11 @@ from analytics.tallies import (
     tally_queries,
 )
 from llmplatform.core.errors import ApplicationError
+from llmplatform.core.models import TraceSpan
 
 MAX_ANALYTICS_DAYS = 366
+# The dashboard's slowest steps: this many span names per day.
+SLOWEST_STEPS_PER_DAY = 10
 
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
@@ -242,3 +245,43 @@ def cost_by_provider(
         }
         for provider, tally in sorted(by_provider.items())
     ]
+
+
+def slowest_steps_by_day(
+    *, start: date, end: date, limit: int = SLOWEST_STEPS_PER_DAY
+) -> list[dict[str, Any]]:
+    """Per UTC day (newest first), the ``limit`` span names with the highest p95 duration
+    in the built-in trace store, every owner (operators): ``date``, ``name``, ``count``,
+    ``p50_ms``, ``p95_ms`` (within 1%, analytics.sketch), ``max_ms``.
+
+    Reads the stored spans of the range, three fields each: the store keeps only
+    TRACE_RETENTION_DAYS of them (a TTL index), which bounds the read; days before that
+    have no rows. A trace sampled out (TRACE_SAMPLE_RATE) is not counted.
+    """
+    since = datetime.combine(start, time.min, tzinfo=UTC)
+    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
+    sketches: dict[tuple[date, str], LatencySketch] = defaultdict(LatencySketch)
+    spans = TraceSpan.objects.filter(started_at__gte=since, started_at__lt=until)
+    for name, started_at, duration_ms in spans.values_list(
+        "name", "started_at", "duration_ms"
+    ).iterator():
+        sketches[(started_at.astimezone(UTC).date(), name)].add(duration_ms)
+    rows = [
+        {
+            "date": day.isoformat(),
+            "name": name,
+            "count": sketch.count,
+            "p50_ms": sketch.percentile(0.50),
+            "p95_ms": sketch.percentile(0.95),
+            "max_ms": sketch.maximum,
+        }
+        for (day, name), sketch in sketches.items()
+    ]
+    rows.sort(key=lambda row: (row["date"], row["p95_ms"]), reverse=True)
+    ranked: list[dict[str, Any]] = []
+    shown: dict[str, int] = defaultdict(int)
+    for row in rows:
+        if shown[row["date"]] < limit:
+            shown[row["date"]] += 1
+            ranked.append(row)
+    return ranked

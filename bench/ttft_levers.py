@@ -68,28 +68,9 @@ PENDING: list[Future] = []
 WRITES = ThreadPoolExecutor(max_workers=2, thread_name_prefix="bench-writes")
 
 
-def lever_query_insert_concurrent() -> None:
-    """query_start stores the Query on a thread while the run starts (id made here)."""
-    import queries.run
-    from queries.models import Query
-
-    def create(**fields: Any) -> Any:
-        from bson import ObjectId
-
-        query = Query(pk=ObjectId(), **fields)
-        INSERTS.append(WRITES.submit(query.save, force_insert=True))
-        return query
-
-    Query.objects.create = create
-    assert queries.run  # the run reads the instance it is handed: no read to wait for
-
-
-INSERTS: list[Any] = []
-
 LEVERS: dict[str, Callable[[], None]] = {
     "api-key-cache": lever_api_key_cache,
     "claim-in-background": lever_claim_in_background,
-    "query-insert-concurrent": lever_query_insert_concurrent,
 }
 
 
@@ -101,7 +82,6 @@ def reset_levers() -> None:
     right after its instrumentation, so the instrumented functions come back)."""
     import queries.consumers
     import queries.run
-    from queries.models import Query
 
     if not SNAPSHOT:
         SNAPSHOT.update(
@@ -109,11 +89,9 @@ def reset_levers() -> None:
             claim=queries.run._claim,
             store=queries.run._store_outcome,
             execute=queries.run.query_execute,
-            create=Query.objects.create,
         )
         return
     queries.consumers.api_key_for_scope = SNAPSHOT["owner"]
     queries.run._claim = SNAPSHOT["claim"]
     queries.run._store_outcome = SNAPSHOT["store"]
     queries.run.query_execute = SNAPSHOT["execute"]
-    Query.objects.create = SNAPSHOT["create"]

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pymongo import monitoring  # noqa: E402
 from sse_stack import Children, FakeProcess, progress, project_env, start_database  # noqa: E402
-from ttft_levers import INSERTS, LEVERS, reset_levers  # noqa: E402
+from ttft_levers import LEVERS, reset_levers  # noqa: E402
 
 RESULT_FILE = ROOT / "bench" / "results" / "ttft_profile.md"
 MODEL = "gpt-4o-mini"
@@ -154,11 +154,19 @@ def instrument() -> None:
             setattr(consumers, name, timed_sync("validation", getattr(consumers, name)))
     consumers.query_start = timed_sync("query_start (whole)", consumers.query_start)
     # The run's start is being reshaped: wrap what exists, skip what does not.
-    for name, label in (("session_for_query", "  session_start"), ("_choices", "  choices")):
+    steps = (
+        ("session_for_query", "  session_start"),
+        ("_choices", "  choices"),
+        ("_admit", "  admission (limits)"),
+    )
+    for name, label in steps:
         if hasattr(start, name):
             setattr(start, name, timed_sync(label, getattr(start, name)))
-    manager = Query.objects
-    manager.create = timed_sync("  Query insert", manager.create)
+    # In-process the insert runs beside the run (queries.start._run_beside_insert).
+    save, timed_insert = Query.save, timed_sync("  Query insert", Query.save)
+    Query.save = lambda self, *a, **kw: (timed_insert if kw.get("force_insert") else save)(
+        self, *a, **kw
+    )
     InProcessDispatcher.submit_run = timed_sync(
         "  dispatch (submit)", InProcessDispatcher.submit_run
     )
@@ -251,9 +259,6 @@ async def one_request(app: Any, body: bytes, headers: list[tuple[bytes, bytes]])
     await asyncio.wait_for(done.wait(), timeout=30)
     disconnected.set()
     await asyncio.wait_for(task, timeout=10)
-    for future in INSERTS:
-        future.result(timeout=10)
-    INSERTS.clear()
     steps = {name: spans for name, spans in CURRENT.items()}
     first_chunk = result.get("first chunk frame sent", float("inf"))
     before = [name for at, name in COMMANDS if started <= at < first_chunk]

@@ -24,6 +24,7 @@ from chat.selectors import (
     MAX_SEARCH_CHARS,
     account_usage,
     answer_get,
+    answer_trace,
     conversation_get,
     conversation_list,
     conversation_search,
@@ -234,6 +235,31 @@ class AnswerFeedbackView(ChatApiView):
                 "feedback": {"rating": query.feedback_rating, "comment": query.feedback_comment},
             }
         )
+
+
+class AnswerTraceView(ChatApiView):
+    """GET: the steps of one of the user's answers as a timeline (the answer's "Trace"):
+    each span's name, depth under its parent, place and length on the answer's timeline
+    (percent), duration, tokens and cost. Attributes are left out: the page shows the
+    timing, the API (GET /api/v1/query/{id}/trace) and admin the rest."""
+
+    def get(self, request: Request, query_id: str) -> Response:
+        rows = answer_trace(owner=request.user, user_id=self.end_user(request), query_id=query_id)
+        steps = [
+            {
+                "name": row.span.name,
+                "depth": row.depth,
+                "offset_pct": row.offset_pct,
+                "width_pct": row.width_pct,
+                "duration_ms": row.span.duration_ms,
+                "status": row.span.status,
+                "cancelled": row.cancelled,
+                "tokens": row.tokens,
+                "cost_usd": row.cost_usd,
+            }
+            for row in rows
+        ]
+        return Response({"query_id": query_id, "steps": steps})
 
 
 # The files panel lists this many of the user's files, newest first.

@@ -25,7 +25,13 @@ from files.storage_quota import StorageUsage, storage_usage
 from llmplatform.core.errors import NotFound
 from llmplatform.core.quotas import Window, quota_windows
 from queries.models import Query
-from queries.selectors import query_get, query_history
+from queries.selectors import (
+    WaterfallRow,
+    query_get,
+    query_history,
+    query_trace,
+    trace_waterfall,
+)
 from queries.streams import final_event
 from sessions.models import Session
 from sessions.selectors import end_user_session_get
@@ -279,6 +285,13 @@ def answer_get(*, owner, user_id: str, query_id: str) -> Query:
     if query.user_id != user_id:
         raise NotFound("Query")
     return query
+
+
+def answer_trace(*, owner, user_id: str, query_id: str) -> list[WaterfallRow]:
+    """The steps of one of the end user's answers, laid out as the admin's waterfall
+    (the spans GET /api/v1/query/{id}/trace returns). Raises NotFound as ``answer_get``."""
+    query = answer_get(owner=owner, user_id=user_id, query_id=query_id)
+    return trace_waterfall(query_trace(query=query))
 
 
 def file_of_end_user_get(*, owner, user_id: str, file_id: str) -> File:

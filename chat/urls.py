@@ -7,6 +7,7 @@ from django.urls import include, path
 from chat.api import (
     AccountUsageView,
     AnswerFeedbackView,
+    AnswerTraceView,
     ConversationActivityView,
     ConversationDetailView,
     ConversationDocumentsView,
@@ -69,6 +70,7 @@ api_urlpatterns = [
     # Not under conversations/: "search" is a valid conversation id.
     path("search", ConversationSearchView.as_view(), name="chat-search"),
     path("answers/<str:query_id>/feedback", AnswerFeedbackView.as_view(), name="chat-feedback"),
+    path("answers/<str:query_id>/trace", AnswerTraceView.as_view(), name="chat-trace"),
     path("files", FileUploadView.as_view(), name="chat-files"),
     path("files/<str:file_id>", FileDetailView.as_view(), name="chat-file"),
     path("files/<str:file_id>/content", FileContentView.as_view(), name="chat-file-content"),

@@ -49,6 +49,34 @@ def _validation_error(exc: ValidationError) -> ApplicationError:
     return ApplicationError(error["message"], code=error["code"], extra=error["details"])
 
 
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+
+
+def _trace_headers(scope: dict[str, Any]) -> dict[str, str]:
+    """The client's W3C trace context (``traceparent``, ``tracestate``) from a request's or
+    a websocket handshake's headers, if it sent one."""
+    found = {
+        key.decode("latin-1"): value.decode("latin-1")
+        for key, value in scope.get("headers", [])
+        if key.decode("latin-1") in TRACE_CONTEXT_KEYS
+    }
+    return {name: value for name, value in found.items() if value}
+
+
+def _message_trace_context(content: dict[str, Any]) -> dict[str, str]:
+    """The W3C trace context a websocket ``query`` message carries (its ``traceparent``
+    and ``tracestate`` fields): a browser cannot set a handshake's headers."""
+    carrier = {key: content[key] for key in TRACE_CONTEXT_KEYS if content.get(key) is not None}
+    for key, value in carrier.items():
+        if not isinstance(value, str):
+            raise ApplicationError(
+                f"{key} must be a string (W3C trace context).",
+                code="validation_error",
+                extra={key: ["Not a string."]},
+            )
+    return carrier
+
+
 def _query_params(data: Any) -> QuestionParams:
     serializer = QueryRequestSerializer(data=data)
     try:
@@ -93,12 +121,6 @@ class _SseConsumer(AsyncHttpConsumer):
             if key == name:
                 return value.decode("latin-1")
         return None
-
-    def _trace_headers(self) -> dict[str, str]:
-        """The client's W3C trace context (``traceparent``, ``tracestate``), if it sent one."""
-        names = ("traceparent", "tracestate")
-        found = {name: self._header(name.encode()) for name in names}
-        return {name: value for name, value in found.items() if value}
 
     async def _api_key(self) -> ApiKey:
         api_key = await to_thread(api_key_for_scope)(self.scope)
@@ -213,7 +235,7 @@ class QueryStreamConsumer(_SseConsumer):
         api_key = await self._api_key()
         params = _query_params(parse_json_body(body or b"{}"))
         # Django's middleware never sees this request: its traceparent is honoured here.
-        with tracing.continued(self._trace_headers()):
+        with tracing.continued(_trace_headers(self.scope)):
             query, limits = await to_thread(_started_with_limits)(api_key=api_key, params=params)
         await self._start_stream(
             str(query.pk),
@@ -377,8 +399,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _query(self, content: dict[str, Any]) -> None:
         if self.api_key is None:  # the signed-in chat page asks only as its own end user
             content = {**content, "user_id": self.owner.get_username()}
-        params = _query_params({k: v for k, v in content.items() if k != "type"})
-        query = await to_thread(query_start)(owner=self.owner, params=params, api_key=self.api_key)
+        # The message's trace context, else the handshake's: either is the question's parent.
+        carrier = _message_trace_context(content) or _trace_headers(self.scope)
+        fields = {k: v for k, v in content.items() if k != "type" and k not in TRACE_CONTEXT_KEYS}
+        params = _query_params(fields)
+        with tracing.continued(carrier):
+            query = await to_thread(query_start)(
+                owner=self.owner, params=params, api_key=self.api_key
+            )
         self._follow(str(query.pk), after=None)
 
     async def _owned(self, content: dict[str, Any]) -> Any:

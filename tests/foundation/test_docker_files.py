@@ -96,3 +96,33 @@ def test_the_grafana_dashboard_charts_only_series_the_platform_exports():
         "llmplatform_background_jobs_total",
     }
     assert wanted <= charted, wanted - charted
+
+
+def test_the_tracing_profile_wires_collector_to_jaeger_as_the_readme_says():
+    compose = yaml.safe_load((ROOT / "docker" / "compose.yml").read_text())
+    services = compose["services"]
+    collector, jaeger = services["otel-collector"], services["jaeger"]
+    assert collector["profiles"] == jaeger["profiles"] == ["tracing"]
+    mount = next(v for v in collector["volumes"] if v.startswith("./otel-collector.yml:"))
+    config_path = mount.split(":")[1]
+    assert f"--config={config_path}" in collector["command"]
+
+    config = yaml.safe_load((ROOT / "docker" / "otel-collector.yml").read_text())
+    pipeline = config["service"]["pipelines"]["traces"]
+    for kind in ("receivers", "processors", "exporters"):
+        assert set(pipeline[kind]) <= set(config[kind]), kind
+    # OTLP over HTTP in (the platform's exporter), published on the port the README gives.
+    http_port = config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
+    assert f"{http_port}:{http_port}" in collector["ports"]
+    # Out to Jaeger by its compose service name, on its OTLP gRPC port.
+    [exporter] = [config["exporters"][name] for name in pipeline["exporters"]]
+    assert exporter["endpoint"] == "jaeger:4317"
+    assert "jaeger" in collector["depends_on"]
+    assert "16686:16686" in jaeger["ports"]
+
+    readme = (ROOT / "README.md").read_text()
+    steps = readme[readme.index("To see traces in Jaeger") :]
+    assert "--profile tracing up -d otel-collector jaeger" in steps
+    assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:{http_port}" in steps
+    assert f"http://otel-collector:{http_port}" in steps
+    assert "http://localhost:16686" in steps

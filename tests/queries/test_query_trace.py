@@ -7,12 +7,15 @@ from the same database, as the trace endpoint reads them.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
 import httpx2
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
+from websockets.sync.client import connect
 
 from llmplatform.core.models import TraceSpan
 from llmplatform.core.trace_store import traces_drain
@@ -73,6 +76,50 @@ def test_an_sse_clients_traceparent_is_the_parent_of_its_question(daphne, owner,
     assert tree.one("query.start").parent_id == CLIENT_SPAN_ID
     assert tree.parent("query.run") == tree.one("query.start")
     TraceSpan.objects.filter(trace_id=CLIENT_TRACE_ID).delete()  # the next mode's turn
+
+
+HANDSHAKE_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+HANDSHAKE_SPAN_ID = "00f067aa0ba902b7"
+
+
+def _asked_over_websocket(ws, **message) -> str:
+    """Ask one question on ``ws``; its query id once the answer is done."""
+    ws.send(json.dumps({"type": "query", **body(model_provider="openai"), **message}))
+    while True:
+        event = json.loads(ws.recv(timeout=30))
+        assert event["type"] != "error", event
+        if event["type"] == "done":
+            return event["query_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_websocket_clients_traceparent_is_the_parent_of_its_question(
+    daphne, owner, vendor_settings
+):
+    url = daphne.url.replace("http", "ws") + "/ws/chat/"
+    headers = {
+        "Authorization": f"Bearer {owner[1]}",
+        "traceparent": f"00-{HANDSHAKE_TRACE_ID}-{HANDSHAKE_SPAN_ID}-01",
+    }
+    with connect(url, additional_headers=headers) as ws:
+        # A message's own traceparent wins over the handshake's ...
+        in_message = _asked_over_websocket(ws, traceparent=TRACEPARENT)
+        # ... and without one, the handshake's is the parent.
+        in_handshake = _asked_over_websocket(ws)
+        ws.send(json.dumps({"type": "query", **body(), "traceparent": 7}))
+        refused = json.loads(ws.recv(timeout=10))
+    assert refused["error"]["code"] == "validation_error"
+    for query_id, trace_id, span_id in (
+        (in_message, CLIENT_TRACE_ID, CLIENT_SPAN_ID),
+        (in_handshake, HANDSHAKE_TRACE_ID, HANDSHAKE_SPAN_ID),
+    ):
+        assert Query.objects.get(pk=query_id).trace_id == trace_id
+        tree = stored_trace(trace_id, until=("query.start", "query.run"))
+        assert tree.one("query.start").parent_id == span_id
+        assert tree.parent("query.run") == tree.one("query.start")
+        assert tree.one("query.run").attributes["llmplatform.query_id"] == query_id
+        TraceSpan.objects.filter(trace_id=trace_id).delete()  # the next mode's turn
 
 
 @pytest.mark.django_db
@@ -174,3 +221,40 @@ def test_the_waterfall_opens_a_step_to_show_its_attributes(live_server, traced_a
     path = os.environ.get("WATERFALL_SCREENSHOT")
     if path:
         page.screenshot(path=path, full_page=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("in_process")
+def test_the_chat_pages_answer_trace_is_its_end_users_alone(owner, api, make_owner):
+    user = owner[0]
+    mine = api.post("/api/v1/query/", body(user_id=user.get_username()), format="json").json()
+    another_end_users = api.post("/api/v1/query/", body(), format="json").json()
+    stored_trace(mine["trace_id"])
+    page = Client()
+    page.force_login(user)
+    url = f"/chat/api/answers/{mine['query_id']}/trace"
+    response = page.get(url)
+    assert response.status_code == 200, response.content
+    steps = response.json()["steps"]
+    names = [step["name"] for step in steps]
+    # The same spans as the API's, in the admin waterfall's tree order.
+    api_names = {
+        span["name"] for span in api.get(f"/api/v1/query/{mine['query_id']}/trace").json()["spans"]
+    }
+    assert set(names) == api_names
+    assert names[0] == "query.start" and steps[0]["depth"] == 0
+    run = steps[names.index("query.run")]
+    assert run["depth"] == 1 and run["duration_ms"] > 0 and 0 < run["width_pct"] <= 100
+    chat = steps[names.index("chat gpt-4o-mini")]
+    usage = mine["usage"]
+    assert chat["tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert "attributes" not in chat
+
+    mallory = Client()
+    mallory.force_login(make_owner("mallory")[0])
+    refused = mallory.get(url)
+    assert refused.status_code == 404 and refused.json()["error"]["code"] == "not_found"
+    # The same account's answer for another end user (an API client's) is not the page's.
+    other = page.get(f"/chat/api/answers/{another_end_users['query_id']}/trace")
+    assert other.status_code == 404
+    assert Client().get(url).status_code == 403  # signed out

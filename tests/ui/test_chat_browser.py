@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -282,3 +283,47 @@ def test_errors_from_the_server_are_shown(live_daphne, chat_user, browser):
     page.wait_for_url(f"{live_daphne.url}/login/")
     kept = page.evaluate("Object.keys(sessionStorage).filter(k => k.startsWith('llmchat:'))")
     assert kept == []
+
+
+def stored_span_names(query_id: str) -> set[str]:
+    """The names of the answer's stored spans, read from a plain thread (see ``stored``)."""
+    from llmplatform.core.models import TraceSpan
+
+    def read() -> set[str]:
+        trace_id = Query.objects.get(pk=query_id).trace_id
+        return set(TraceSpan.objects.filter(trace_id=trace_id).values_list("name", flat=True))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(read).result()
+
+
+def test_an_answers_trace_shows_its_steps(live_daphne, fakes, chat_user, browser):
+    page = browser.page
+    log_in(page, live_daphne.url)
+    page.get_by_label("Provider").select_option("openai")
+    page.get_by_role("radio", name="Off", exact=True).check()
+    ask(page, "Hello there")
+    wait_until_idle(page)
+    turn = page.locator("#transcript .turn").last
+    query_id = turn.get_attribute("data-query-id")
+    # The servers store a trace once its run has ended, a moment after the answer's done.
+    deadline = time.monotonic() + 20
+    while not {"query.start", "query.run", "chat gpt-4o-mini"} <= stored_span_names(query_id):
+        assert time.monotonic() < deadline, stored_span_names(query_id)
+        time.sleep(0.1)
+
+    turn.locator(".answer-trace summary", has_text="Trace").click()
+    steps = turn.locator(".trace-steps .trace-step")
+    steps.first.wait_for()
+    names = [name.strip() for name in steps.locator(".trace-name").all_text_contents()]
+    assert names[0] == "query.start"
+    assert {"query.run", "agent WriterAgent", "chat gpt-4o-mini"} <= set(names)
+    # Indented under its parent, its bar drawn on the answer's timeline.
+    start_indent = steps.nth(0).locator(".trace-name").evaluate("n => n.style.paddingLeft")
+    run = steps.filter(has_text="query.run")
+    assert run.locator(".trace-name").evaluate("n => n.style.paddingLeft") != start_indent
+    chat = steps.filter(has_text="chat gpt-4o-mini")
+    bar = chat.locator(".trace-bar").bounding_box()
+    assert bar is not None and bar["width"] > 0
+    assert "tokens" in chat.locator(".trace-facts").text_content()
+    turn.screenshot(path=str(SCREENSHOTS / "chat-trace.png"))

@@ -14,6 +14,7 @@ import { render as renderMarkdown } from "./markdown.js";
 import { cfg, copyText, el, els, nearBottom, safeUrl, scrollToEnd, setStatus, showError } from "./page.js";
 import { isGenerating, state } from "./state.js";
 import { newId } from "./storage.js";
+import { renderTrace } from "./trace.js";
 
 const actions = { choose: () => {}, regenerate: () => {} };
 
@@ -236,6 +237,7 @@ export function renderExtras(turn, view) {
 
   if (turn.status && turn.status !== "streaming") extras.appendChild(renderActions(turn, view));
   if (turn.meta) extras.appendChild(el("p", { className: "meta note", text: turn.meta }));
+  if (turn.queryId && turn.status && turn.status !== "streaming") extras.appendChild(renderTrace(turn));
 }
 
 /* Web sources ({type:"web", title, url}) and the document passages the answer cites
