@@ -8,23 +8,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 from agents.providers.base import Sampling
 from agents.providers.structured import response_format_parsed, response_format_stored
-from llmplatform.core import metrics
-from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
-from llmplatform.core.stream_access import StreamAccess
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.chat_messages import chat_tool_params, chat_turns, invalid_request
 from openai_compat.errors import openai_error_body
+from openai_compat.run_events import run_events
 from openai_compat.serializers import OpenAIChatCompletionRequestSerializer
 from queries.models import Query
 from queries.question import QuestionParams
 from queries.serializers import QueryRequestSerializer
-from queries.streams import follow_query
 
 # Who asked, when the client does not say (`user`): one end user for the API's callers.
 DEFAULT_USER_ID = "openai-api"
@@ -252,42 +250,34 @@ async def completion_chunks(
     yield chunk({"role": "assistant", "content": ""})
     usage: dict[str, Any] | None = None
     called_tools = False
-    # Counted with the other SSE streams in the active-streams gauge, however it ends.
-    with metrics.stream_active("sse"):
-        events = follow_query(str(query.pk), after=None, access=StreamAccess.for_api_key(api_key))
-        try:
-            async for entry_id, event in events:
-                if entry_id is None:
-                    yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see it
-                    continue
-                kind = event.get("type")
-                if kind == "chunk":
-                    yield chunk({"content": event["content"]})
-                elif kind == "tool_call" and legacy_functions:
-                    # The deprecated API has one call per answer (parallel calls are off).
-                    if event["index"] == 0:
-                        called_tools = True
-                        yield chunk(_tool_call_delta(event, legacy_functions=True))
-                elif kind == "tool_call":
+    async with aclosing(run_events(query, api_key=api_key)) as events:
+        async for event in events:
+            if isinstance(event, bytes):
+                yield event
+                continue
+            kind = event.get("type")
+            if kind == "chunk":
+                yield chunk({"content": event["content"]})
+            elif kind == "tool_call" and legacy_functions:
+                # The deprecated API has one call per answer (parallel calls are off).
+                if event["index"] == 0:
                     called_tools = True
-                    yield chunk({"tool_calls": [_tool_call_delta(event, legacy_functions=False)]})
-                elif kind == "final":
-                    usage = event.get("usage")
-                elif kind == "error":
-                    error = event.get("error", {})
-                    yield _frame(
-                        openai_error_body(
-                            status=500,
-                            code=error.get("code", "error"),
-                            message=error.get("message", ""),
-                        )
+                    yield chunk(_tool_call_delta(event, legacy_functions=True))
+            elif kind == "tool_call":
+                called_tools = True
+                yield chunk({"tool_calls": [_tool_call_delta(event, legacy_functions=False)]})
+            elif kind == "final":
+                usage = event.get("usage")
+            elif kind == "error":  # the last event
+                error = event.get("error", {})
+                yield _frame(
+                    openai_error_body(
+                        status=event["status"],
+                        code=error.get("code", "error"),
+                        message=error.get("message", ""),
                     )
-                    return
-        except ApplicationError as refusal:  # the key was revoked mid-stream
-            yield _frame(
-                openai_error_body(status=refusal.status, code=refusal.code, message=refusal.message)
-            )
-            return
+                )
+                return
     finish = "function_call" if legacy_functions else "tool_calls"
     yield chunk({}, finish if called_tools else "stop")
     if include_usage:

@@ -2,22 +2,23 @@
 message with one ``output_text`` part, and a ``function_call`` item per tool call), or,
 streaming, its typed SSE events (``response.created`` ... ``response.output_text.delta`` /
 ``response.function_call_arguments.delta`` ... ``response.completed`` with the usage). The
-id is ``resp_<query id>``: GET /api/v1/query/{id} shows the same run.
+id is ``resp_<query id>``: GET /api/v1/query/{id} shows the same run, GET
+/v1/responses/{id} the same object (rebuilt from the stored query and the request fields
+it echoes, ``ResponsesCall.echo``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
-from llmplatform.core import metrics
-from llmplatform.core.errors import ApplicationError
 from llmplatform.core.models import ApiKey
-from llmplatform.core.stream_access import StreamAccess
-from openai_compat.responses_request import ResponsesCall
+from openai_compat.run_events import run_events
+from openai_compat.stored_responses import response_id_of
 from queries.models import Query
-from queries.streams import follow_query
+from queries.outcome import error_of
 
 
 def response_usage(usage: dict[str, Any] | None) -> dict[str, Any]:
@@ -67,28 +68,34 @@ def _function_call(call_id: str, name: str, arguments: str, *, status: str) -> d
     }
 
 
+def _item_status(status: str) -> str:
+    """An output item's status in a response of ``status``: items are never cancelled,
+    only cut short."""
+    return "incomplete" if status == "cancelled" else status
+
+
 def _stopped_early(query: Query) -> bool:
     return (query.metadata or {}).get("finish_reason") == "length"
 
 
 def response_object(
     query: Query,
-    call: ResponsesCall,
+    echo: dict[str, Any],
     *,
     status: str,
     output: list[dict[str, Any]] | None = None,
     usage: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``response`` object: what the request asked (echoed) and what was answered."""
+    """The ``response`` object: what the request asked (``echo``, with the model and
+    previous_response_id) and what was answered."""
     return {
-        "id": f"resp_{query.pk}",
+        "id": response_id_of(query),
         "object": "response",
         "created_at": int(query.timestamp.timestamp()),
         "status": status,
         "error": error,
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "model": call.chat.model_id,
         "output": output or [],
         "parallel_tool_calls": True,
         "tool_choice": "auto",
@@ -99,14 +106,17 @@ def response_object(
         "reasoning": None,
         "store": True,
         "usage": usage,
-        **call.echo,
+        **echo,
     }
 
 
-def response_body(query: Query, call: ResponsesCall) -> dict[str, Any]:
-    """A finished query as the Responses API's ``response`` object: the message (unless
-    the model only called tools), then its calls."""
+def response_body(query: Query, echo: dict[str, Any]) -> dict[str, Any]:
+    """An answered query as the Responses API's ``response`` object: the message (unless
+    the model only called tools), then its calls. Cancelled, it is what was said before
+    the stop."""
     status = "incomplete" if _stopped_early(query) else "completed"
+    if query.status == Query.Status.CANCELLED:
+        status = "cancelled"
     calls = [
         _function_call(c["id"], c["function"]["name"], c["function"]["arguments"],
                        status="completed")
@@ -115,10 +125,24 @@ def response_body(query: Query, call: ResponsesCall) -> dict[str, Any]:
     output = calls
     if query.response or not calls:
         part = _text_part(query.response or "", query.citations)
-        output = [_message(query, status=status, content=[part]), *calls]
+        output = [_message(query, status=_item_status(status), content=[part]), *calls]
     return response_object(
-        query, call, status=status, output=output, usage=response_usage(query.usage)
+        query, echo, status=status, output=output, usage=response_usage(query.usage)
     )
+
+
+def stored_response_body(query: Query) -> dict[str, Any]:
+    """A stored response as its ``response`` object, in whatever state the run is:
+    in_progress (no output yet), failed (with the error), or answered (``response_body``)."""
+    echo = query.request["client_request"]
+    if query.status in (Query.Status.PENDING, Query.Status.RUNNING):
+        return response_object(query, echo, status="in_progress")
+    if query.status == Query.Status.FAILED:
+        error = error_of(query.error)
+        return response_object(
+            query, echo, status="failed", error={"code": error.code, "message": error.message}
+        )
+    return response_body(query, echo)
 
 
 class _Events:
@@ -226,7 +250,7 @@ class _Output:
                         "response.content_part.done", **ref, content_index=0, part=part
                     )
                 )
-                self.items[at] = _message(self.query, status=status, content=[part])
+                self.items[at] = _message(self.query, status=_item_status(status), content=[part])
             else:
                 frames.append(
                     self.events.frame(
@@ -244,63 +268,82 @@ class _Output:
         return frames
 
 
-def _failed(query: Query, call: ResponsesCall, events: _Events, code: str, message: str) -> bytes:
+def _failed(query: Query, echo: dict[str, Any], events: _Events, code: str, message: str) -> bytes:
     failed = {"code": code, "message": message}
     return events.frame(
-        "response.failed", response=response_object(query, call, status="failed", error=failed)
+        "response.failed", response=response_object(query, echo, status="failed", error=failed)
     )
 
 
 async def response_events(
-    query: Query, call: ResponsesCall, *, api_key: ApiKey
+    query: Query, echo: dict[str, Any], *, api_key: ApiKey, stored: Query | None = None
 ) -> AsyncIterator[bytes]:
     """The query's event log as the Responses API streams it: created and in_progress; the
     message opened at its first text, then a delta per token; a function call opened at its
     first piece, then its argument fragments; each item done; then ``response.completed``
     with the usage. A failed run (or revoking ``api_key`` while the stream is open) ends
-    with ``response.failed`` carrying the error."""
+    with ``response.failed`` carrying the error. ``stored``: the query as read back (GET
+    /v1/responses/{id}?stream=true), replayed from its stored answer once its log expired."""
     events = _Events()
     for kind in ("response.created", "response.in_progress"):
-        yield events.frame(kind, response=response_object(query, call, status="in_progress"))
+        yield events.frame(kind, response=response_object(query, echo, status="in_progress"))
     output = _Output(query, events)
     final: dict[str, Any] = {}
-    # Counted with the other SSE streams in the active-streams gauge, however it ends.
-    with metrics.stream_active("sse"):
-        followed = follow_query(str(query.pk), after=None, access=StreamAccess.for_api_key(api_key))
-        try:
-            async for entry_id, event in followed:
-                if entry_id is None:
-                    yield b": keep-alive\n\n"  # SSE comment: the SDKs skip it, proxies see it
-                    continue
-                kind = event.get("type")
-                frames: list[bytes] = []
-                if kind == "chunk":
-                    frames = output.text_delta(event["content"])
-                elif kind == "tool_call":
-                    frames = output.call_delta(event)
-                elif kind == "final":
-                    final = event
-                elif kind == "error":
-                    error = event.get("error", {})
-                    code, message = error.get("code", "error"), error.get("message", "")
-                    yield _failed(query, call, events, code, message)
-                    return
-                for frame in frames:
-                    yield frame
-        except ApplicationError as refusal:  # the key was revoked mid-stream
-            yield _failed(query, call, events, refusal.code, refusal.message)
-            return
+    async with aclosing(run_events(query, api_key=api_key, stored=stored)) as followed:
+        async for event in followed:
+            if isinstance(event, bytes):
+                yield event
+                continue
+            kind = event.get("type")
+            frames: list[bytes] = []
+            if kind == "chunk":
+                frames = output.text_delta(event["content"])
+            elif kind == "tool_call":
+                frames = output.call_delta(event)
+            elif kind == "final":
+                final = event
+                frames = _replayed(output, final)
+            elif kind == "error":  # the last event
+                error = event.get("error", {})
+                yield _failed(
+                    query, echo, events, error.get("code", "error"), error.get("message", "")
+                )
+                return
+            for frame in frames:
+                yield frame
+    if final.get("status") == Query.Status.FAILED:  # a stored failure, replayed
+        error = error_of(query.error)
+        yield _failed(query, echo, events, error.code, error.message)
+        return
     finish = (final.get("metadata") or {}).get("finish_reason")
     status = "incomplete" if finish == "length" else "completed"
+    if final.get("status") == Query.Status.CANCELLED:
+        status = "cancelled"
     for frame in output.close(status, final.get("citations")):
         yield frame
+    # No event type says cancelled: a stopped run ends as one cut short, its status says why.
     yield events.frame(
-        f"response.{status}",
+        "response.incomplete" if status == "cancelled" else f"response.{status}",
         response=response_object(
             query,
-            call,
+            echo,
             status=status,
             output=output.items,
             usage=response_usage(final.get("usage")),
         ),
     )
+
+
+def _replayed(output: _Output, final: dict[str, Any]) -> list[bytes]:
+    """A stored answer replayed without its token events (its log expired): its text as
+    one delta, each function call as one piece."""
+    if output.items:
+        return []
+    frames = output.text_delta(final["response"]) if final.get("response") else []
+    calls = (final.get("metadata") or {}).get("tool_calls") or []
+    for index, call in enumerate(calls):
+        frames += output.call_delta(
+            {"index": index, "id": call["id"], "name": call["function"]["name"],
+             "arguments": call["function"]["arguments"]}
+        )  # fmt: skip
+    return frames

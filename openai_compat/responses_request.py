@@ -2,15 +2,18 @@
 (a string or message items) with ``instructions`` becomes the chat messages, ``text.format``
 the ``response_format``, ``max_output_tokens`` the answer's cap; the run is the same query
 run as ``/v1/chat/completions``. Function tools are chat's tools in the Responses shape
-(``function_call`` / ``function_call_output`` input items are the tool turns); what is not
-honoured (``previous_response_id``, built-in tools) is refused, never dropped.
+(``function_call`` / ``function_call_output`` input items are the tool turns);
+``previous_response_id`` puts the earlier response's conversation before the input, as
+client-kept turns, in its session. What is not honoured (built-in tools, ``store=false``)
+is refused, never dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -25,6 +28,7 @@ from llmplatform.core.errors import ApplicationError
 from openai_compat.chat import ChatCall, chat_call, first_problem
 from openai_compat.chat_messages import chat_turns, invalid_request
 from openai_compat.serializers import check_metadata, refuse_unhonoured
+from openai_compat.stored_responses import previous_response_get, response_turns
 
 # Responses fields this API does not honour, with the values that change nothing (what
 # the SDKs send unasked): these, null or empty, pass; any other value is refused.
@@ -38,7 +42,6 @@ _DEFAULTS: dict[str, tuple[object, ...]] = {
 }
 _UNHONOURED = {
     *_DEFAULTS,
-    "previous_response_id",
     "conversation",
     "reasoning",
     "include",
@@ -113,6 +116,14 @@ class OpenAIResponseRequestSerializer(serializers.Serializer):
         help_text='"auto", "none", "required" or {"type": "function", "name"}',
     )
     parallel_tool_calls = serializers.BooleanField(required=False, allow_null=True)
+    previous_response_id = serializers.CharField(
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        allow_null=True,
+        help_text="a completed response of this key's owner to continue: its conversation "
+        "(input, answer and function calls; not its instructions) comes before input, in "
+        "its session",
+    )
 
     def validate_text(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is None:
@@ -127,6 +138,23 @@ class OpenAIResponseRequestSerializer(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         refuse_unhonoured(self, unhonoured=_UNHONOURED, defaults=_DEFAULTS)
         check_metadata(attrs)
+        return attrs
+
+
+class ResponseRetrieveParamsSerializer(serializers.Serializer):
+    """GET /v1/responses/{id}: ``stream`` replays its events; nothing else is taken."""
+
+    stream = serializers.BooleanField(
+        default=False,
+        help_text="true: the response's typed events from the start (following it while it "
+        "runs), as POST with stream=true sends them",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            # include and starting_after are not honoured: refused, never ignored.
+            raise serializers.ValidationError({unknown[0]: f"{unknown[0]} is not supported here."})
         return attrs
 
 
@@ -242,13 +270,62 @@ def _chat_tool_choice(choice: Any) -> Any:
 @dataclass(frozen=True)
 class ResponsesCall:
     """A checked Responses request: the chat call that runs it, and what the response
-    object echoes back."""
+    object echoes back (stored with the query, for GET /v1/responses/{id})."""
 
     chat: ChatCall
     echo: dict[str, Any]
 
 
-def responses_call_from_request(data: Any, *, session_header: str | None) -> ResponsesCall:
+@dataclass(frozen=True)
+class _Continued:
+    """The input after what an earlier response's conversation puts before it."""
+
+    messages: list[dict[str, Any]]
+    session_id: str | None
+    user: str | None
+
+
+def _continued(*, owner: User, checked: dict[str, Any], session_header: str | None) -> _Continued:
+    """``input`` as chat messages, after the previous response's conversation when
+    ``previous_response_id`` names one, in its session and (unless ``user`` says) for its
+    end user. Raises ApplicationError (400)."""
+    messages = input_messages(checked["input"])
+    previous_id = checked.get("previous_response_id")
+    if previous_id is None:
+        try:
+            chat_turns(messages)  # checked as given, so a problem names the input's own index
+        except ApplicationError as problem:
+            raise invalid_request(problem.message.replace("messages", "input"), "input") from None
+        return _Continued(messages=messages, session_id=session_header, user=checked.get("user"))
+    previous = previous_response_get(owner=owner, response_id=previous_id)
+    asked_session = session_header or (checked.get("metadata") or {}).get("session_id")
+    if asked_session not in (None, previous.session_id):
+        raise invalid_request(
+            f"previous_response_id continues session {previous.session_id!r}; the "
+            f"X-Session-ID header or metadata.session_id names {asked_session!r}. Send "
+            "either one, or the same session.",
+            "previous_response_id",
+        )
+    earlier = response_turns(previous)
+    messages = [*earlier, *messages]
+    try:
+        chat_turns(messages)
+    except ApplicationError as problem:
+        raise invalid_request(
+            f"input, after the {len(earlier)} earlier turns of {previous_id!r} (which "
+            f"messages[...] counts first): {problem.message}",
+            "input",
+        ) from None
+    return _Continued(
+        messages=messages,
+        session_id=previous.session_id,
+        user=checked.get("user") or previous.user_id,
+    )
+
+
+def responses_call_from_request(
+    data: Any, *, owner: User, session_header: str | None
+) -> ResponsesCall:
     """A raw request body as the chat call that answers it. Raises ApplicationError (400,
     404 model_not_found)."""
     if not isinstance(data, dict):
@@ -258,11 +335,8 @@ def responses_call_from_request(data: Any, *, session_header: str | None) -> Res
         field, problem = first_problem(serializer.errors)
         raise invalid_request(f"{field}: {problem}", field)
     checked = serializer.validated_data
-    messages = input_messages(checked["input"])
-    try:
-        chat_turns(messages)  # checked as given, so a problem names the input's own index
-    except ApplicationError as problem:
-        raise invalid_request(problem.message.replace("messages", "input"), "input") from None
+    continued = _continued(owner=owner, checked=checked, session_header=session_header)
+    messages = continued.messages
     if checked.get("instructions"):
         messages = [{"role": "system", "content": checked["instructions"]}, *messages]
     response_format = _response_format(checked.get("text"))
@@ -273,7 +347,7 @@ def responses_call_from_request(data: Any, *, session_header: str | None) -> Res
                 "messages": messages,
                 "temperature": checked.get("temperature"),
                 "max_completion_tokens": checked.get("max_output_tokens"),
-                "user": checked.get("user"),
+                "user": continued.user,
                 "metadata": checked.get("metadata"),
                 "response_format": response_format,
                 "stream": checked.get("stream"),
@@ -281,7 +355,7 @@ def responses_call_from_request(data: Any, *, session_header: str | None) -> Res
                 "tool_choice": _chat_tool_choice(checked.get("tool_choice")),
                 "parallel_tool_calls": checked.get("parallel_tool_calls"),
             },
-            session_header=session_header,
+            session_header=continued.session_id,
         )
     except ApplicationError as problem:
         if problem.extra.get("param") != "response_format":
@@ -293,17 +367,20 @@ def responses_call_from_request(data: Any, *, session_header: str | None) -> Res
             status=problem.status,
             extra={**problem.extra, "param": "text.format"},
         ) from None
+    echo = {
+        "model": call.model_id,
+        "previous_response_id": checked.get("previous_response_id"),
+        "instructions": checked.get("instructions"),
+        "max_output_tokens": checked.get("max_output_tokens"),
+        "temperature": checked.get("temperature"),
+        "metadata": checked.get("metadata") or {},
+        "text": {"format": (checked.get("text") or {}).get("format") or {"type": "text"}},
+        "user": checked.get("user"),
+        "tools": checked.get("tools") or [],
+        "tool_choice": checked.get("tool_choice") or "auto",
+        "parallel_tool_calls": checked.get("parallel_tool_calls") is not False,
+    }
+    # Stored with the query: GET /v1/responses/{id} answers with the same object.
     return ResponsesCall(
-        chat=call,
-        echo={
-            "instructions": checked.get("instructions"),
-            "max_output_tokens": checked.get("max_output_tokens"),
-            "temperature": checked.get("temperature"),
-            "metadata": checked.get("metadata") or {},
-            "text": {"format": (checked.get("text") or {}).get("format") or {"type": "text"}},
-            "user": checked.get("user"),
-            "tools": checked.get("tools") or [],
-            "tool_choice": checked.get("tool_choice") or "auto",
-            "parallel_tool_calls": checked.get("parallel_tool_calls") is not False,
-        },
+        chat=replace(call, params=replace(call.params, client_request=echo)), echo=echo
     )

@@ -16,7 +16,7 @@ from openai_compat.serializers import (
 _DESCRIPTIONS = {
     400: "Invalid request (type invalid_request_error; param names the field)",
     401: "Missing, unknown or revoked API key",
-    404: "Unknown model (code model_not_found)",
+    404: "Unknown model (code model_not_found) or response (not_found)",
     405: "Method not allowed",
     413: "Body over MAX_REQUEST_BODY",
     415: "Unsupported media type",

@@ -335,14 +335,19 @@ class OpenAIResponseSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="resp_<query id> (GET /api/v1/query/{id})")
     object = serializers.CharField(help_text="response")
     created_at = serializers.IntegerField()
-    status = serializers.CharField(help_text="completed, or incomplete (max_output_tokens)")
+    status = serializers.CharField(
+        help_text="completed, incomplete (max_output_tokens), in_progress, cancelled or failed "
+        "(GET /v1/responses/{id} of a run not answered)"
+    )
     model = serializers.CharField()
     output = serializers.ListField(
         child=serializers.DictField(),
         help_text='[{"type": "message", "role": "assistant", "content": [{"type": '
         '"output_text", "text"}]}]',
     )
-    usage = serializers.DictField(help_text="input_tokens, output_tokens, total_tokens")
+    usage = serializers.DictField(
+        allow_null=True, help_text="input_tokens, output_tokens, total_tokens (null in_progress)"
+    )
 
 
 class OpenAIEmbeddingSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from openai_compat.views import (
     ModelsView,
     ModelView,
     ResponsesView,
+    ResponseView,
     UnknownPathView,
 )
 
@@ -17,6 +18,7 @@ urlpatterns = [
     path("models/<path:model_id>", ModelView.as_view(), name="openai-model"),
     path("chat/completions", ChatCompletionsView.as_view(), name="openai-chat-completions"),
     path("responses", ResponsesView.as_view(), name="openai-responses"),
+    path("responses/<str:response_id>", ResponseView.as_view(), name="openai-response"),
     path("embeddings", EmbeddingsView.as_view(), name="openai-embeddings"),
     # Last: whatever else is asked of /v1 is OpenAI's JSON 404, never an HTML page.
     re_path(r"^(?P<path>.*)$", UnknownPathView.as_view(), name="openai-unknown"),

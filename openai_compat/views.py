@@ -35,12 +35,15 @@ from openai_compat.chat import (
     chat_call_from_request,
     completion_body,
     completion_chunks,
+    first_problem,
 )
+from openai_compat.chat_messages import invalid_request
 from openai_compat.embeddings import embeddings_create
 from openai_compat.errors import openai_error_response, openai_exception_response
-from openai_compat.responses import response_body, response_events
+from openai_compat.responses import response_body, response_events, stored_response_body
 from openai_compat.responses_request import (
     OpenAIResponseRequestSerializer,
+    ResponseRetrieveParamsSerializer,
     responses_call_from_request,
 )
 from openai_compat.schema import OpenAIAutoSchema
@@ -53,6 +56,7 @@ from openai_compat.serializers import (
     OpenAIModelSerializer,
     OpenAIResponseSerializer,
 )
+from openai_compat.stored_responses import response_query_get
 from queries.models import Query
 from queries.outcome import error_of
 from queries.start import query_start
@@ -174,12 +178,20 @@ class UnknownPathView(_OpenAIView):
     def get(self, request: Request, path: str) -> HttpResponse:
         raise ApplicationError(
             f"Invalid URL ({request.method} {request.path}): this API serves /v1/models, "
-            "/v1/models/{id}, /v1/chat/completions, /v1/responses and /v1/embeddings.",
+            "/v1/models/{id}, /v1/chat/completions, /v1/responses, /v1/responses/{id} and "
+            "/v1/embeddings.",
             code="not_found",
             status=404,
         )
 
     post = put = patch = delete = get
+
+
+def _event_stream(chunks: Any) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
 
 
 class ChatCompletionsView(_OpenAIView):
@@ -209,18 +221,15 @@ class ChatCompletionsView(_OpenAIView):
         # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After).
         query = query_start(owner=request.user, params=call.params, api_key=request.auth)
         if call.stream:
-            response: HttpResponse = StreamingHttpResponse(
+            response: HttpResponse = _event_stream(
                 completion_chunks(
                     query,
                     model_id=call.model_id,
                     include_usage=call.include_usage,
                     api_key=request.auth,
                     legacy_functions=call.legacy_functions,
-                ),
-                content_type="text/event-stream; charset=utf-8",
+                )
             )
-            response["Cache-Control"] = "no-cache"
-            response["X-Accel-Buffering"] = "no"
         else:
             query = query_wait(query=query)
             if query.status == Query.Status.FAILED:
@@ -232,13 +241,6 @@ class ChatCompletionsView(_OpenAIView):
             )
         response["X-Session-ID"] = call.params.session_id
         return response
-
-
-def _event_stream(chunks: Any) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(chunks, content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
 
 
 class ResponsesView(_OpenAIView):
@@ -254,29 +256,58 @@ class ResponsesView(_OpenAIView):
             "response.output_text.delta (one per token), response.output_text.done, "
             "response.content_part.done, response.output_item.done and response.completed "
             "(with usage; response.incomplete when max_output_tokens cut it, "
-            "response.failed with the error when the run failed). Tools, "
-            "previous_response_id and store=false are refused (400), not ignored."
+            "response.failed with the error when the run failed). Function tools answer "
+            "with function_call items; function_call_output input items answer them. "
+            "previous_response_id continues a completed response of the same owner: its "
+            "conversation (not its instructions) goes before input, in its session. "
+            "Built-in tools and store=false are refused (400), not ignored."
         ),
         request=OpenAIResponseRequestSerializer,
         responses={200: OpenAIResponseSerializer, (200, "text/event-stream"): OpenApiTypes.STR},
     )
     def post(self, request: Request) -> HttpResponse:
         call = responses_call_from_request(
-            request.data, session_header=request.headers.get("X-Session-ID")
+            request.data, owner=request.user, session_header=request.headers.get("X-Session-ID")
         )
         # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After).
         query = query_start(owner=request.user, params=call.chat.params, api_key=request.auth)
         if call.chat.stream:
             response: HttpResponse = _event_stream(
-                response_events(query, call, api_key=request.auth)
+                response_events(query, call.echo, api_key=request.auth)
             )
         else:
             query = query_wait(query=query)
             if query.status == Query.Status.FAILED:
                 return openai_error_response(error_of(query.error))
-            response = JsonResponse(response_body(query, call))
+            response = JsonResponse(response_body(query, call.echo))
         response["X-Session-ID"] = call.chat.params.session_id
         return response
+
+
+class ResponseView(_OpenAIView):
+    @extend_schema(
+        operation_id="v1_response_retrieve",
+        summary="A response, as POST /v1/responses answered it (OpenAI Responses API)",
+        description=(
+            "The id is resp_<query id>, of this key's owner (another owner's is 404). The "
+            "same response object, rebuilt from the stored run: status in_progress (no "
+            "output yet), completed or incomplete, cancelled (what was said before the "
+            "stop) or failed (with the error). stream=true: its typed events from the "
+            "start, following the run while it is under way."
+        ),
+        parameters=[ResponseRetrieveParamsSerializer],
+        responses={200: OpenAIResponseSerializer, (200, "text/event-stream"): OpenApiTypes.STR},
+    )
+    def get(self, request: Request, response_id: str) -> HttpResponse:
+        params = ResponseRetrieveParamsSerializer(data=request.query_params.dict())
+        if not params.is_valid():
+            field, problem = first_problem(params.errors)
+            raise invalid_request(f"{field}: {problem}", field)
+        query = response_query_get(owner=request.user, response_id=response_id)
+        echo = query.request["client_request"]
+        if params.validated_data["stream"]:
+            return _event_stream(response_events(query, echo, api_key=request.auth, stored=query))
+        return JsonResponse(stored_response_body(query))
 
 
 class EmbeddingsView(_OpenAIView):

@@ -61,6 +61,10 @@ class QuestionParams:
     # only (``agents.providers.base.Sampling.stored``); checked by query_start against
     # what the chosen provider honours. None: the vendor's defaults.
     sampling: dict[str, Any] | None = None
+    # What the asking edge needs to answer again when the query is read back later (the
+    # Responses API's echoed request fields, for GET /v1/responses/{id}); stored as given
+    # in ``Query.request["client_request"]``, never read by the run.
+    client_request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -483,6 +483,7 @@ def _started(
             "parallel_tool_calls": params.parallel_tool_calls,
             "tool_turns": params.tool_turns,
             "sampling": params.sampling,
+            "client_request": params.client_request,
         },
     )
     if running:

@@ -279,6 +279,17 @@ ERROR_CODES: dict[str, ErrorCode] = {
         "A bare model name is served by several providers here.",
         "Send one of the provider/model ids in details.choices.",
     ),
+    "previous_response_not_found": ErrorCode(
+        400,
+        "previous_response_id names no response of this key's owner (POST /v1/responses).",
+        "Send the id of a response this owner's keys created, or leave it out.",
+    ),
+    "previous_response_not_completed": ErrorCode(
+        400,
+        "previous_response_id names a response that is still in progress, failed or was "
+        "cancelled: only a completed one can be continued; details.status says which.",
+        "Wait for it (GET /v1/responses/{id}), or continue from an earlier response.",
+    ),
     # ----- sessions, events and experiments -----
     "session_conflict": ErrorCode(
         409,

@@ -23,6 +23,7 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
 # A sample path for each route with a parameter.
 SAMPLES = {
     "v1/models/<path:model_id>": "v1/models/openai/gpt-4o-mini",
+    "v1/responses/<str:response_id>": "v1/responses/resp_1",
     "v1/^(?P<path>.*)$": "v1/no/such/path",
 }
 
@@ -71,6 +72,7 @@ def test_every_v1_route_is_listed():
         ("get", "/v1/models/openai/gpt-4o-mini"),
         ("post", "/v1/chat/completions"),
         ("post", "/v1/responses"),
+        ("get", "/v1/responses/resp_1"),
         ("post", "/v1/embeddings"),
         ("get", "/v1/no/such/path"),
         ("post", "/v1/no/such/path"),
@@ -273,7 +275,7 @@ def test_the_local_model_refuses_response_format_before_any_call(api, settings, 
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("get", "/v1/responses/resp_1"),
+        ("get", "/v1/responses/resp_1/input_items"),
         ("post", "/v1/completions"),
         ("delete", "/v1/files/x"),
         ("get", "/v1/models/"),
@@ -291,6 +293,7 @@ def test_an_unknown_path_is_openais_json_404(api, method, path):
         ("get", "/v1/chat/completions"),
         ("delete", "/v1/embeddings"),
         ("get", "/v1/responses"),
+        ("delete", "/v1/responses/resp_1"),
         ("post", "/v1/models/openai/gpt-4o-mini"),
     ],
 )

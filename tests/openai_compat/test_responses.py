@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import openai
 import pytest
+import redis
+from django.conf import settings
 
 from queries.models import Query
 
@@ -289,3 +292,201 @@ def test_streamed_function_calls(live_daphne_in_process, owner, fakes, vendor):
         ("function_call", added[1].call_id),
     ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
+
+
+def _texts(sent: list[dict]) -> list[tuple[str, str]]:
+    return [(m["role"], m.get("content") or "") for m in sent]
+
+
+def _asked(fake, question: str) -> list[dict]:
+    """The messages of the vendor call that asked ``question`` last (a session summary,
+    made in the background every few answers, may have come after it)."""
+    return next(
+        request.body["messages"]
+        for request in reversed(fake.chat_requests)
+        if request.body["messages"][-1] == {"role": "user", "content": question}
+    )
+
+
+def test_previous_response_id_continues_the_conversation(live_daphne_in_process, owner, fakes):
+    client = sdk(live_daphne_in_process, owner[1])
+    fakes["openai"].reply_text = "Hello Ada."
+    first = client.responses.create(
+        model="openai/gpt-4o-mini", instructions="You are terse.", input="My name is Ada."
+    )
+    fakes["openai"].reply_text = "Ada."
+    second = client.responses.create(
+        model="openai/gpt-4o-mini",
+        instructions="Answer in one word.",
+        input="What is my name?",
+        previous_response_id=first.id,
+    )
+    assert second.output_text == "Ada." and second.previous_response_id == first.id
+    sent = _asked(fakes["openai"], "What is my name?")
+    # The earlier turns, then the new input; only the new instructions (OpenAI's rule).
+    assert sent[0]["role"] == "system" and sent[0]["content"].startswith("Answer in one word.")
+    assert not any("You are terse." in content for _, content in _texts(sent))
+    assert _texts(sent)[1:] == [
+        ("user", "My name is Ada."),
+        ("assistant", "Hello Ada."),
+        ("user", "What is my name?"),
+    ]
+    # Stored through the session: the continuation is a question of the same conversation.
+    assert _query(second.id).session_id == _query(first.id).session_id
+    third = client.responses.create(
+        model="openai/gpt-4o-mini", input="And again?", previous_response_id=second.id
+    )
+    assert third.status == "completed"
+    sent = _asked(fakes["openai"], "And again?")
+    # No instructions this time: the platform's own system prompt, not the earlier ones.
+    assert sent[0]["role"] == "system" and "one word" not in sent[0]["content"]
+    assert _texts(sent)[1:] == [
+        ("user", "My name is Ada."),
+        ("assistant", "Hello Ada."),
+        ("user", "What is my name?"),
+        ("assistant", "Ada."),
+        ("user", "And again?"),
+    ]
+
+
+def test_a_tool_round_trip_through_previous_response_id(live_daphne_in_process, owner, fakes):
+    client = sdk(live_daphne_in_process, owner[1])
+    fakes["openai"].tool_calls = [("get_weather", {"city": "Paris"})]
+    first = client.responses.create(
+        model="openai/gpt-4o-mini", input="Weather in Paris?", tools=[WEATHER],
+        tool_choice="required",
+    )  # fmt: skip
+    [call] = [item for item in first.output if item.type == "function_call"]
+    fakes["openai"].tool_calls = []
+    fakes["openai"].reply_text = "It is 21 degrees in Paris."
+    second = client.responses.create(
+        model="openai/gpt-4o-mini",
+        tools=[WEATHER],
+        previous_response_id=first.id,
+        input=[
+            {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'}
+        ],
+    )
+    assert second.output_text == "It is 21 degrees in Paris."
+    sent = next(
+        request.body["messages"]
+        for request in reversed(fakes["openai"].chat_requests)
+        if request.body["messages"][-1]["role"] == "tool"
+    )
+    assert sent[-3] == {"role": "user", "content": "Weather in Paris?"}
+    assert sent[-2]["role"] == "assistant"
+    assert sent[-2]["tool_calls"] == [
+        {"id": call.call_id, "type": "function",
+         "function": {"name": "get_weather", "arguments": call.arguments}},
+    ]  # fmt: skip
+    assert sent[-1] == {"role": "tool", "tool_call_id": call.call_id, "content": '{"temp_c": 21}'}
+    # The earlier response reads back as it was answered, its function call included.
+    assert client.responses.retrieve(first.id).model_dump() == first.model_dump()
+
+
+def test_retrieve_returns_the_response_streaming_and_not(live_daphne_in_process, owner, fakes):
+    client = sdk(live_daphne_in_process, owner[1])
+    fakes["openai"].reply_text = "one two three"
+    created = client.responses.create(
+        model="openai/gpt-4o-mini", instructions="Be brief.", input="Count", user="u-7",
+        metadata={"use_memory": "false"}, text={"format": {"type": "json_object"}},
+    )  # fmt: skip
+    assert client.responses.retrieve(created.id).model_dump() == created.model_dump()
+    events = list(client.responses.retrieve(created.id, stream=True))
+    assert [e.type for e in events][:2] == ["response.created", "response.in_progress"]
+    assert events[-1].type == "response.completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) > 1 and "".join(deltas) == "one two three"
+    assert events[-1].response.model_dump() == created.model_dump()
+
+
+def test_another_owners_or_a_malformed_id_is_404(live_daphne_in_process, owner, make_owner, fakes):
+    created = sdk(live_daphne_in_process, owner[1]).responses.create(
+        model="openai/gpt-4o-mini", input="Hi"
+    )
+    chat = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
+        model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]
+    )
+    other = sdk(live_daphne_in_process, make_owner("mallory")[1])
+    chat_run = chat.id.replace("chatcmpl-", "resp_")
+    for client, response_id in [
+        (other, created.id),
+        (sdk(live_daphne_in_process, owner[1]), "resp_nope"),
+        (sdk(live_daphne_in_process, owner[1]), created.id.removeprefix("resp_")),
+        (sdk(live_daphne_in_process, owner[1]), chat_run),  # a chat completion is no response
+    ]:
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.responses.retrieve(response_id)
+        assert missing.value.code == "not_found"
+        assert missing.value.body["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError) as refused:
+        other.responses.create(
+            model="openai/gpt-4o-mini", input="Hi", previous_response_id=created.id
+        )
+    assert refused.value.code == "previous_response_not_found"
+    assert refused.value.param == "previous_response_id"
+    assert Query.objects.count() == 2
+
+
+def test_an_unfinished_or_failed_response(live_daphne_in_process, owner, fakes):
+    client = sdk(live_daphne_in_process, owner[1])
+    created = client.responses.create(model="openai/gpt-4o-mini", input="Hi")
+    Query.objects.filter(pk=_query(created.id).pk).update(status=Query.Status.RUNNING)
+    running = client.responses.retrieve(created.id)
+    assert running.status == "in_progress" and running.output == [] and running.usage is None
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(
+            model="openai/gpt-4o-mini", input="Go on", previous_response_id=created.id
+        )
+    assert refused.value.code == "previous_response_not_completed"
+    assert refused.value.param == "previous_response_id"
+    fakes["openai"].fail_next("auth", times=5)
+    events = list(client.responses.create(model="openai/gpt-4o-mini", input="Hi", stream=True))
+    failed = client.responses.retrieve(events[-1].response.id)
+    assert failed.status == "failed" and failed.error.code == events[-1].response.error.code
+
+
+def test_retrieve_streams_a_stored_answer_after_its_log_expired(live_daphne, owner, fakes):
+    # With Redis (the log expires there): the stored answer is replayed as whole items.
+    client = sdk(live_daphne, owner[1])
+    fakes["openai"].reply_text = "Blue is calm."
+    said = client.responses.create(model="openai/gpt-4o-mini", input="Name a colour")
+    fakes["openai"].tool_calls = [("get_weather", {"city": "Paris"})]
+    called = client.responses.create(
+        model="openai/gpt-4o-mini", input="Weather in Paris?", tools=[WEATHER]
+    )
+    for created, items, deltas in [
+        (said, ["message"], ["Blue is calm."]),
+        (called, ["function_call"], []),
+    ]:
+        events_key = f"llmplatform:query:{created.id.removeprefix('resp_')}:events"
+        assert redis.Redis.from_url(settings.REDIS_URL).delete(events_key) == 1
+        events = list(client.responses.retrieve(created.id, stream=True))
+        assert [e.item.type for e in events if e.type == "response.output_item.added"] == items
+        assert [e.delta for e in events if e.type == "response.output_text.delta"] == deltas
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.model_dump() == created.model_dump()
+
+
+def test_a_stopped_response_reads_back_as_cancelled(live_daphne_in_process, owner, fakes):
+    fakes["openai"].reply_text = " ".join(f"w{n}" for n in range(200))
+    fakes["openai"].chunk_count, fakes["openai"].chunk_interval = 200, 0.05
+    client = sdk(live_daphne_in_process, owner[1])
+    events = []
+    for event in client.responses.create(model="openai/gpt-4o-mini", input="Talk", stream=True):
+        events.append(event)
+        if event.type == "response.output_text.delta" and len(events) == 6:
+            stop = httpx.post(
+                f"{live_daphne_in_process.url}/api/v1/query/"
+                f"{event.item_id.removeprefix('msg_')}/cancel",
+                headers={"Authorization": f"Bearer {owner[1]}"},
+                timeout=10,
+            ).json()
+            assert stop["cancel_requested"] is True
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.status == "cancelled"
+    said = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert 0 < len(said) < len(fakes["openai"].reply_text)
+    stored = client.responses.retrieve(events[0].response.id)
+    assert stored.status == "cancelled" and stored.output_text == _query(stored.id).response
+    assert stored.output[0].status == "incomplete"

@@ -230,6 +230,27 @@ def test_a_revoked_key_ends_a_long_v1_stream_with_an_error(daphne, owner, fakes)
     assert "stop" not in finishes
 
 
+def test_a_revoked_key_ends_a_long_v1_responses_stream_with_response_failed(daphne, owner, fakes):
+    fakes["openai"].chunk_count = SLOW_CHUNKS
+    fakes["openai"].chunk_interval = SLOW_INTERVAL_S
+    request = {"model": "openai/gpt-4o-mini", "input": TEXT, "stream": True}
+    payloads, revoked = [], False
+    with httpx2.stream(
+        "POST", f"{daphne.url}/v1/responses", json=request, headers=auth(owner[1]), timeout=30
+    ) as response:
+        assert response.status_code == 200
+        for frame in sse_frames(response):
+            if frame.event is None:
+                continue
+            payloads.append(frame.event)
+            if len(payloads) == 5 and not revoked:
+                revoke(owner)
+                revoked = True
+    assert payloads[-1]["type"] == "response.failed"
+    assert payloads[-1]["response"]["error"]["code"] == "api_key_revoked"
+    assert "response.completed" not in [p["type"] for p in payloads]
+
+
 # ----- resuming ends -----
 
 
