@@ -188,7 +188,10 @@ class InProcessDispatcher:
             for name, every in schedule.items():
                 if now >= due[name]:
                     due[name] = now + every
-                    self.submit_background(name)
+                    try:
+                        self.submit_background(name)
+                    except RuntimeError:  # the lanes are shut down: this process is exiting
+                        return
             time.sleep(max(0.05, min(due.values()) - time.monotonic()))
 
 
