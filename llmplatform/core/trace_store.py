@@ -2,11 +2,13 @@
 
 A span that ends is kept in memory with its trace's other spans. When a local root ends
 (a span without a parent in this process: ``query.start``, ``query.run``, a background
-task), that trace's buffered spans are handed to one writer thread, which decides
-whether to keep them and, if so, stores them in MongoDB (``TraceSpan``, capped per trace,
-removed by a TTL index after TRACE_RETENTION_DAYS) and sends them to the OTLP collector
-when OTEL_EXPORTER_OTLP_ENDPOINT is set. Nothing is written while a run works, and the
-writing never happens on a request's or an answer's path.
+task), that trace's buffered spans are handed to one writer thread. It holds a trace's
+batches for ``WRITE_AFTER_S`` (so the question's ``query.start`` and an in-process
+``query.run`` are stored together, after the run's first steps), then decides whether to
+keep them and, if so, stores them in MongoDB (``TraceSpan``, capped per trace, removed by
+a TTL index after TRACE_RETENTION_DAYS) and sends them to the OTLP collector when
+OTEL_EXPORTER_OTLP_ENDPOINT is set. The writing never happens on a request's or an
+answer's path.
 
 Kept: a trace with an error, or whose local root took TRACE_SLOW_MS or more, always;
 otherwise TRACE_SAMPLE_RATE of traces, decided from the trace id, so that every process
@@ -21,6 +23,7 @@ import queue
 import threading
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
+from time import monotonic
 from typing import Any
 
 from django.conf import settings
@@ -79,6 +82,15 @@ def span_row(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+# A trace's batches are stored together this long after the first one arrives: the
+# question's ``query.start`` batch ends while its run goes on towards the first token, and
+# storing it then would compete with the run's reads on the database. One write per
+# trace, too, instead of one per batch.
+WRITE_AFTER_S = 1.0
+# Handed to the writer by ``drain``: store everything held back, now.
+_FLUSH: list[ReadableSpan] = []
+
+
 class _Writer:
     """One daemon thread per process that stores and exports kept batches."""
 
@@ -88,6 +100,7 @@ class _Writer:
         self._lock = threading.Lock()
         self._ttl_ensured = False
         self._otlp: Any = None
+        self._draining = 0  # drains waiting: nothing is held back meanwhile
 
     def submit(self, batch: list[ReadableSpan]) -> None:
         with self._lock:
@@ -100,17 +113,38 @@ class _Writer:
     def drain(self) -> None:
         """Block until every batch handed over so far is stored (tests, shutdown)."""
         if self._pid == os.getpid():
-            self.batches.join()
+            with self._lock:
+                self._draining += 1
+            try:
+                self.batches.put(_FLUSH)
+                self.batches.join()
+            finally:
+                with self._lock:
+                    self._draining -= 1
 
     def _run(self) -> None:
         batches = self.batches
+        held: dict[int, tuple[float, list[ReadableSpan], int]] = {}  # trace: due, spans, batches
         while True:
-            batch = batches.get()
+            due = min((entry[0] for entry in held.values()), default=None)
             try:
-                self._write(batch)
-            except Exception:  # a trace is an aid: losing one must not stop the next
-                logger.exception("a trace could not be stored")
-            finally:
+                batch = batches.get(timeout=None if due is None else max(due - monotonic(), 0))
+            except queue.Empty:
+                batch = None
+            if batch:
+                trace_id = batch[0].context.trace_id
+                first_due, spans, count = held.get(trace_id, (monotonic() + WRITE_AFTER_S, [], 0))
+                held[trace_id] = (first_due, spans + batch, count + 1)
+            flush_all, now = batch is _FLUSH or self._draining > 0, monotonic()
+            for trace_id in [t for t, entry in held.items() if flush_all or entry[0] <= now]:
+                _, spans, count = held.pop(trace_id)
+                try:
+                    self._write(spans)
+                except Exception:  # a trace is an aid: losing one must not stop the next
+                    logger.exception("a trace could not be stored")
+                for _ in range(count):
+                    batches.task_done()
+            if batch is _FLUSH:
                 batches.task_done()
 
     def _write(self, batch: list[ReadableSpan]) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from agents.providers.registry import reset_registry
+from llmplatform.core import trace_store
 from llmplatform.core.models import TraceSpan
 from llmplatform.core.trace_store import traces_drain
 from queries.models import Query
@@ -238,3 +239,20 @@ def test_a_run_whose_worker_died_ends_its_trace_with_an_error_span(owner, settin
     assert lost.name == "query.worker_lost" and lost.status == "error"
     assert lost.attributes["error.type"] == "worker_lost"
     assert lost.query_id == str(dead.pk)
+
+
+def test_a_questions_spans_are_stored_together_after_its_run_not_during_it(api, monkeypatch):
+    # query.start ends while the run goes on towards the first token: its batch is held
+    # back, so storing it never competes with the run's own reads, and the trace is
+    # written with its run's. (Held longer here than the 1 s default, so a
+    # slow machine's run still ends inside the window.)
+    monkeypatch.setattr(trace_store, "WRITE_AFTER_S", 30.0)
+    body = ask(api, model_provider="openai", use_memory=False).json()
+    trace_id = Query.objects.get(pk=body["query_id"]).trace_id
+    assert not TraceSpan.objects.filter(trace_id=trace_id).exists()
+    deadline = time.monotonic() + 10
+    while not TraceSpan.objects.filter(trace_id=trace_id, name="query.run").exists():
+        assert time.monotonic() < deadline, "the held trace was never stored"
+        traces_drain()  # what shutdown and tests call: everything held is stored now
+    names = set(TraceSpan.objects.filter(trace_id=trace_id).values_list("name", flat=True))
+    assert {"query.start", "query.run"} <= names
