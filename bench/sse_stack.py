@@ -186,6 +186,60 @@ def project_env(
     return env
 
 
+def in_process_project(
+    children: Children, *, name: str, env: dict[str, str] | None = None, before_setup=None
+) -> tuple[object, object, list[tuple[bytes, bytes]]]:
+    """This process set up as the project on its embedded defaults (no REDIS_URL), for
+    benches that call the ASGI application directly: the fake OpenAI server and a
+    throw-away SecantusDB (child processes), ``env`` on top, ``before_setup()`` run just
+    before ``django.setup()``, migrated, with an API key of a new user ``name-…``.
+
+    Returns (the database, to stop; the ASGI application; an SSE request's headers with
+    that key).
+    """
+    fake = FakeProcess(children)
+    fake.pace(20, 0.0)
+    mongodb_uri, database = start_database(children)
+    try:
+        os.environ.update(
+            project_env(
+                fake_base_url=fake.base_url,
+                mongodb_uri=mongodb_uri,
+                redis_url=None,
+                embedding="auto",
+            )
+        )
+        os.environ.pop("REDIS_URL", None)
+        os.environ.update(env or {})
+        os.environ["DJANGO_SETTINGS_MODULE"] = "llmplatform.settings"
+        import django
+
+        if before_setup is not None:
+            before_setup()
+        django.setup()
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        from llmplatform.core.services import api_key_create
+
+        call_command("migrate", interactive=False, verbosity=0)
+        user = get_user_model().objects.create_user(username=f"{name}-{os.urandom(3).hex()}")
+        _, raw_key = api_key_create(owner=user, name=name)
+        # Last: importing the application starts the embedded runtime, which needs the
+        # migrated database.
+        from config.asgi import application
+    except BaseException:
+        database.stop()
+        raise
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"content-type", b"application/json"),
+        (b"accept", b"text/event-stream"),
+        (b"authorization", f"Bearer {raw_key}".encode()),
+    ]
+    return database, application, headers
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     completed = subprocess.run(
         [sys.executable, "manage.py", *args],

@@ -43,7 +43,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sse_stack import Children, FakeProcess, progress, project_env, start_database  # noqa: E402
+from sse_stack import (  # noqa: E402
+    Children,
+    in_process_project,
+    progress,
+)
 from ttft_profile import MODEL, SETTLE_S, one_request  # noqa: E402
 
 RESULT_FILE = ROOT / "bench" / "results" / "tracing_overhead.md"
@@ -180,41 +184,10 @@ def main() -> None:
     children = Children()
     database = None
     try:
-        fake = FakeProcess(children)
-        fake.pace(20, 0.0)
-        mongodb_uri, database = start_database(children)
-        os.environ.update(
-            project_env(
-                fake_base_url=fake.base_url,
-                mongodb_uri=mongodb_uri,
-                redis_url=None,
-                embedding="auto",
-            )
-        )
-        os.environ.pop("REDIS_URL", None)
         # Every trace stored, whatever the environment says: the deployed default.
-        os.environ["TRACE_SAMPLE_RATE"] = "1.0"
-        os.environ["DJANGO_SETTINGS_MODULE"] = "llmplatform.settings"
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", interactive=False, verbosity=0)
-        from django.contrib.auth import get_user_model
-
-        from llmplatform.core.services import api_key_create
-
-        user = get_user_model().objects.create_user(username=f"tracing-{uuid.uuid4().hex[:6]}")
-        _, raw_key = api_key_create(owner=user, name="tracing")
-        from config.asgi import application
-
-        headers = [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            (b"accept", b"text/event-stream"),
-            (b"authorization", f"Bearer {raw_key}".encode()),
-        ]
+        database, application, headers = in_process_project(
+            children, name="tracing", env={"TRACE_SAMPLE_RATE": "1.0"}
+        )
         progress(f"{len(ARMS)} arms x ({args.warmup} + {args.requests}) requests ...")
         loop = asyncio.new_event_loop()
         ttft, paired = loop.run_until_complete(measure(application, headers, args))

@@ -40,7 +40,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from pymongo import monitoring  # noqa: E402
-from sse_stack import Children, FakeProcess, progress, project_env, start_database  # noqa: E402
+from sse_stack import (  # noqa: E402
+    Children,
+    in_process_project,
+    progress,
+)
 from ttft_levers import LEVERS, reset_levers  # noqa: E402
 
 RESULT_FILE = ROOT / "bench" / "results" / "ttft_profile.md"
@@ -363,40 +367,11 @@ def main() -> None:
     children = Children()
     database = None
     try:
-        fake = FakeProcess(children)
-        fake.pace(20, 0.0)
-        mongodb_uri, database = start_database(children)
-        os.environ.update(
-            project_env(
-                fake_base_url=fake.base_url,
-                mongodb_uri=mongodb_uri,
-                redis_url=None,
-                embedding="auto",
-            )
+        database, application, headers = in_process_project(
+            children,
+            name="profile",
+            before_setup=lambda: monitoring.register(_CommandListener()),  # before any client
         )
-        os.environ.pop("REDIS_URL", None)
-        os.environ["DJANGO_SETTINGS_MODULE"] = "llmplatform.settings"
-        import django
-
-        monitoring.register(_CommandListener())  # before any client exists
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", interactive=False, verbosity=0)
-        from django.contrib.auth import get_user_model
-
-        from llmplatform.core.services import api_key_create
-
-        user = get_user_model().objects.create_user(username=f"profile-{uuid.uuid4().hex[:6]}")
-        _, raw_key = api_key_create(owner=user, name="profile")
-        from config.asgi import application
-
-        headers = [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            (b"accept", b"text/event-stream"),
-            (b"authorization", f"Bearer {raw_key}".encode()),
-        ]
         instrument()
         reset_levers()  # takes the snapshot that each plan starts from
         loop = asyncio.new_event_loop()

@@ -201,51 +201,40 @@ def test_a_revoked_key_ends_a_long_sse_stream_with_an_error_then_done(daphne, ow
     assert "final" not in kinds  # cut long before the 30 s answer ended
 
 
-def test_a_revoked_key_ends_a_long_v1_stream_with_an_error(daphne, owner, fakes):
+def _revoked_midway(daphne, owner, fakes, path: str, request: dict, *, after: int) -> list[dict]:
+    """The events of a long /v1 stream whose key is revoked once ``after`` have come."""
     fakes["openai"].chunk_count = SLOW_CHUNKS
     fakes["openai"].chunk_interval = SLOW_INTERVAL_S
-    request = {
-        "model": "openai/gpt-4o-mini",
-        "messages": [{"role": "user", "content": TEXT}],
-        "stream": True,
-    }
     payloads, revoked = [], False
     with httpx2.stream(
-        "POST",
-        f"{daphne.url}/v1/chat/completions",
-        json=request,
-        headers=auth(owner[1]),
-        timeout=30,
+        "POST", f"{daphne.url}{path}", json=request, headers=auth(owner[1]), timeout=30
     ) as response:
         assert response.status_code == 200
         for frame in sse_frames(response):
             if frame.event is None:
                 continue
             payloads.append(frame.event)
-            if len(payloads) == 3 and not revoked:
+            if len(payloads) == after and not revoked:
                 revoke(owner)
                 revoked = True
+    return payloads
+
+
+def test_a_revoked_key_ends_a_long_v1_stream_with_an_error(daphne, owner, fakes):
+    request = {
+        "model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": TEXT}],
+        "stream": True,
+    }
+    payloads = _revoked_midway(daphne, owner, fakes, "/v1/chat/completions", request, after=3)
     assert payloads[-1]["error"]["code"] == "api_key_revoked"
     finishes = [p["choices"][0]["finish_reason"] for p in payloads if p.get("choices")]
     assert "stop" not in finishes
 
 
 def test_a_revoked_key_ends_a_long_v1_responses_stream_with_response_failed(daphne, owner, fakes):
-    fakes["openai"].chunk_count = SLOW_CHUNKS
-    fakes["openai"].chunk_interval = SLOW_INTERVAL_S
     request = {"model": "openai/gpt-4o-mini", "input": TEXT, "stream": True}
-    payloads, revoked = [], False
-    with httpx2.stream(
-        "POST", f"{daphne.url}/v1/responses", json=request, headers=auth(owner[1]), timeout=30
-    ) as response:
-        assert response.status_code == 200
-        for frame in sse_frames(response):
-            if frame.event is None:
-                continue
-            payloads.append(frame.event)
-            if len(payloads) == 5 and not revoked:
-                revoke(owner)
-                revoked = True
+    payloads = _revoked_midway(daphne, owner, fakes, "/v1/responses", request, after=5)
     assert payloads[-1]["type"] == "response.failed"
     assert payloads[-1]["response"]["error"]["code"] == "api_key_revoked"
     assert "response.completed" not in [p["type"] for p in payloads]
