@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from llmplatform.core.services import api_key_create
+from llmplatform.core.trace_store import traces_drain
 
 # Fake vendor servers (OpenAI, Anthropic, Gemini, OpenRouter, SerpAPI) on 127.0.0.1.
 pytest_plugins = ["tests.fakes.fixtures", "tests.live_services"]
@@ -51,6 +52,14 @@ def other_api(make_owner) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _traces_stored_within_their_test():
+    """The trace writer holds a trace's batches for a second before storing them: a
+    test's are stored before its database is torn down, never into the next test's."""
+    yield
+    traces_drain()
 
 
 @pytest.fixture(autouse=True)
