@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 
-from agents.ports import MemoryHit, Ports
+from agents.ports import MemoryHit, Ports, Turn
 from agents.providers.embeddings import get_embedder
 from agents.providers.provider_errors import ProviderError
 from agents.state import RunState
@@ -63,11 +64,36 @@ async def _traced[T](name: str, step: Awaitable[T]) -> T:
         return await step
 
 
+async def _recent_turns(state: RunState, ports: Ports) -> list[Turn]:
+    # Admission read them to reserve for them: a run it handed them to does not read them
+    # again (they are the turns the question was admitted with).
+    if state.recent_turns is not None:
+        return state.recent_turns
+    return await _traced(
+        "memory.recent_turns", ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS)
+    )
+
+
 async def run(state: RunState, ports: Ports) -> None:
-    if state.embedding is None and not await embed_query(state):
-        return
+    # What does not need the question's vector is read while the question is embedded:
+    # the summary, the turns, and what changed in the user's stored vectors.
+    reads = asyncio.gather(
+        _recent_turns(state, ports),
+        _traced("memory.summary", ports.memory.latest_summary(state.scope)),
+    )
+    fresh_since = None
+    if state.embedding is None:
+        embedder = get_embedder()
+        fresh_since = datetime.now(UTC)
+        refresh = ports.memory.refresh(
+            state.scope, embedding_model=embedder.model, dimensions=embedder.dimensions
+        )
+        embedded, _ = await asyncio.gather(embed_query(state), _traced("memory.refresh", refresh))
+        if not embedded:
+            reads.cancel()
+            return
     assert state.embedding is not None
-    hits, turns, summary = await asyncio.gather(
+    hits, (turns, summary) = await asyncio.gather(
         _traced(
             "memory.vector_search",
             ports.memory.similar(
@@ -77,10 +103,10 @@ async def run(state: RunState, ports: Ports) -> None:
                 limit=TOP_K,
                 text=state.text,
                 session_only=state.memory_scope == "session",
+                fresh_since=fresh_since,
             ),
         ),
-        _traced("memory.recent_turns", ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS)),
-        _traced("memory.summary", ports.memory.latest_summary(state.scope)),
+        reads,
     )
     state.memory_items = [memory_item(hit) for hit in hits[:TOP_K] if hit.score >= MIN_SCORE]
     tracing.annotate(

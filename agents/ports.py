@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
@@ -46,6 +47,12 @@ class Turn:
 
 
 class MemoryStore(Protocol):
+    async def refresh(self, scope: Scope, *, embedding_model: str, dimensions: int) -> None:
+        """Bring what ``similar`` searches for the scope's end user up to date (a store
+        holding vectors in memory reads what changed); run while the question is being
+        embedded. Raises nothing: ``similar`` reads what this could not."""
+        ...
+
     async def similar(
         self,
         scope: Scope,
@@ -55,6 +62,7 @@ class MemoryStore(Protocol):
         limit: int,
         text: str = "",
         session_only: bool = False,
+        fresh_since: datetime | None = None,
     ) -> list[MemoryHit]:
         """The end user's completed queries closest to the question ``text`` (its
         ``vector``), best first: a store may rank by the words too (names, codes).
@@ -62,7 +70,8 @@ class MemoryStore(Protocol):
         other sessions' queries are never candidates).
 
         Only vectors of ``embedding_model`` (two models' vectors are not comparable), and
-        never the running query itself. Scores are cosine similarities in [-1, 1].
+        never the running query itself. Scores are cosine similarities in [-1, 1]. What
+        a ``refresh`` that started at or after ``fresh_since`` read is not read again.
         """
         ...
 

@@ -162,6 +162,7 @@ def instrument() -> None:
         ("session_for_query", "  session_start"),
         ("_choices", "  choices"),
         ("_admit", "  admission (limits)"),
+        ("session_query_record", "  session count"),
     )
     for name, label in steps:
         if hasattr(start, name):
@@ -189,7 +190,18 @@ def instrument() -> None:
         "  embedding (fake /v1/embeddings)", agents.memory.embed_query
     )
     memory = ENGINE_PORTS.memory
+    memory.refresh = timed_async("  matrix refresh (beside the embedding)", memory.refresh)
     memory.similar = timed_async("  vector search", memory.similar)
+    # Inside the vector search (a thread): the matrix brought up to date, the ranking,
+    # and the hits read by primary key.
+    import queries.memory_store as memory_store
+
+    for name, label in (
+        ("user_vectors", "    matrix (held, or refreshed)"),
+        ("hybrid_top_k", "    ranking"),
+        ("_hits_in_scope", "    hits by id"),
+    ):
+        setattr(memory_store, name, timed_sync(label, getattr(memory_store, name)))
     memory.recent_turns = timed_async("  recent turns", memory.recent_turns)
     memory.latest_summary = timed_async("  latest summary", memory.latest_summary)
     original_provider = agents.writer.get_chat_provider

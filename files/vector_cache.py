@@ -185,12 +185,16 @@ def user_vectors(
     model: str,
     dimensions: int,
     source: VectorSource,
+    fresh_since: datetime | None = None,
 ) -> UserVectors:
     """The end user's vectors of ``model`` from ``source``, brought up to date (for rows
-    that are only ever added, such as completed queries)."""
+    that are only ever added, such as completed queries): by a read that started at or
+    after ``fresh_since`` (none is made if one did)."""
     key = _key(owner_id, user_id, model, dimensions, source.name)
     entry, key_lock = _entry(key, dimensions, source)
     with key_lock:
+        if fresh_since is not None and entry.read_until and entry.read_until >= fresh_since:
+            return entry
         cold = _snapshot_restore(key, entry)
         started = datetime.now(UTC)
         since = EPOCH if entry.read_until is None else entry.read_until - REREAD_MARGIN
@@ -243,6 +247,31 @@ def user_vectors(
     with _lock:
         _evict_over_budget()
     return entry
+
+
+def vector_cache_add(
+    *,
+    owner_id: object,
+    user_id: str,
+    model: str,
+    dimensions: int,
+    source: VectorSource,
+    rows: Iterable[dict[str, object]],
+) -> None:
+    """Put rows this process has just stored into the end user's matrix, if this process
+    holds it already read: the next refresh lists them as held and fetches nothing. Each
+    row is a dict with the source's ``row_fields`` (``pk``, ``embedding``, ...). A matrix
+    not held, or not read yet, is left alone: its read lists the rows with the rest."""
+    key = _key(owner_id, user_id, model, dimensions, source.name)
+    with _lock:
+        entry, key_lock = _cache.get(key), _key_locks.get(key)
+    if entry is None or key_lock is None:
+        return
+    with key_lock:
+        if entry.read_until is None:
+            return
+        fields = source.row_fields(lexical=entry.lexicon is not None)
+        entry.append(tuple(row[name] for name in fields) for row in rows)
 
 
 def group_vectors(

@@ -18,11 +18,13 @@ are few, so that scope always ranks in the cache.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 from bson import ObjectId
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from agents.ports import MemoryHit, Scope, Turn
 from files.hybrid_search import (
@@ -32,7 +34,13 @@ from files.hybrid_search import (
     score_fusion_pipeline,
     server_fuses_scores,
 )
-from files.vector_cache import CANDIDATES_PER_RESULT, UserVectors, VectorSource, user_vectors
+from files.vector_cache import (
+    CANDIDATES_PER_RESULT,
+    UserVectors,
+    VectorSource,
+    user_vectors,
+    vector_cache_add,
+)
 from llmplatform.core.bridge import to_thread
 from queries.models import (
     TEXT_INDEX_NAME,
@@ -41,6 +49,8 @@ from queries.models import (
     Query,
     Summary,
 )
+
+logger = logging.getLogger(__name__)
 
 # recent_turns reads this many rows per turn asked for: alternatives it skips included.
 ALTERNATIVES_READ_FACTOR = 3
@@ -65,6 +75,22 @@ QUERY_VECTORS = VectorSource(
     # The lexical signal reads past questions (what the vector is of), not answers.
     text_field="query",
 )
+
+
+def memory_row_stored(query: Query) -> None:
+    """A query this process has just stored completed with its embedding: into its end
+    user's matrix at once, if held here (the next question's refresh fetches nothing for
+    it). Exactly the rows ``_owned_queries`` lists; anything else is left to the read."""
+    if query.status != Query.Status.COMPLETED or not query.embedding or not query.embedding_model:
+        return
+    vector_cache_add(
+        owner_id=query.owner_id,
+        user_id=query.user_id,
+        model=query.embedding_model,
+        dimensions=len(query.embedding),
+        source=QUERY_VECTORS,
+        rows=[{"pk": query.pk, "embedding": query.embedding, "query": query.query}],
+    )
 
 
 def uses_vector_search(dimensions: int) -> bool:
@@ -162,6 +188,30 @@ def _vector_search(
     return [(found[pk], score) for pk, score in ranked if pk in found]
 
 
+def _held_vectors(
+    scope: Scope, embedding_model: str, dimensions: int, *, fresh_since: datetime | None = None
+) -> UserVectors:
+    return user_vectors(
+        owner_id=ObjectId(scope.owner_id),
+        user_id=scope.user_id,
+        model=embedding_model,
+        dimensions=dimensions,
+        source=QUERY_VECTORS,
+        fresh_since=fresh_since,
+    )
+
+
+def memory_refresh(scope: Scope, *, embedding_model: str, dimensions: int) -> None:
+    """The end user's matrix brought up to date ahead of its search (nothing to do where
+    the server searches). Raises nothing: the search reads what this could not."""
+    if uses_vector_search(dimensions):
+        return
+    try:
+        _held_vectors(scope, embedding_model, dimensions)
+    except DatabaseError:
+        logger.warning("memory of %s could not be read ahead of its search", scope.user_id)
+
+
 def _session_query_ids(scope: Scope, embedding_model: str) -> set[ObjectId]:
     """The session's completed queries of this model (the owner + session_id index)."""
     return set(
@@ -187,14 +237,9 @@ def _exact_top_k(
     embedding_model: str,
     limit: int,
     session_only: bool = False,
+    fresh_since: datetime | None = None,
 ) -> list[tuple[Query, float]]:
-    stored = user_vectors(
-        owner_id=ObjectId(scope.owner_id),
-        user_id=scope.user_id,
-        model=embedding_model,
-        dimensions=len(vector),
-        source=QUERY_VECTORS,
-    )
+    stored = _held_vectors(scope, embedding_model, len(vector), fresh_since=fresh_since)
     session = _session_query_ids(scope, embedding_model) if session_only else None
     while True:
         rows = None if session is None else _rows_of(stored, session)
@@ -231,16 +276,25 @@ def similar_query_rows(
     limit: int,
     text: str = "",
     session_only: bool = False,
+    fresh_since: datetime | None = None,
 ) -> list[tuple[Query, float]]:
     """The scope's completed queries closest to the question ``text`` and its ``vector``,
     with their cosine, best first (memory, and ``GET /api/v1/search``); only the scope's
-    session's with ``session_only``."""
+    session's with ``session_only``. The matrix is not read again if a ``memory_refresh``
+    that started at or after ``fresh_since`` did."""
     if limit <= 0 or not vector or not embedding_model:
         return []
-    if session_only:
-        return _exact_top_k(scope, vector, text, embedding_model, limit, session_only=True)
-    search = _vector_search if uses_vector_search(len(vector)) else _exact_top_k
-    return search(scope, vector, text, embedding_model, limit)
+    if uses_vector_search(len(vector)) and not session_only:
+        return _vector_search(scope, vector, text, embedding_model, limit)
+    return _exact_top_k(
+        scope,
+        vector,
+        text,
+        embedding_model,
+        limit,
+        session_only=session_only,
+        fresh_since=fresh_since,
+    )
 
 
 def similar_queries(
@@ -251,6 +305,7 @@ def similar_queries(
     limit: int,
     text: str = "",
     session_only: bool = False,
+    fresh_since: datetime | None = None,
 ) -> list[MemoryHit]:
     rows = similar_query_rows(
         scope,
@@ -259,6 +314,7 @@ def similar_queries(
         limit=limit,
         text=text,
         session_only=session_only,
+        fresh_since=fresh_since,
     )
     return [_hit(query, score) for query, score in rows]
 
@@ -304,6 +360,11 @@ def latest_summary(scope: Scope) -> str | None:
 class QueryMemoryStore:
     """``agents.ports.MemoryStore`` over the Query and Summary collections."""
 
+    async def refresh(self, scope: Scope, *, embedding_model: str, dimensions: int) -> None:
+        await to_thread(memory_refresh)(
+            scope, embedding_model=embedding_model, dimensions=dimensions
+        )
+
     async def similar(
         self,
         scope: Scope,
@@ -313,6 +374,7 @@ class QueryMemoryStore:
         limit: int,
         text: str = "",
         session_only: bool = False,
+        fresh_since: datetime | None = None,
     ) -> list[MemoryHit]:
         return await to_thread(similar_queries)(
             scope,
@@ -321,6 +383,7 @@ class QueryMemoryStore:
             limit=limit,
             text=text,
             session_only=session_only,
+            fresh_since=fresh_since,
         )
 
     async def recent_turns(self, scope: Scope, *, limit: int) -> list[Turn]:

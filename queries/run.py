@@ -22,7 +22,7 @@ from bson import ObjectId
 from django.utils import timezone
 
 from agents.engine import run_engine
-from agents.ports import Scope
+from agents.ports import Scope, Turn
 from agents.providers.base import ImageInput, Sampling
 from agents.providers.structured import response_format_parsed
 from agents.providers.tool_calling import (
@@ -43,6 +43,7 @@ from llmplatform.core.event_log import event_log, wait_for_cancel
 from llmplatform.core.quotas import quota_settle
 from queries.client_turns import client_system_prompt
 from queries.engine_ports import ENGINE_PORTS
+from queries.memory_store import memory_row_stored
 from queries.models import Query
 from queries.outcome import error_stored, latency_stored, usage_stored
 from queries.question import RunRequest
@@ -186,6 +187,7 @@ def _store_outcome(query: Query, state: RunState, total_ms: float) -> None:
     # matrix (it was inserted, and stamped, before they read past it).
     query.indexed_at = query.completed_at
     query.save()
+    memory_row_stored(query)
 
 
 def _store_failure(query: Query, error: ApplicationError, state: RunState | None) -> None:
@@ -248,24 +250,27 @@ async def query_execute(
     *,
     query: Query | None = None,
     written: Future[None] | None = None,
+    recent_turns: list[Turn] | None = None,
     trace_context: dict[str, str] | None = None,
 ) -> None:
     """Run the query and store its outcome. Raises nothing it can store; idempotent.
 
-    ``query`` and ``written`` are the in-process hand-over: the instance, and whether its
-    row is stored yet (``queries.start`` stores it while this runs; nothing here writes
-    the row before). Its spans (``query.run`` and every step's) continue the trace of
-    ``trace_context`` (the start's, carried by the dispatcher)."""
+    ``query``, ``written`` and ``recent_turns`` are the in-process hand-over: the
+    instance, whether its row is stored yet (``queries.start`` stores it while this runs;
+    nothing here writes the row before), and the session's turns admission read. Its
+    spans (``query.run`` and every step's) continue the trace of ``trace_context`` (the
+    start's, carried by the dispatcher)."""
     with (
         tracing.continued(trace_context),
         tracing.span("query.run", {tracing.QUERY_ID: query_id}) as run_span,
     ):
-        await _execute(query_id, query, written, run_span)
+        await _execute(query_id, query, written, recent_turns, run_span)
 
 
 async def _row_stored(written: Future[None] | None) -> bool:
-    """Wait until the row of an in-process run exists; False if its insert failed (the
-    edge answered its client with that error: there is nothing to store or report)."""
+    """Wait until the row of an in-process run exists (and its session counted it);
+    False if its insert failed (the edge answered its client with that error: there is
+    nothing to store or report)."""
     if written is None:
         return True
     stored = asyncio.wrap_future(written)
@@ -274,7 +279,11 @@ async def _row_stored(written: Future[None] | None) -> bool:
 
 
 async def _execute(
-    query_id: str, query: Query | None, written: Future[None] | None, run_span: tracing.Span
+    query_id: str,
+    query: Query | None,
+    written: Future[None] | None,
+    recent_turns: list[Turn] | None,
+    run_span: tracing.Span,
 ) -> None:
     if query is None:
         query = await to_thread(_claim)(query_id)
@@ -297,6 +306,7 @@ async def _execute(
     try:
         params = RunRequest.stored(query.request)
         state = _state_for(query, params, emit)
+        state.recent_turns = recent_turns
         if params.attachments:
             state.images = await to_thread(_images)(query, params.attachments)
         await _watched(state, budget.engine_deadline_s, run_config().cancel_poll_s)

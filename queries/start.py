@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from agents import memory
-from agents.ports import Scope
+from agents.ports import Scope, Turn
 from agents.providers.base import Sampling, capability_error, sampling_error
 from agents.providers.registry import (
     available_providers,
@@ -40,6 +41,7 @@ from files.charges import Payer
 from files.selectors import documents_ready, file_get
 from files.services import file_check, file_upload
 from llmplatform.core import tracing
+from llmplatform.core.bridge import started_beside
 from llmplatform.core.config import provider_config, run_config
 from llmplatform.core.dispatch import dispatcher
 from llmplatform.core.errors import ApplicationError, NotFound
@@ -59,6 +61,8 @@ from queries.models import Query
 from queries.question import QuestionParams
 from sessions.selectors import conversation_answer_settings, session_variants
 from sessions.services import session_for_query, session_query_record
+
+logger = logging.getLogger(__name__)
 
 # The Celery task (``queries.tasks``) and in-process runner (``queries.apps``) of a run.
 RUN_TASK = "queries.run_query"
@@ -287,19 +291,19 @@ def check_sampling_supported(provider: str, sampling: dict[str, Any] | None) -> 
 
 def _stored_history(
     *, owner: User, params: QuestionParams, messages: list[dict[str, Any]] | None
-) -> list[tuple[str, str]]:
-    """The session's stored turns the memory agent will put in the prompt (none when the
-    client sends its own messages or memory is off): what admission reserves for it."""
+) -> list[Turn] | None:
+    """The session's stored turns the memory agent will put in the prompt, newest first:
+    what admission reserves for, handed to the run (None when the client sends its own
+    messages or memory is off: nothing is read)."""
     if messages is not None or not params.use_memory:
-        return []
+        return None
     scope = Scope(
         owner_id=str(owner.pk),
         user_id=params.user_id,
         session_id=params.session_id,
         query_id="",
     )
-    turns = recent_turns(scope, limit=memory.HISTORY_TURNS)
-    return [(turn.question, turn.answer) for turn in turns]
+    return recent_turns(scope, limit=memory.HISTORY_TURNS)
 
 
 def _admit(
@@ -310,6 +314,7 @@ def _admit(
     choices: _Choices,
     messages: list[dict[str, Any]] | None,
     documents: list[str],
+    history: list[Turn] | None,
 ) -> dict | None:
     """Count the question against the key's limits (the owner account's without a key:
     the signed-in chat UI), reserving the most it can use (``queries.admission``).
@@ -327,7 +332,7 @@ def _admit(
         use_memory=params.use_memory,
         use_documents=bool(documents) or params.use_documents,
         images=len(params.attachments),
-        history=_stored_history(owner=owner, params=params, messages=messages),
+        history=[(turn.question, turn.answer) for turn in history or ()],
         strict_answer=params.response_format is not None
         and needs_validation(response_format_parsed(params.response_format)),
     )
@@ -424,6 +429,9 @@ def _started(
     alternative_of = _alternative_root(owner=owner, params=params)
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
     with tracing.span("query.admission"):
+        # Read for the reservation, and handed to an in-process run for its prompt.
+        with tracing.span("memory.recent_turns"):
+            history = _stored_history(owner=owner, params=params, messages=messages)
         reservation = _admit(
             api_key=api_key,
             owner=owner,
@@ -431,6 +439,7 @@ def _started(
             choices=choices,
             messages=messages,
             documents=documents,
+            history=history,
         )
     try:
         payer = Payer(
@@ -487,25 +496,35 @@ def _started(
         },
     )
     if running:
-        _run_beside_insert(runs, query)
+        _run_beside_insert(runs, query, session=session, recent_turns=history)
     else:  # a worker reads the row: it is stored first
         query.save(force_insert=True)
         runs.submit_run(RUN_TASK, str(query.pk), query=query)
-    session_query_record(session=session, at=query.timestamp)
+        session_query_record(session=session, at=query.timestamp)
     return query
 
 
-def _run_beside_insert(runs: Any, query: Query) -> None:
+def _run_beside_insert(
+    runs: Any, query: Query, *, session: Any, recent_turns: list[Turn] | None
+) -> None:
     """Start the run of ``query`` (made here, id included) in this process, then store
-    it while the run works: the insert is no longer before the first token.
+    it while the run works: the insert is no longer before the first token. Its
+    ``session`` counts it at the same time, on another thread. The run is handed the
+    ``recent_turns`` admission read (it does not read them again).
 
-    The run writes the row only once ``written`` says it exists (``queries.run``), and
-    this returns only then, so no client learns the id of a row that is not there. If
+    This returns once the row exists, so no client learns the id of a row that is not
+    there. The run writes the row only once ``written`` says it exists and is counted
+    (``queries.run``): a client that sees the answer end sees its session's count. If
     the insert fails, the run is asked to stop, stores nothing, and the error is raised
     (the edge's 500).
     """
     written: Future[None] = Future()
-    runs.submit_run(RUN_TASK, str(query.pk), query=query, written=written)
+    runs.submit_run(
+        RUN_TASK, str(query.pk), query=query, written=written, recent_turns=recent_turns
+    )
+    # Should the insert fail (the database is down: a 500), the session may have counted
+    # a question that is not stored; nothing is charged for it.
+    counted = started_beside(_session_counted, session=session, at=query.timestamp)
     try:
         with tracing.span("query.insert"):
             query.save(force_insert=True)
@@ -513,4 +532,13 @@ def _run_beside_insert(runs: Any, query: Query) -> None:
         written.set_exception(exc)
         event_log().request_cancel(str(query.pk))
         raise
-    written.set_result(None)
+    counted.add_done_callback(lambda _: written.set_result(None))
+
+
+def _session_counted(*, session: Any, at: Any) -> None:
+    """``session_query_record`` beside the insert: a failure costs the session one in its
+    count (logged), never the answer."""
+    try:
+        session_query_record(session=session, at=at)
+    except Exception:
+        logger.exception("session %s: a question was not counted", session.pk)

@@ -66,8 +66,10 @@ def test_a_question_is_one_trace_of_every_step(api):
     for agent in ("CoordinatorAgent", "MemoryAgent", "WriterAgent"):
         assert tree.parent(f"agent {agent}") == run
     memory = tree.one("agent MemoryAgent")
-    for step in ("embeddings", "memory.vector_search", "memory.recent_turns", "memory.summary"):
+    for step in ("embeddings", "memory.vector_search", "memory.summary"):
         assert tree.parent(step) == memory
+    # Admission read the recent turns (to reserve for them) and handed them to the run.
+    assert tree.parent("memory.recent_turns") == tree.one("query.admission")
     assert tree.parent("query.store_outcome") == run
     # The vendor call, in the GenAI conventions, with what the user was billed.
     [attempt] = tree.named("chat gpt-4o-mini")

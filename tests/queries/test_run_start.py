@@ -8,6 +8,7 @@ search on a provider without it was silently ignored.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -15,6 +16,7 @@ from pymongo.errors import AutoReconnect
 
 from llmplatform.core.models import ApiKey
 from llmplatform.core.quotas import quota_windows
+from queries import memory_store, start
 from queries.models import Query
 from sessions.experiments import experiment_start
 from sessions.models import Experiment, Session
@@ -197,3 +199,52 @@ def test_a_question_that_cannot_be_stored_fails_and_its_run_stores_nothing(
         time.sleep(0.05)
     assert tokens.used == 0
     assert not Query.objects.exists()
+
+
+def test_a_run_in_this_process_is_handed_the_turns_admission_read(api, in_process, monkeypatch):
+    # Admission reads the session's recent turns to reserve for them; the run it starts
+    # puts those same turns in the prompt instead of reading them again.
+    run_reads = []
+    read = memory_store.recent_turns
+
+    def counted_read(scope, *, limit):
+        run_reads.append(scope.query_id)
+        return read(scope, limit=limit)
+
+    monkeypatch.setattr(memory_store, "recent_turns", counted_read)
+    model = {"model_provider": "openai", "model_name": "gpt-4o-mini", "use_memory": True}
+    first = ask(api, "Name a fruit", **model)
+    assert first.status_code == 200, first.json()
+    second = ask(api, "Name a colour", **model)
+    assert second.status_code == 200, second.json()
+    prompt = json.dumps(in_process["openai"].chat_requests[-1].body["messages"])
+    assert "Name a fruit" in prompt and json.dumps(first.json()["response"])[1:-1] in prompt
+    assert run_reads == []
+
+
+def test_an_answer_ends_only_once_its_session_has_counted_it(api, in_process, monkeypatch):
+    # The count runs beside the insert, off the way to the first token; a client that
+    # sees the answer end sees it counted.
+    record = start.session_query_record
+
+    def slow_record(*, session, at):
+        time.sleep(1)
+        record(session=session, at=at)
+
+    monkeypatch.setattr(start, "session_query_record", slow_record)
+    answer = ask(api, model_provider="openai", model_name="gpt-4o-mini")
+    assert answer.status_code == 200, answer.json()
+    assert Session.objects.get(session_id="s1").query_count == 1
+
+
+def test_a_question_its_session_could_not_count_is_still_answered(
+    api, in_process, monkeypatch, caplog
+):
+    def record_fails(*, session, at):
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(start, "session_query_record", record_fails)
+    answer = ask(api, model_provider="openai", model_name="gpt-4o-mini")
+    assert answer.status_code == 200, answer.json()
+    assert Query.objects.get(pk=answer.json()["query_id"]).status == Query.Status.COMPLETED
+    assert "a question was not counted" in caplog.text

@@ -21,7 +21,13 @@ from files.vector_cache import clear_vector_cache, user_vectors
 from imports.seed_documents import seed_document_convert
 from queries import run as query_run
 from queries.admin import QueryAdmin
-from queries.memory_store import QUERY_VECTORS, QueryMemoryStore, vector_search_pipeline
+from queries.memory_store import (
+    QUERY_VECTORS,
+    QueryMemoryStore,
+    memory_refresh,
+    similar_queries,
+    vector_search_pipeline,
+)
 from queries.models import Query, Summary
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -316,9 +322,15 @@ def test_a_query_completed_after_a_read_enters_however_long_ago_it_started(owner
         indexed_at=timezone.now() - timezone.timedelta(hours=1)
     )
     assert len(similar(scope_of(acme), v)) == 1
+    complete(long_run, v)
+    assert str(long_run.pk) in {h.query_id for h in similar(scope_of(acme), v)}
+
+
+def complete(query: Query, vector: list[float]) -> None:
+    """Store ``query``'s outcome as its run does: completed, with ``vector``."""
     state = RunState(
-        scope=scope_of(acme, query_id=str(long_run.pk)),
-        text="long",
+        scope=scope_of(query.owner, query_id=str(query.pk)),
+        text=query.query,
         mode="chat",
         provider="openai",
         model="m",
@@ -330,12 +342,65 @@ def test_a_query_completed_after_a_read_enters_however_long_ago_it_started(owner
         images=[],
         system_prompt_override=None,
         emit=None,
-        embedding=v,
+        embedding=vector,
         embedding_model=MODEL,
         response="done",
     )
-    query_run._store_outcome(Query.objects.get(pk=long_run.pk), state, 1.0)
-    assert str(long_run.pk) in {h.query_id for h in similar(scope_of(acme), v)}
+    query_run._store_outcome(Query.objects.get(pk=query.pk), state, 1.0)
+
+
+def test_a_query_this_process_completes_is_in_its_warm_matrix_without_a_read(owners):
+    # The next question's refresh then lists it as held and fetches no embedding.
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    store(acme, v, text="earlier")
+    held = user_vectors(
+        owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+    )
+    asked = store(acme, None, text="pump XK-4471 pressure", status=Query.Status.RUNNING)
+    complete(asked, v)
+    assert asked.pk in held.ids
+    with CaptureQueriesContext(connection) as captured:
+        refreshed = user_vectors(
+            owner_id=acme.pk, user_id="u1", model=MODEL, dimensions=DIMS, source=QUERY_VECTORS
+        )
+    assert len(refreshed.ids) == 2
+    assert not [q for q in captured.captured_queries if "'embedding': 1" in q["sql"]]
+    # Its question is in the lexical index too: a search naming its code ranks it first.
+    found = asyncio.run(
+        QueryMemoryStore().similar(
+            scope_of(acme), vector=v, embedding_model=MODEL, limit=1, text="XK-4471"
+        )
+    )
+    assert [hit.query_id for hit in found] == [str(asked.pk)]
+
+
+def test_a_search_after_a_refresh_of_its_own_step_reads_nothing_again(owners):
+    # The memory step refreshes the matrix while the question is embedded, then searches.
+    acme, _ = owners
+    v = unit(np.ones(DIMS))
+    store(acme, v, text="earlier")
+    step_started = timezone.now()
+    memory_refresh(scope_of(acme), embedding_model=MODEL, dimensions=DIMS)
+    with CaptureQueriesContext(connection) as captured:
+        found = similar_queries(
+            scope_of(acme), vector=v, embedding_model=MODEL, limit=3, fresh_since=step_started
+        )
+    assert [hit.query for hit in found] == ["earlier"]
+    assert not [q for q in captured.captured_queries if "indexed_at" in q["sql"]]
+    # A row stored after that refresh is read by the next step's.
+    later = store(acme, v, text="later")
+    with CaptureQueriesContext(connection) as captured:
+        found = similar_queries(scope_of(acme), vector=v, embedding_model=MODEL, limit=3)
+    assert [q for q in captured.captured_queries if "indexed_at" in q["sql"]]
+    assert str(later.pk) in {hit.query_id for hit in found}
+
+
+def test_a_completed_query_makes_no_matrix_in_a_process_that_holds_none(owners):
+    acme, _ = owners
+    asked = store(acme, None, text="asked", status=Query.Status.RUNNING)
+    complete(asked, unit(np.ones(DIMS)))
+    assert not vector_cache._cache
 
 
 def test_rows_arriving_in_bulk_while_warm_are_all_read(owners, monkeypatch):
