@@ -77,6 +77,8 @@ class RunState:
     products_note: str | None = None
     vision_notes: str | None = None
     response: str = ""
+    # With Sampling.logprobs: the answer's per-token log probabilities (OpenAI's shape).
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
     # The calls the writer's model answered with instead of (or beside) text.
     tool_calls: list[ToolCall] = field(default_factory=list)
     # Why the writer's model stopped, as the vendor said it (stop, length, tool_calls...).

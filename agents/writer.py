@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Any
 
 from agents.ports import Ports
 from agents.providers.base import (
@@ -141,7 +142,10 @@ async def run(state: RunState, ports: Ports) -> None:
             _check_structured_answer(state)
         # Validated: the client gets the whole answer as one chunk.
         state.streamed_chunks += 1
-        await state.emit({"type": "chunk", "content": state.response})
+        event: dict[str, Any] = {"type": "chunk", "content": state.response}
+        if state.logprobs:
+            event["logprobs"] = state.logprobs
+        await state.emit(event)
 
 
 async def _stream_answer(
@@ -150,17 +154,23 @@ async def _stream_answer(
     """One vendor call, streamed into ``state`` (text chunks emitted unless ``held``)."""
     started = time.perf_counter()
     parts: list[str] = []
+    logprobs: list[dict[str, Any]] = []
     tool_calls = ToolCallAssembler()
     stream = provider.stream(request)
     try:
         async for chunk in stream:
             if (chunk.text or chunk.tool_calls) and state.time_to_first_token_ms is None:
                 state.time_to_first_token_ms = (time.perf_counter() - started) * 1000
-            if chunk.text:
+            if chunk.logprobs:
+                logprobs.extend(chunk.logprobs)
+            if chunk.text or chunk.logprobs:
                 parts.append(chunk.text)
                 if not held:
                     state.streamed_chunks += 1
-                    await state.emit({"type": "chunk", "content": chunk.text})
+                    event: dict[str, Any] = {"type": "chunk", "content": chunk.text}
+                    if chunk.logprobs:  # asked for (Sampling.logprobs): beside their text
+                        event["logprobs"] = list(chunk.logprobs)
+                    await state.emit(event)
             for delta in chunk.tool_calls:
                 # As the vendor streamed it (OpenAI's delta shape): the first piece of a
                 # call names it, the later ones are fragments of its arguments.
@@ -184,6 +194,7 @@ async def _stream_answer(
         # Kept even when the stream broke or was stopped: the client already saw these
         # (unless ``held``: then ``run`` decides what the client gets).
         state.response = "".join(parts)
+        state.logprobs = logprobs
         state.tool_calls = tool_calls.calls()
         # Closing the generator closes the vendor's HTTP stream: generation (and billing)
         # stops. Shielded: a cancelled run must still close it.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +16,7 @@ from agents.providers.base import Sampling
 from agents.providers.structured import response_format_parsed, response_format_stored
 from llmplatform.core.models import ApiKey
 from openai_compat.catalog import chat_model_resolve
+from openai_compat.chat_choices import merged
 from openai_compat.chat_messages import chat_tool_params, chat_turns, invalid_request
 from openai_compat.errors import openai_error_body
 from openai_compat.run_events import run_events
@@ -47,6 +48,8 @@ class ChatCall:
     include_usage: bool
     # Asked with the deprecated ``functions``: answered in kind (``function_call``).
     legacy_functions: bool = False
+    # How many choices: each is a query of its own (``openai_compat.chat_choices``).
+    n: int = 1
 
 
 def _metadata_flag(metadata: dict[str, Any], name: str) -> bool:
@@ -73,12 +76,17 @@ def _query_params(raw: dict[str, Any], **extra: Any) -> QuestionParams:
 
 
 def sampling_stored(data: dict[str, Any]) -> dict[str, Any] | None:
-    """The request's stop, seed and penalties as QuestionParams.sampling (None: none set)."""
+    """The request's stop, seed, penalties and logprobs as QuestionParams.sampling (None:
+    none set). Raises ApplicationError (400) for top_logprobs without logprobs, as OpenAI."""
+    if data.get("top_logprobs") is not None and not data.get("logprobs"):
+        raise invalid_request("top_logprobs needs logprobs set to true.", "top_logprobs")
     sampling = Sampling(
         stop=tuple(data.get("stop") or ()),
         seed=data.get("seed"),
         presence_penalty=data.get("presence_penalty"),
         frequency_penalty=data.get("frequency_penalty"),
+        logprobs=bool(data.get("logprobs")),
+        top_logprobs=data.get("top_logprobs"),
     )
     return sampling.stored() or None
 
@@ -127,6 +135,7 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
         stream=bool(data.get("stream")),
         include_usage=bool(options.get("include_usage")),
         legacy_functions=bool(data.get("functions")),
+        n=data.get("n") or 1,
     )
 
 
@@ -179,12 +188,19 @@ def _annotations(citations: list[dict[str, Any]] | None) -> list[dict[str, Any]]
     ]  # fmt: skip
 
 
-def completion_body(
-    query: Query, *, model_id: str, legacy_functions: bool = False
-) -> dict[str, Any]:
-    """A finished query as OpenAI's ``chat.completion``; one that answered with tool calls
-    has them in ``message.tool_calls`` (content null when it said nothing beside them),
-    or its one call in ``message.function_call`` when asked with ``functions``."""
+def _logprobs_asked(query: Query) -> bool:
+    return bool(((query.request or {}).get("sampling") or {}).get("logprobs"))
+
+
+def _logprobs(content: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """OpenAI's ``choices[].logprobs`` of the tokens ``content`` (as the vendor sent them)."""
+    return {"content": content or [], "refusal": None}
+
+
+def _choice(query: Query, *, index: int, legacy_functions: bool) -> dict[str, Any]:
+    """A finished query as choice ``index``; one that answered with tool calls has them in
+    ``message.tool_calls`` (content null when it said nothing beside them), or its one
+    call in ``message.function_call`` when asked with ``functions``."""
     tool_calls = (query.metadata or {}).get("tool_calls") or []
     message: dict[str, Any] = {
         "role": "assistant",
@@ -199,10 +215,28 @@ def completion_body(
     elif tool_calls:
         message["tool_calls"] = tool_calls
         finish = "tool_calls"
+    logprobs = _logprobs((query.metadata or {}).get("logprobs")) if _logprobs_asked(query) else None
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
+
+
+def usage_summed(usages: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """The stored usage of several queries (the choices of one request) added up."""
+    names = ("input_tokens", "output_tokens", "cached_tokens", "reasoning_tokens")
+    return {name: sum((usage or {}).get(name) or 0 for usage in usages) for name in names}
+
+
+def completion_body(
+    queries: Sequence[Query], *, model_id: str, legacy_functions: bool = False
+) -> dict[str, Any]:
+    """Finished queries (the ``n`` choices, in order) as OpenAI's ``chat.completion``: the
+    first one's id, a choice each, their usage summed."""
     return {
-        **_envelope(query, model_id, "chat.completion"),
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": openai_usage(query.usage),
+        **_envelope(queries[0], model_id, "chat.completion"),
+        "choices": [
+            _choice(query, index=index, legacy_functions=legacy_functions)
+            for index, query in enumerate(queries)
+        ],
+        "usage": openai_usage(usage_summed([query.usage for query in queries])),
     }
 
 
@@ -227,25 +261,28 @@ def _frame(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
 
 
-async def completion_chunks(
+@dataclass(frozen=True)
+class _ChoiceEnd:
+    """How one choice's stream ended: its usage, or the error frame that ends them all."""
+
+    usage: dict[str, Any] | None = None
+    error: bytes | None = None
+
+
+async def _choice_chunks(
     query: Query,
     *,
-    model_id: str,
-    include_usage: bool,
+    index: int,
+    frame: Callable[[dict[str, Any]], bytes],
     api_key: ApiKey,
-    legacy_functions: bool = False,
-) -> AsyncIterator[bytes]:
-    """The query's event log as OpenAI's SSE: a role chunk, a chunk per token or tool-call
-    piece, a finish chunk, the usage chunk when asked for, ``[DONE]``. An error ends the
-    stream with an ``error`` frame, which the SDKs raise as APIError; so does revoking
-    ``api_key`` (the key the request came with) while the stream is open
-    (``api_key_revoked``)."""
-    base = _envelope(query, model_id, "chat.completion.chunk")
-    extra = {"usage": None} if include_usage else {}
+    legacy_functions: bool,
+) -> AsyncIterator[bytes | _ChoiceEnd]:
+    """One choice's frames (``frame(choice)`` renders a chunk): a role chunk, a chunk per
+    token or tool-call piece, its finish chunk; then how it ended."""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return _frame({**base, "choices": [choice], **extra})
+    def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return frame(choice)
 
     yield chunk({"role": "assistant", "content": ""})
     usage: dict[str, Any] | None = None
@@ -257,7 +294,11 @@ async def completion_chunks(
                 continue
             kind = event.get("type")
             if kind == "chunk":
-                yield chunk({"content": event["content"]})
+                logprobs = event.get("logprobs")
+                yield chunk(
+                    {"content": event["content"]},
+                    logprobs=None if logprobs is None else _logprobs(logprobs),
+                )
             elif kind == "tool_call" and legacy_functions:
                 # The deprecated API has one call per answer (parallel calls are off).
                 if event["index"] == 0:
@@ -270,16 +311,60 @@ async def completion_chunks(
                 usage = event.get("usage")
             elif kind == "error":  # the last event
                 error = event.get("error", {})
-                yield _frame(
-                    openai_error_body(
-                        status=event["status"],
-                        code=error.get("code", "error"),
-                        message=error.get("message", ""),
+                yield _ChoiceEnd(
+                    error=_frame(
+                        openai_error_body(
+                            status=event["status"],
+                            code=error.get("code", "error"),
+                            message=error.get("message", ""),
+                        )
                     )
                 )
                 return
     finish = "function_call" if legacy_functions else "tool_calls"
     yield chunk({}, finish if called_tools else "stop")
+    yield _ChoiceEnd(usage=usage)
+
+
+async def completion_chunks(
+    queries: Sequence[Query],
+    *,
+    model_id: str,
+    include_usage: bool,
+    api_key: ApiKey,
+    legacy_functions: bool = False,
+) -> AsyncIterator[bytes]:
+    """The queries' event logs (the ``n`` choices, in order) as OpenAI's SSE, merged as
+    their events arrive, each chunk's choice carrying its index: per choice a role chunk,
+    a chunk per token (with its ``logprobs`` when asked for) or tool-call piece and a
+    finish chunk; then the usage chunk (summed) when asked for, ``[DONE]`` after all have
+    ended. An error ends the stream with an ``error`` frame, which the SDKs raise as
+    APIError; so does revoking ``api_key`` (the key the request came with) while the
+    stream is open (``api_key_revoked``)."""
+    base = _envelope(queries[0], model_id, "chat.completion.chunk")
+    extra = {"usage": None} if include_usage else {}
+
+    def frame(choice: dict[str, Any]) -> bytes:
+        return _frame({**base, "choices": [choice], **extra})
+
+    choices = [
+        _choice_chunks(
+            query, index=index, frame=frame, api_key=api_key, legacy_functions=legacy_functions
+        )
+        for index, query in enumerate(queries)
+    ]
+    usages: list[dict[str, Any] | None] = []
+    # One choice (the usual case) is read as is: no task in between.
+    items: AsyncIterator[bytes | _ChoiceEnd] = choices[0] if len(choices) == 1 else merged(choices)
+    async with aclosing(items) as ordered:
+        async for item in ordered:
+            if isinstance(item, bytes):
+                yield item
+            elif item.error is not None:
+                yield item.error
+                return
+            else:
+                usages.append(item.usage)
     if include_usage:
-        yield _frame({**base, "choices": [], "usage": openai_usage(usage)})
+        yield _frame({**base, "choices": [], "usage": openai_usage(usage_summed(usages))})
     yield b"data: [DONE]\n\n"

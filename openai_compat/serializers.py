@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.ports import MEMORY_SCOPES
-from agents.providers.base import MAX_STOP_SEQUENCES
+from agents.providers.base import MAX_STOP_SEQUENCES, MAX_TOP_LOGPROBS
 from llmplatform.core.contract import (
     MAX_ANSWER_TOKENS,
     MAX_ID_LENGTH,
@@ -23,14 +23,12 @@ from queries.client_turns import MAX_CLIENT_MESSAGES
 # is refused, and so is any field OpenAI does not define.
 _DEFAULTS: dict[str, tuple[object, ...]] = {
     "top_p": (1, 1.0),
-    "logprobs": (False,),
     "store": (False,),
     "service_tier": ("auto", "default"),
 }
 _UNHONOURED = {
     *_DEFAULTS,
     "logit_bias",
-    "top_logprobs",
     "reasoning_effort",
     "modalities",
     "audio",
@@ -46,6 +44,10 @@ MAX_EMBEDDING_INPUTS = 2048
 
 # OpenAI's range of presence_penalty and frequency_penalty.
 MAX_PENALTY = 2.0
+
+# The most choices (``n``) one chat completion asks for: each is a question of its own
+# (stored, billed and admitted as one), so n multiplies what one request costs.
+MAX_CHOICES = 8
 
 
 @extend_schema_field(
@@ -74,8 +76,8 @@ class StopField(serializers.JSONField):
 
 
 class OpenAISamplingSerializer(serializers.Serializer):
-    """stop, seed and the penalties as OpenAI takes them; each provider honours some, and
-    one asked of a provider that cannot is 400 unsupported_parameter naming it."""
+    """stop, seed, the penalties and logprobs as OpenAI takes them; each provider honours
+    some, and one asked of a provider that cannot is 400 unsupported_parameter naming it."""
 
     stop = StopField(
         required=False,
@@ -100,6 +102,21 @@ class OpenAISamplingSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="openai, openrouter, google (0, the default, anywhere)",
+    )
+    logprobs = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="true: each choice has logprobs.content, the log probability of each token "
+        "of its answer as the vendor reported it, streamed with its text (openai, "
+        "openrouter, google; false, the default, anywhere)",
+    )
+    top_logprobs = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TOP_LOGPROBS,
+        required=False,
+        allow_null=True,
+        help_text=f"0 to {MAX_TOP_LOGPROBS}, with logprobs=true (else 400): that many "
+        "likeliest alternatives at each token (openai, openrouter, google)",
     )
 
 
@@ -157,7 +174,13 @@ class OpenAIChatCompletionRequestSerializer(OpenAISamplingSerializer):
         required=False, allow_null=True, help_text="present: the answer searches the web"
     )
     n = serializers.IntegerField(
-        min_value=1, max_value=1, required=False, allow_null=True, help_text="only 1"
+        min_value=1,
+        max_value=MAX_CHOICES,
+        required=False,
+        allow_null=True,
+        help_text=f"1 to {MAX_CHOICES} choices (every provider): n questions of the same "
+        "messages, started together, each stored, billed and admitted against the key's "
+        "limits as one question; chatcmpl-<the first one's id>, usage summed",
     )
     response_format = serializers.DictField(
         required=False,

@@ -37,6 +37,7 @@ from openai_compat.chat import (
     completion_chunks,
     first_problem,
 )
+from openai_compat.chat_choices import chat_queries_start, chat_queries_wait, first_failed
 from openai_compat.chat_messages import invalid_request
 from openai_compat.embeddings import embeddings_create
 from openai_compat.errors import openai_error_response, openai_exception_response
@@ -48,6 +49,7 @@ from openai_compat.responses_request import (
 )
 from openai_compat.schema import OpenAIAutoSchema
 from openai_compat.serializers import (
+    MAX_CHOICES,
     OpenAIChatCompletionRequestSerializer,
     OpenAIChatCompletionSerializer,
     OpenAIEmbeddingListSerializer,
@@ -206,7 +208,13 @@ class ChatCompletionsView(_OpenAIView):
             'in X-Session-ID). metadata.use_memory="true" adds the platform\'s memory; '
             "web_search_options searches the web; image_url parts must be data URLs. "
             "With stream=true: text/event-stream of chat.completion.chunk frames ending "
-            "`data: [DONE]` (stream_options.include_usage adds the usage chunk)."
+            "`data: [DONE]` (stream_options.include_usage adds the usage chunk). "
+            "logprobs (and top_logprobs) give each choice logprobs.content, per token as the "
+            "vendor reported it (openai, openrouter, google; else 400 unsupported_parameter). "
+            f"n > 1 (at most {MAX_CHOICES}) answers with n choices, each a question of its "
+            "own: started together, stored, billed and admitted as one each (a refused one "
+            "stops the others and is the answer); streamed, their chunks are merged, each "
+            "with its index."
         ),
         request=OpenAIChatCompletionRequestSerializer,
         responses={
@@ -218,12 +226,15 @@ class ChatCompletionsView(_OpenAIView):
         call = chat_call_from_request(
             request.data, session_header=request.headers.get("X-Session-ID")
         )
-        # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After).
-        query = query_start(owner=request.user, params=call.params, api_key=request.auth)
+        # The key's own limits and budgets apply here as on /api/v1 (429 with Retry-After),
+        # to each of the n choices as to a question.
+        queries = chat_queries_start(
+            owner=request.user, params=call.params, n=call.n, api_key=request.auth
+        )
         if call.stream:
             response: HttpResponse = _event_stream(
                 completion_chunks(
-                    query,
+                    queries,
                     model_id=call.model_id,
                     include_usage=call.include_usage,
                     api_key=request.auth,
@@ -231,12 +242,13 @@ class ChatCompletionsView(_OpenAIView):
                 )
             )
         else:
-            query = query_wait(query=query)
-            if query.status == Query.Status.FAILED:
-                return openai_error_response(error_of(query.error))
+            queries = chat_queries_wait(queries=queries)
+            failed = first_failed(queries)
+            if failed is not None:
+                return openai_error_response(error_of(failed.error))
             response = JsonResponse(
                 completion_body(
-                    query, model_id=call.model_id, legacy_functions=call.legacy_functions
+                    queries, model_id=call.model_id, legacy_functions=call.legacy_functions
                 )
             )
         response["X-Session-ID"] = call.params.session_id

@@ -57,7 +57,7 @@ class QuestionParams:
     # The turns after the question when a tool-calling loop is under way: the model's
     # calls (assistant turns with ``tool_calls``) and their results (``tool`` turns).
     tool_turns: list[dict[str, Any]] | None = None
-    # stop, seed, presence_penalty and frequency_penalty in OpenAI's shapes, the set ones
+    # stop, seed, the penalties, logprobs and top_logprobs in OpenAI's shapes, the set ones
     # only (``agents.providers.base.Sampling.stored``); checked by query_start against
     # what the chosen provider honours. None: the vendor's defaults.
     sampling: dict[str, Any] | None = None

@@ -180,6 +180,8 @@ def _store_outcome(query: Query, state: RunState, total_ms: float) -> None:
         ),
         "finish_reason": state.finish_reason,
         "tool_calls": tool_calls_stored(state.tool_calls),
+        # Only when asked for (Sampling.logprobs): nothing stored otherwise.
+        **({"logprobs": state.logprobs} if state.logprobs else {}),
     }
     query.status = Query.Status.CANCELLED if state.cancelled else Query.Status.COMPLETED
     query.completed_at = timezone.now()

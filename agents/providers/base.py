@@ -100,6 +100,8 @@ class ResponseFormat:
 
 # OpenAI's cap on stop sequences (Anthropic and Gemini take at least as many).
 MAX_STOP_SEQUENCES = 4
+# OpenAI's cap on the alternatives per token ``top_logprobs`` asks for.
+MAX_TOP_LOGPROBS = 20
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ class Sampling:
     seed: int | None = None  # best-effort reproducible sampling
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    # Per-token log probabilities of the answer (``ChatChunk.logprobs``), with the
+    # ``top_logprobs`` likeliest alternatives at each position (0..MAX_TOP_LOGPROBS).
+    logprobs: bool = False
+    top_logprobs: int | None = None
 
     def __post_init__(self) -> None:
         # A penalty of 0 is OpenAI's default: unset, so every vendor takes it.
@@ -132,6 +138,8 @@ class Sampling:
             "seed": self.seed,
             "presence_penalty": self.presence_penalty,
             "frequency_penalty": self.frequency_penalty,
+            "logprobs": self.logprobs or None,
+            "top_logprobs": self.top_logprobs,
         }
         return {name: value for name, value in values.items() if value not in (None, [])}
 
@@ -144,6 +152,8 @@ class Sampling:
             seed=stored.get("seed"),
             presence_penalty=stored.get("presence_penalty"),
             frequency_penalty=stored.get("frequency_penalty"),
+            logprobs=bool(stored.get("logprobs")),
+            top_logprobs=stored.get("top_logprobs"),
         )
 
 
@@ -262,6 +272,9 @@ class ChatChunk:
     # ChatResult.model use it, since it can differ from the request (search models,
     # dated snapshots, fallbacks).
     model: str | None = None
+    # With ``Sampling.logprobs``: the log probabilities of this chunk's tokens in OpenAI's
+    # shape (``{"token", "logprob", "bytes", "top_logprobs"}`` each), as the vendor sent them.
+    logprobs: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass

@@ -82,8 +82,11 @@ class GoogleProvider(VendorChatProvider):
     name = "google"
     description = "Google Gemini (vision; grounding with Google Search)."
     key_setting: ClassVar[str] = "GOOGLE_API_KEY"
-    # generationConfig has each (stopSequences, seed, presencePenalty, frequencyPenalty).
-    sampling_fields = frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"})
+    # generationConfig has each (stopSequences, seed, presencePenalty, frequencyPenalty,
+    # responseLogprobs and logprobs).
+    sampling_fields = frozenset(
+        {"stop", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs"}
+    )
 
     def __init__(self, config: VendorConfig) -> None:
         super().__init__(config)
@@ -144,6 +147,9 @@ class GoogleProvider(VendorChatProvider):
             seed=request.sampling.seed,
             presence_penalty=request.sampling.presence_penalty,
             frequency_penalty=request.sampling.frequency_penalty,
+            response_logprobs=request.sampling.logprobs or None,
+            # top_logprobs 0 (no alternatives) is Gemini's default: not sent.
+            logprobs=(request.sampling.top_logprobs or None) if request.sampling.logprobs else None,
             tools=tools or None,
             tool_config=tool_config,
             response_mime_type=response_mime_type,
@@ -207,8 +213,9 @@ class GoogleProvider(VendorChatProvider):
                     if candidate.finish_reason is not None:
                         finish_reason = _finish_name(candidate.finish_reason)
                     text = _text(candidate)
-                    if text:
-                        yield ChatChunk(text=text)
+                    logprobs = _token_logprobs(candidate) if request.sampling.logprobs else ()
+                    if text or logprobs:
+                        yield ChatChunk(text=text, logprobs=logprobs)
                     for part in _function_call_parts(candidate):
                         if calls is None:
                             calls = _CallIds(response.response_id)
@@ -285,6 +292,33 @@ class _CallIds:
             name=call.name or "",
             arguments=json.dumps(call.args or {}, ensure_ascii=False),
         )
+
+
+def _token_logprob(token: str, logprob: float | None) -> dict[str, Any]:
+    # Gemini's JSON leaves a zero out (proto3): no logProbability is a log probability of 0.
+    return {"token": token, "logprob": logprob or 0.0, "bytes": list(token.encode())}
+
+
+def _token_logprobs(candidate: types.Candidate) -> tuple[dict[str, Any], ...]:
+    """The candidate's ``logprobsResult`` in OpenAI's ``logprobs.content`` shape: each
+    chosen token (``bytes`` its UTF-8, which Gemini does not send) with the top
+    candidates at its step (``top_logprobs``; empty unless ``logprobs`` asked for them)."""
+    result = candidate.logprobs_result
+    if result is None or not result.chosen_candidates:
+        return ()
+    tops = result.top_candidates or []
+    entries = []
+    for step, chosen in enumerate(result.chosen_candidates):
+        alternatives = tops[step].candidates or [] if step < len(tops) else []
+        entries.append(
+            {
+                **_token_logprob(chosen.token or "", chosen.log_probability),
+                "top_logprobs": [
+                    _token_logprob(top.token or "", top.log_probability) for top in alternatives
+                ],
+            }
+        )
+    return tuple(entries)
 
 
 def _function_call_parts(candidate: types.Candidate) -> list[types.Part]:

@@ -48,7 +48,9 @@ class OpenAIProvider(VendorChatProvider):
     key_setting: ClassVar[str] = "OPENAI_API_KEY"
     #: OpenAI's search-preview models answer HTTP 400 to a temperature.
     search_rejects_temperature: ClassVar[bool] = True
-    sampling_fields = frozenset({"stop", "seed", "presence_penalty", "frequency_penalty"})
+    sampling_fields = frozenset(
+        {"stop", "seed", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs"}
+    )
 
     def __init__(
         self,
@@ -94,7 +96,7 @@ class OpenAIProvider(VendorChatProvider):
             messages.append(_message(message))
         params: dict[str, Any] = {"model": model, "messages": messages}
         params.update(openai_tool_params(request))
-        # stop, seed and the penalties under OpenAI's own names (set ones only).
+        # stop, seed, the penalties and logprobs under OpenAI's own names (set ones only).
         params.update(request.sampling.stored())
         skip_temperature = self.search_rejects_temperature and self.is_search_model(model)
         if request.temperature is not None and not skip_temperature:
@@ -185,8 +187,9 @@ class OpenAIProvider(VendorChatProvider):
                     citations.extend(self.citations_from(chunk, delta))
                     if chunk.choices and chunk.choices[0].finish_reason is not None:
                         finish_reason = chunk.choices[0].finish_reason
-                    if delta is not None and delta.content:
-                        yield ChatChunk(text=delta.content)
+                    logprobs = _token_logprobs(chunk) if request.sampling.logprobs else ()
+                    if delta is not None and (delta.content or logprobs):
+                        yield ChatChunk(text=delta.content or "", logprobs=logprobs)
                     if delta is not None and delta.tool_calls:
                         yield ChatChunk(tool_calls=tuple(_tool_delta(d) for d in delta.tool_calls))
             finally:
@@ -272,6 +275,15 @@ def _tool_delta(delta: Any) -> ToolCallDelta:
         name=(function.name if function is not None else None) or None,
         arguments=(function.arguments if function is not None else None) or "",
     )
+
+
+def _token_logprobs(chunk: ChatCompletionChunk) -> tuple[dict[str, Any], ...]:
+    """The chunk's per-token log probabilities (``choices[0].logprobs.content``) as the
+    vendor sent them."""
+    logprobs = chunk.choices[0].logprobs if chunk.choices else None
+    if logprobs is None or not logprobs.content:
+        return ()
+    return tuple(token.model_dump(mode="json") for token in logprobs.content)
 
 
 def _field(obj: Any, name: str) -> Any:

@@ -164,7 +164,7 @@ ERROR_CODES: dict[str, ErrorCode] = {
     ),
     "unsupported_parameter": ErrorCode(
         400,
-        "A sampling field (stop, seed, a penalty) the chosen provider cannot honour.",
+        "A sampling field (stop, seed, a penalty, logprobs) the chosen provider cannot honour.",
         "Send it unset, or to a provider listed in details.",
     ),
     "schema_unsupported": ErrorCode(

@@ -82,6 +82,8 @@ class Reply:
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # Gemini: the thoughtSignature (base64) sent on the first functionCall part.
     thought_signature: str | None = None
+    # OpenAI: the alternatives per token asked for with logprobs (None: not asked).
+    top_logprobs: int | None = None
 
     @property
     def text(self) -> str:

@@ -81,6 +81,13 @@ class WireAdapter:
     def embeddings_body(self, request: RecordedRequest) -> Any:
         raise NotImplementedError
 
+    def token_logprobs(self, reply: Reply) -> list[dict[str, Any]]:
+        """The log probabilities this fake sent with ``reply``, in OpenAI's
+        ``logprobs.content`` shape (empty: not asked for)."""
+        if reply.top_logprobs is None:
+            return []
+        return [fake_token_logprobs(piece, reply.top_logprobs) for piece in reply.chunks]
+
     def shopping_body(self, request: RecordedRequest) -> Any:
         raise NotImplementedError
 
@@ -108,6 +115,21 @@ def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
     return [v / norm for v in vector]
 
 
+def _fake_token(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode())}
+
+
+def fake_token_logprobs(piece: str, top: int) -> dict[str, Any]:
+    """OpenAI's ``logprobs.content`` entry for one streamed piece (one token here), with
+    ``top`` alternatives (the piece first): deterministic, and distinct per piece."""
+    logprob = -round(len(piece) / 10, 4)
+    alternatives = [
+        _fake_token(piece if rank == 0 else f"{piece}~{rank}", logprob - rank)
+        for rank in range(top)
+    ]
+    return {**_fake_token(piece, logprob), "top_logprobs": alternatives}
+
+
 class OpenAIWire(WireAdapter):
     name = "openai"
     base_path = "/v1"
@@ -130,6 +152,21 @@ class OpenAIWire(WireAdapter):
 
     def is_search(self, model: str) -> bool:
         return "search-preview" in model
+
+    def build_reply(
+        self, fake: FakeVendorServer, operation: Operation, request: RecordedRequest
+    ) -> Reply:
+        reply = super().build_reply(fake, operation, request)
+        body = request.body or {}
+        if body.get("logprobs"):
+            reply.top_logprobs = body.get("top_logprobs") or 0
+        return reply
+
+    def _logprobs(self, reply: Reply, pieces: list[str]) -> dict[str, Any] | None:
+        if reply.top_logprobs is None:
+            return None
+        content = [fake_token_logprobs(piece, reply.top_logprobs) for piece in pieces]
+        return {"content": content, "refusal": None}
 
     def read_prompt(self, operation: Operation, body: dict[str, Any]) -> tuple[str, str, bool]:
         messages = body.get("messages") or []
@@ -228,18 +265,27 @@ class OpenAIWire(WireAdapter):
             }
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
         message["annotations"] = self._annotations(reply)
+        logprobs = self._logprobs(reply, reply.chunks)
         return {
             **self._envelope(reply, "chat.completion"),
             "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+                {"index": 0, "message": message, "logprobs": logprobs, "finish_reason": "stop"}
             ],
             "usage": self._usage(reply),
         }
 
-    def _chunk(self, reply: Reply, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    def _chunk(
+        self,
+        reply: Reply,
+        delta: dict[str, Any],
+        finish: str | None,
+        logprobs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return {
             **self._envelope(reply, "chat.completion.chunk"),
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+            ],
             "usage": None,
         }
 
@@ -249,7 +295,10 @@ class OpenAIWire(WireAdapter):
         frames = [
             _sse(self._chunk(reply, {"role": "assistant", "content": "", "refusal": None}, None))
         ]
-        frames += [_sse(self._chunk(reply, {"content": piece}, None)) for piece in reply.chunks]
+        frames += [
+            _sse(self._chunk(reply, {"content": piece}, None, self._logprobs(reply, [piece])))
+            for piece in reply.chunks
+        ]
         if reply.citations:
             frames.append(_sse(self._chunk(reply, {"annotations": self._annotations(reply)}, None)))
         frames.append(_sse(self._chunk(reply, {}, "stop")))
@@ -586,6 +635,36 @@ class GoogleWire(WireAdapter):
         )
         return (users[-1] if users else ""), " ".join(texts), search
 
+    def build_reply(
+        self, fake: FakeVendorServer, operation: Operation, request: RecordedRequest
+    ) -> Reply:
+        reply = super().build_reply(fake, operation, request)
+        config = (request.body or {}).get("generationConfig") or {}
+        if config.get("responseLogprobs"):
+            reply.top_logprobs = config.get("logprobs") or 0
+        return reply
+
+    def logprobs_result(self, reply: Reply, pieces: list[str]) -> dict[str, Any]:
+        """Gemini's ``logprobsResult`` for ``pieces`` (one token each), the values of
+        ``fake_token_logprobs``; topCandidates only when ``logprobs`` asked for some."""
+        tokens = [fake_token_logprobs(piece, reply.top_logprobs or 0) for piece in pieces]
+        result: dict[str, Any] = {
+            "chosenCandidates": [
+                {"token": t["token"], "tokenId": 7, "logProbability": t["logprob"]} for t in tokens
+            ]
+        }
+        if reply.top_logprobs:
+            result["topCandidates"] = [
+                {
+                    "candidates": [
+                        {"token": top["token"], "tokenId": 7, "logProbability": top["logprob"]}
+                        for top in t["top_logprobs"]
+                    ]
+                }
+                for t in tokens
+            ]
+        return result
+
     def _usage(self, reply: Reply, *, final: bool) -> dict[str, Any]:
         usage: dict[str, Any] = {"promptTokenCount": reply.input_tokens}
         if final:
@@ -610,11 +689,15 @@ class GoogleWire(WireAdapter):
             "groundingSupports": [],
         }
 
-    def _response(self, reply: Reply, text: str, *, final: bool) -> dict[str, Any]:
+    def _response(
+        self, reply: Reply, text: str, *, final: bool, pieces: list[str] | None = None
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {
             "content": {"parts": [{"text": text}], "role": "model"},
             "index": 0,
         }
+        if reply.top_logprobs is not None and text:
+            candidate["logprobsResult"] = self.logprobs_result(reply, pieces or [text])
         if final:
             candidate["finishReason"] = "STOP"
             if reply.citations:
@@ -645,7 +728,7 @@ class GoogleWire(WireAdapter):
     def completion_body(self, reply: Reply, request: RecordedRequest) -> Any:
         if reply.tool_calls:
             return self._function_call_response(reply, self._function_call_parts(reply), final=True)
-        return self._response(reply, reply.text, final=True)
+        return self._response(reply, reply.text, final=True, pieces=reply.chunks)
 
     def stream_frames(self, reply: Reply) -> list[bytes]:
         if reply.tool_calls:

@@ -11,7 +11,7 @@ import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
-import openai_compat.views
+import openai_compat.chat_choices
 from llmplatform.core.errors import ApplicationError
 from queries.models import Query
 
@@ -123,7 +123,8 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"messages": [{"role": "user", "content": "x" * 8001}]}, "messages"),
         ({"temperature": 3}, "temperature"),
         ({"max_tokens": 0}, "max_tokens"),
-        ({"n": 2}, "n"),
+        ({"n": 9}, "n"),
+        ({"n": 0}, "n"),
         ({"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}, "tools"),
         ({"tools": [{"type": "retrieval"}]}, "tools"),
         ({"tool_choice": "required"}, "tool_choice"),
@@ -133,13 +134,15 @@ def test_unknown_model_is_404_model_not_found(api):
         ({"model": ["openai/gpt-4o-mini"]}, "model"),
         # Fields this API does not honour are refused, never dropped (their defaults pass).
         ({"top_p": 0.5}, "top_p"),
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 2}, "top_logprobs"),
+        ({"logprobs": "maybe"}, "logprobs"),
+        ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs: true
+        ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"stop": 7}, "stop"),
         ({"seed": "seven"}, "seed"),
         # Honoured by OpenAI, not by Anthropic: refused there (tests/openai_compat/
         # test_sampling_fields.py has each vendor).
         ({"model": "anthropic/claude-haiku-4-5", "seed": 7}, "seed"),
+        ({"model": "anthropic/claude-haiku-4-5", "logprobs": True}, "logprobs"),
         ({"some_vendor_extension": 1}, "some_vendor_extension"),
         ({"response_format": {"type": "yaml"}}, "response_format"),
         ({"response_format": {"type": "json_schema"}}, "response_format"),
@@ -206,7 +209,8 @@ def test_a_refusal_from_the_run_entry_keeps_its_status_code_and_retry_after(api,
             extra={"retry_after": 120},
         )
 
-    monkeypatch.setattr(openai_compat.views, "query_start", refuse)
+    # The chat completion's n queries are started by openai_compat.chat_choices.
+    monkeypatch.setattr(openai_compat.chat_choices, "query_start", refuse)
     response = chat(api)
     error = assert_openai_error(response, 429, "budget_exceeded")
     assert error["type"] == "rate_limit_error"

@@ -79,7 +79,8 @@ def test_anthropic_gets_stop_sequences_from_a_string(live_daphne_in_process, own
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("seed", 7), ("presence_penalty", 0.5), ("frequency_penalty", 1.0)]
+    ("field", "value"),
+    [("seed", 7), ("presence_penalty", 0.5), ("frequency_penalty", 1.0), ("logprobs", True)],
 )
 def test_anthropic_refuses_what_it_cannot_honour_naming_the_field(
     live_daphne_in_process, owner, fakes, field, value
@@ -113,14 +114,13 @@ def test_defaults_pass_for_anthropic_and_are_not_sent(live_daphne_in_process, ow
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"n": 2}, "n"),
-        ({"logprobs": True}, "logprobs"),
-        ({"top_logprobs": 3}, "top_logprobs"),
+        ({"n": 9}, "n"),
+        ({"top_logprobs": 3}, "top_logprobs"),  # without logprobs: true
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
         ({"presence_penalty": 2.5}, "presence_penalty"),
     ],
 )
-def test_what_no_vendor_here_honours_is_400_naming_it(live_daphne_in_process, owner, fields, param):
+def test_what_is_out_of_range_is_400_naming_it(live_daphne_in_process, owner, fields, param):
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(live_daphne_in_process, owner[1]).chat.completions.create(
             model=MODELS["openai"], messages=MESSAGES, **fields

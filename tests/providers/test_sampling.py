@@ -117,6 +117,45 @@ def test_the_stored_shape_round_trips() -> None:
     assert Sampling.of(stored) == EVERYTHING
     assert Sampling.of(None) == Sampling() and Sampling().stored() == {}
     assert Sampling(seed=0).used() == ["seed"]  # 0 is a seed, not an unset one
+    with_logprobs = Sampling(logprobs=True, top_logprobs=0)
+    assert with_logprobs.stored() == {"logprobs": True, "top_logprobs": 0}
+    assert Sampling.of(with_logprobs.stored()) == with_logprobs
+    assert Sampling(logprobs=False).stored() == {}
+
+
+@pytest.mark.parametrize("vendor", ["openai", "openrouter", "google"])
+def test_logprobs_are_asked_for_and_streamed_as_the_vendor_sent_them(
+    vendor: str, fakes: FakeVendors
+) -> None:
+    fakes[vendor].chunk_count = 3
+    chunks = run(_streamed(vendor, ask(Sampling(logprobs=True, top_logprobs=2))))
+    body = sent(fakes, vendor)
+    if vendor == "google":
+        config = body["generationConfig"]
+        assert (config["responseLogprobs"], config["logprobs"]) == (True, 2)
+    else:
+        assert (body["logprobs"], body["top_logprobs"]) == (True, 2)
+    [reply] = fakes[vendor].replies
+    streamed = [token for chunk in chunks for token in chunk.logprobs]
+    assert streamed == fakes[vendor].adapter.token_logprobs(reply)
+    assert len(streamed) == 3
+    assert all(len(chunk.logprobs) == 1 for chunk in chunks if chunk.text)
+
+
+def test_logprobs_are_refused_where_the_vendor_has_none() -> None:
+    with pytest.raises(ApplicationError) as refused:
+        check_request_capabilities("anthropic", ask(Sampling(logprobs=True)))
+    assert refused.value.extra["param"] == "logprobs"
+    assert refused.value.extra["providers_with_parameter"] == ["openai", "google", "openrouter"]
+    assert "logprobs" not in LocalProvider().sampling_fields
+
+
+@pytest.mark.parametrize("vendor", ["openai", "google"])
+def test_without_logprobs_none_are_asked_for_or_streamed(vendor: str, fakes: FakeVendors) -> None:
+    chunks = run(_streamed(vendor, ask(Sampling())))
+    body = sent(fakes, vendor)
+    assert "logprobs" not in body and "responseLogprobs" not in body.get("generationConfig", {})
+    assert not any(chunk.logprobs for chunk in chunks)
 
 
 class _Recorder(ChatProvider):
