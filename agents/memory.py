@@ -65,8 +65,8 @@ async def _traced[T](name: str, step: Awaitable[T]) -> T:
 
 
 async def _recent_turns(state: RunState, ports: Ports) -> list[Turn]:
-    # Admission read them to reserve for them: a run it handed them to does not read them
-    # again (they are the turns the question was admitted with).
+    # The start read them for admission to reserve for: a run they were handed to does not
+    # read them again (they are the turns the question was admitted with).
     if state.recent_turns is not None:
         return state.recent_turns
     return await _traced(

@@ -289,12 +289,13 @@ def check_sampling_supported(provider: str, sampling: dict[str, Any] | None) -> 
             )
 
 
-def _stored_history(
+def _history_read(
     *, owner: User, params: QuestionParams, messages: list[dict[str, Any]] | None
-) -> list[Turn] | None:
-    """The session's stored turns the memory agent will put in the prompt, newest first:
-    what admission reserves for, handed to the run (None when the client sends its own
-    messages or memory is off: nothing is read)."""
+) -> Future[list[Turn]] | None:
+    """The session's stored turns the memory agent will put in the prompt, newest first,
+    read on another thread while the request's choices are made (none of their reads
+    needs them): what admission reserves for, handed to an in-process run. None when the
+    client sends its own messages or memory is off: nothing is read."""
     if messages is not None or not params.use_memory:
         return None
     scope = Scope(
@@ -303,7 +304,12 @@ def _stored_history(
         session_id=params.session_id,
         query_id="",
     )
-    return recent_turns(scope, limit=memory.HISTORY_TURNS)
+    return started_beside(_recent_turns_traced, scope)
+
+
+def _recent_turns_traced(scope: Scope) -> list[Turn]:
+    with tracing.span("memory.recent_turns"):
+        return recent_turns(scope, limit=memory.HISTORY_TURNS)
 
 
 def _admit(
@@ -413,6 +419,7 @@ def _started(
     """
     messages = check_client_messages(params)
     check_tools(params)
+    history_read = _history_read(owner=owner, params=params, messages=messages)
     with tracing.span("query.session", {"session.id": params.session_id}):
         session = session_for_query(
             owner=owner, session_id=params.session_id, user_id=params.user_id
@@ -428,10 +435,8 @@ def _started(
     # Named documents are checked before admission: a 404 or 409 costs no quota.
     alternative_of = _alternative_root(owner=owner, params=params)
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
+    history = None if history_read is None else history_read.result()
     with tracing.span("query.admission"):
-        # Read for the reservation, and handed to an in-process run for its prompt.
-        with tracing.span("memory.recent_turns"):
-            history = _stored_history(owner=owner, params=params, messages=messages)
         reservation = _admit(
             api_key=api_key,
             owner=owner,

@@ -68,8 +68,8 @@ def test_a_question_is_one_trace_of_every_step(api):
     memory = tree.one("agent MemoryAgent")
     for step in ("embeddings", "memory.vector_search", "memory.summary"):
         assert tree.parent(step) == memory
-    # Admission read the recent turns (to reserve for them) and handed them to the run.
-    assert tree.parent("memory.recent_turns") == tree.one("query.admission")
+    # The start read the recent turns (to reserve for them) and handed them to the run.
+    assert tree.parent("memory.recent_turns") == tree.one("query.start")
     assert tree.parent("query.store_outcome") == run
     # The vendor call, in the GenAI conventions, with what the user was billed.
     [attempt] = tree.named("chat gpt-4o-mini")
