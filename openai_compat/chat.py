@@ -14,6 +14,7 @@ from typing import Any
 
 from agents.providers.base import Sampling
 from agents.providers.structured import response_format_parsed, response_format_stored
+from llmplatform.core.config import run_config
 from llmplatform.core.models import ApiKey
 from openai_compat.catalog import chat_model_resolve
 from openai_compat.chat_choices import merged
@@ -75,11 +76,33 @@ def _query_params(raw: dict[str, Any], **extra: Any) -> QuestionParams:
     raise invalid_request(f"{param}: {problem}", param)
 
 
+# Log probabilities are stored with the answer (about 120 bytes per token and per
+# alternative): an answer's entries, max_tokens x (1 + top_logprobs), stay under this,
+# about 8 MB, well inside a database document's 16 MB.
+MAX_LOGPROB_ENTRIES = 65_536
+
+
 def sampling_stored(data: dict[str, Any]) -> dict[str, Any] | None:
     """The request's stop, seed, penalties and logprobs as QuestionParams.sampling (None:
-    none set). Raises ApplicationError (400) for top_logprobs without logprobs, as OpenAI."""
+    none set). Raises ApplicationError (400) for top_logprobs without logprobs, as OpenAI,
+    and for more log probabilities than an answer can store."""
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
         raise invalid_request("top_logprobs needs logprobs set to true.", "top_logprobs")
+    if data.get("logprobs"):
+        max_tokens = (
+            data.get("max_completion_tokens")
+            or data.get("max_tokens")
+            or run_config().default_max_tokens
+        )
+        per_token = 1 + (data.get("top_logprobs") or 0)
+        if max_tokens * per_token > MAX_LOGPROB_ENTRIES:
+            raise invalid_request(
+                f"With logprobs, max_tokens x (1 + top_logprobs) may be at most "
+                f"{MAX_LOGPROB_ENTRIES} (they are stored with the answer); this asks for "
+                f"{max_tokens} x {per_token}. Send a max_tokens of at most "
+                f"{MAX_LOGPROB_ENTRIES // per_token}, or fewer top_logprobs.",
+                "top_logprobs" if per_token > 1 else "max_tokens",
+            )
     sampling = Sampling(
         stop=tuple(data.get("stop") or ()),
         seed=data.get("seed"),

@@ -124,6 +124,9 @@ def test_a_vendor_without_logprobs_refuses_them_naming_the_field(
         ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
         ({"n": MAX_CHOICES + 1}, "n"),
         ({"n": 0}, "n"),
+        # More log probabilities than an answer can store (max_tokens x 21 > 65,536).
+        ({"logprobs": True, "top_logprobs": 20, "max_tokens": 3200}, "top_logprobs"),
+        ({"logprobs": True, "max_tokens": 32_000, "top_logprobs": 2}, "top_logprobs"),
     ],
 )
 def test_out_of_range_is_400_naming_the_field(live_daphne_in_process, owner, fields, param):
