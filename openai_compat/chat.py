@@ -82,18 +82,14 @@ def _query_params(raw: dict[str, Any], **extra: Any) -> QuestionParams:
 MAX_LOGPROB_ENTRIES = 65_536
 
 
-def sampling_stored(data: dict[str, Any]) -> dict[str, Any] | None:
+def sampling_stored(data: dict[str, Any], *, max_tokens: int) -> dict[str, Any] | None:
     """The request's stop, seed, penalties and logprobs as QuestionParams.sampling (None:
-    none set). Raises ApplicationError (400) for top_logprobs without logprobs, as OpenAI,
-    and for more log probabilities than an answer can store."""
+    none set); ``max_tokens`` is the answer's cap. Raises ApplicationError (400) for
+    top_logprobs without logprobs, as OpenAI, and for more log probabilities than an answer
+    can store."""
     if data.get("top_logprobs") is not None and not data.get("logprobs"):
         raise invalid_request("top_logprobs needs logprobs set to true.", "top_logprobs")
     if data.get("logprobs"):
-        max_tokens = (
-            data.get("max_completion_tokens")
-            or data.get("max_tokens")
-            or run_config().default_max_tokens
-        )
         per_token = 1 + (data.get("top_logprobs") or 0)
         if max_tokens * per_token > MAX_LOGPROB_ENTRIES:
             raise invalid_request(
@@ -151,7 +147,9 @@ def chat_call(*, data: dict[str, Any], session_header: str | None) -> ChatCall:
             response_format=(
                 None if response_format is None else response_format_stored(response_format)
             ),
-            sampling=sampling_stored(data),
+            sampling=sampling_stored(
+                data, max_tokens=max_tokens or run_config().default_max_tokens
+            ),
             **chat_tool_params(data),
         ),
         model_id=served.id,

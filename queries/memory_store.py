@@ -208,8 +208,12 @@ def memory_refresh(scope: Scope, *, embedding_model: str, dimensions: int) -> No
         return
     try:
         _held_vectors(scope, embedding_model, dimensions)
-    except DatabaseError:
-        logger.warning("memory of %s could not be read ahead of its search", scope.user_id)
+    except DatabaseError as exc:
+        logger.warning(
+            "memory of %s could not be read ahead of its search (the search reads it): %s",
+            scope.user_id,
+            exc,
+        )
 
 
 def _session_query_ids(scope: Scope, embedding_model: str) -> set[ObjectId]:

@@ -505,7 +505,7 @@ def _started(
     else:  # a worker reads the row: it is stored first
         query.save(force_insert=True)
         runs.submit_run(RUN_TASK, str(query.pk), query=query)
-        session_query_record(session=session, at=query.timestamp)
+        _session_counted(session=session, at=query.timestamp)
     return query
 
 
@@ -541,8 +541,8 @@ def _run_beside_insert(
 
 
 def _session_counted(*, session: Any, at: Any) -> None:
-    """``session_query_record`` beside the insert: a failure costs the session one in its
-    count (logged), never the answer."""
+    """``session_query_record`` once the question is on its way: a failure costs the
+    session one in its count (logged), never the answer (the run has started)."""
     try:
         session_query_record(session=session, at=at)
     except Exception:

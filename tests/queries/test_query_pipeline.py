@@ -7,7 +7,9 @@ import json
 import time
 
 import pytest
+from pymongo.errors import AutoReconnect
 
+from queries import start
 from queries.models import Query, Summary
 from queries.services import summary_create
 from tests.fakes.server import echo_reply_text
@@ -208,3 +210,18 @@ def test_provider_500_after_retries_is_an_envelope_and_a_failed_query(api, fakes
     stored = Query.objects.get(pk=error["details"]["query_id"])
     assert stored.status == Query.Status.FAILED
     assert stored.error["code"] == "provider_error"
+
+
+def test_a_question_its_session_could_not_count_is_still_answered_by_the_worker(
+    api, monkeypatch, caplog
+):
+    # The row is stored and the run sent before the count: a failed count must not turn
+    # a question already on its way into a 500.
+    def record_fails(*, session, at):
+        raise AutoReconnect("connection closed")
+
+    monkeypatch.setattr(start, "session_query_record", record_fails)
+    answer = ask(api, "Hello", use_memory=False)
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["status"] == "completed"
+    assert "a question was not counted" in caplog.text
