@@ -13,15 +13,10 @@ from llmplatform.core.models import ApiKey
 from llmplatform.core.services import api_key_set_limits
 from openai_compat.serializers import MAX_CHOICES
 from queries.models import Query
+from tests.openai_compat.clients import VENDOR_MODELS, sdk, stored_query
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-MODELS = {
-    "openai": "openai/gpt-4o-mini",
-    "openrouter": "openrouter/openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-haiku-4-5",
-    "google": "google/gemini-2.0-flash",
-}
 MESSAGES = [{"role": "user", "content": "Count to ten"}]
 UNFINISHED = (Query.Status.PENDING, Query.Status.RUNNING)
 
@@ -29,14 +24,6 @@ UNFINISHED = (Query.Status.PENDING, Query.Status.RUNNING)
 @pytest.fixture(autouse=True)
 def _wired(vendor_settings):
     """Vendors pointed at the fakes."""
-
-
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
-def _query(completion_id: str) -> Query:
-    return Query.objects.get(pk=completion_id.removeprefix("chatcmpl-"))
 
 
 def _vendor_logprobs(fake) -> tuple[tuple, list[dict]]:
@@ -59,7 +46,7 @@ def _vendor_logprobs(fake) -> tuple[tuple, list[dict]]:
 def test_logprobs_are_what_the_vendor_sent(live_daphne_in_process, owner, fakes, vendor, stream):
     fakes[vendor].chunk_count = 4
     created = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS[vendor], messages=MESSAGES, logprobs=True, top_logprobs=2, stream=stream
+        model=VENDOR_MODELS[vendor], messages=MESSAGES, logprobs=True, top_logprobs=2, stream=stream
     )
     if stream:
         chunks = list(created)
@@ -84,7 +71,7 @@ def test_logprobs_are_what_the_vendor_sent(live_daphne_in_process, owner, fakes,
     assert content == vendor_content
     assert all(len(token["top_logprobs"]) == 2 for token in content)
     assert "".join(token["token"] for token in content) == text
-    query = _query(completion_id)
+    query = stored_query(completion_id)
     assert query.request["sampling"] == {"logprobs": True, "top_logprobs": 2}
     assert query.metadata["logprobs"] == vendor_content
 
@@ -92,12 +79,12 @@ def test_logprobs_are_what_the_vendor_sent(live_daphne_in_process, owner, fakes,
 @pytest.mark.parametrize("stream", [False, True])
 def test_without_logprobs_nothing_is_asked_or_kept(live_daphne_in_process, owner, fakes, stream):
     created = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["openai"], messages=MESSAGES, stream=stream, logprobs=False
+        model=VENDOR_MODELS["openai"], messages=MESSAGES, stream=stream, logprobs=False
     )
     chunks = list(created) if stream else [created]
     assert all(choice.logprobs is None for chunk in chunks for choice in chunk.choices)
     assert not any("logprobs" in (r.body or {}) for r in fakes["openai"].chat_requests)
-    assert "logprobs" not in _query(chunks[0].id).metadata
+    assert "logprobs" not in stored_query(chunks[0].id).metadata
 
 
 @pytest.mark.parametrize(
@@ -109,7 +96,7 @@ def test_a_vendor_without_logprobs_refuses_them_naming_the_field(
     vendor = "anthropic"
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-            model=MODELS[vendor], messages=MESSAGES, **fields
+            model=VENDOR_MODELS[vendor], messages=MESSAGES, **fields
         )
     assert refused.value.code == "unsupported_parameter"
     assert refused.value.param == "logprobs"
@@ -132,7 +119,7 @@ def test_a_vendor_without_logprobs_refuses_them_naming_the_field(
 def test_out_of_range_is_400_naming_the_field(live_daphne_in_process, owner, fields, param):
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-            model=MODELS["openai"], messages=MESSAGES, **fields
+            model=VENDOR_MODELS["openai"], messages=MESSAGES, **fields
         )
     assert refused.value.param == param
     assert refused.value.type == "invalid_request_error"
@@ -142,7 +129,7 @@ def test_out_of_range_is_400_naming_the_field(live_daphne_in_process, owner, fie
 @pytest.mark.parametrize("vendor", ["openai", "anthropic"])
 def test_n_choices_are_n_stored_questions(live_daphne_in_process, owner, fakes, vendor):
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS[vendor], messages=MESSAGES, n=3
+        model=VENDOR_MODELS[vendor], messages=MESSAGES, n=3
     )
     assert [choice.index for choice in completion.choices] == [0, 1, 2]
     queries = list(Query.objects.filter(owner=owner[0]).order_by("timestamp"))
@@ -161,7 +148,7 @@ def test_n_choices_stream_merged_with_their_indexes(daphne, owner, fakes):
     fakes["openai"].chunk_count = 3
     chunks = list(
         sdk(daphne, owner[1]).chat.completions.create(
-            model=MODELS["openai"],
+            model=VENDOR_MODELS["openai"],
             messages=MESSAGES,
             n=2,
             stream=True,
@@ -188,7 +175,7 @@ def test_n_choices_stream_merged_with_their_indexes(daphne, owner, fakes):
 
 def test_n_choices_with_logprobs_each_have_theirs(live_daphne_in_process, owner, fakes):
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["openai"], messages=MESSAGES, n=2, logprobs=True
+        model=VENDOR_MODELS["openai"], messages=MESSAGES, n=2, logprobs=True
     )
     for choice in completion.choices:
         assert choice.logprobs is not None and choice.logprobs.content
@@ -203,7 +190,7 @@ def test_a_limit_that_admits_one_of_n_is_the_error_and_leaves_nothing_running(
     api_key_set_limits(api_key=ApiKey.objects.get(owner=user), limits={"requests_per_minute": 1})
     with pytest.raises(openai.RateLimitError) as refused:
         sdk(live_daphne_in_process, key).chat.completions.create(
-            model=MODELS["openai"], messages=MESSAGES, n=3
+            model=VENDOR_MODELS["openai"], messages=MESSAGES, n=3
         )
     assert refused.value.code == "rate_limited"
     deadline = time.monotonic() + 15

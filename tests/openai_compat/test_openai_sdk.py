@@ -14,6 +14,7 @@ import pytest
 from queries.models import Query
 from sessions.models import Session
 from tests.fakes.server import echo_reply_text
+from tests.openai_compat.clients import sdk, stored_query
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -32,17 +33,8 @@ def _wired(vendor_settings):
     """Vendors pointed at the fakes (the servers were started with the same)."""
 
 
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
 def async_sdk(server, key: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
-def _query(completion_id: str) -> Query:
-    assert completion_id.startswith("chatcmpl-")
-    return Query.objects.get(pk=completion_id.removeprefix("chatcmpl-"))
 
 
 def _sent_messages(fake) -> list[tuple[str, str]]:
@@ -65,7 +57,7 @@ def test_sync_json_answers_and_records_the_run(daphne, owner, fakes):
     assert completion.choices[0].message.content == answer
     assert completion.choices[0].finish_reason == "stop"
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    query = _query(completion.id)
+    query = stored_query(completion.id)
     assert (query.owner_id, query.user_id, query.session_id) == (
         owner[0].pk,
         "end-user-7",
@@ -102,7 +94,7 @@ def test_sync_stream_with_usage(daphne, owner, fakes):
     assert last.choices == [] and last.usage is not None
     assert all(c.usage is None for c in chunks[:-1])
     assert all(c.object == "chat.completion.chunk" and c.id == last.id for c in chunks)
-    query = _query(last.id)
+    query = stored_query(last.id)
     assert query.status == Query.Status.COMPLETED
     assert last.usage.completion_tokens == query.usage["output_tokens"] > 0
     assert query.user_id == "openai-api" and query.session_id.startswith("v1-")
@@ -122,7 +114,7 @@ def test_stream_arrives_while_the_answer_is_written(live_daphne_in_process, owne
         chunks.append(chunk)
         if chunk.choices and chunk.choices[0].delta.content and len(chunks) == 2:
             # Token by token, not buffered until the end: the run is still writing.
-            assert _query(chunk.id).status == Query.Status.RUNNING
+            assert stored_query(chunk.id).status == Query.Status.RUNNING
     # Without stream_options.include_usage: no usage chunk, as OpenAI does.
     assert all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == echo_reply_text(
@@ -151,7 +143,7 @@ def test_async_sdk_json_and_stream(live_daphne_in_process, owner, fakes):
 
     completion, chunks = asyncio.run(both())
     assert completion.choices[0].message.content == echo_reply_text("Name another colour")
-    query = _query(completion.id)
+    query = stored_query(completion.id)
     assert (query.model_provider, query.session_id) == ("anthropic", "sess-async")
     assert "MemoryAgent" in query.agents_used  # asked for with metadata.use_memory
     anthropic_body = fakes["anthropic"].chat_requests[-1].body
@@ -191,7 +183,7 @@ def test_a_failed_run_ends_the_stream_with_an_error_the_sdk_raises(
     with pytest.raises(openai.APIError) as failed:
         list(stream)
     assert failed.value.message
-    assert _query(first.id).status == Query.Status.FAILED
+    assert stored_query(first.id).status == Query.Status.FAILED
 
 
 def test_each_call_without_a_session_gets_its_own(live_daphne_in_process, owner):
@@ -202,7 +194,7 @@ def test_each_call_without_a_session_gets_its_own(live_daphne_in_process, owner)
             model=MODEL, messages=[{"role": "user", "content": "Hi"}]
         )
         sessions.add(raw.headers["X-Session-ID"])
-        assert _query(raw.parse().id).session_id == raw.headers["X-Session-ID"]
+        assert stored_query(raw.parse().id).session_id == raw.headers["X-Session-ID"]
     assert len(sessions) == 2
 
 
@@ -213,7 +205,7 @@ def test_web_search_and_image_input(live_daphne_in_process, owner, fakes):
         messages=[{"role": "user", "content": "What happened today?"}],
         web_search_options={},
     )
-    assert _query(searched.id).request["web_search"] is True
+    assert stored_query(searched.id).request["web_search"] is True
     assert "search" in fakes["openai"].chat_requests[-1].body["model"]
     looked = client.chat.completions.create(
         model=MODEL,
@@ -227,7 +219,7 @@ def test_web_search_and_image_input(live_daphne_in_process, owner, fakes):
             }
         ],
     )
-    query = _query(looked.id)
+    query = stored_query(looked.id)
     assert len(query.request["attachments"]) == 1 and "VisionAgent" in query.agents_used
     with pytest.raises(openai.BadRequestError) as refused:
         client.chat.completions.create(

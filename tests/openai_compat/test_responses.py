@@ -16,6 +16,7 @@ import redis
 from django.conf import settings
 
 from queries.models import Query
+from tests.openai_compat.clients import sdk
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -31,10 +32,6 @@ ANSWER = '{"colour": "blue"}'
 @pytest.fixture(autouse=True)
 def _wired(vendor_settings):
     """Vendors pointed at the fakes."""
-
-
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
 async def _collected(response) -> list[bytes]:

@@ -9,15 +9,10 @@ import openai
 import pytest
 
 from queries.models import Query
+from tests.openai_compat.clients import VENDOR_MODELS, sdk, stored_query
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-MODELS = {
-    "openai": "openai/gpt-4o-mini",
-    "openrouter": "openrouter/openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-haiku-4-5",
-    "google": "google/gemini-2.0-flash",
-}
 MESSAGES = [{"role": "user", "content": "Count to ten"}]
 
 
@@ -26,16 +21,8 @@ def _wired(vendor_settings):
     """Vendors pointed at the fakes."""
 
 
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
 def _sent(fake) -> dict:
     return fake.chat_requests[-1].body
-
-
-def _query(completion_id: str) -> Query:
-    return Query.objects.get(pk=completion_id.removeprefix("chatcmpl-"))
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -46,7 +33,7 @@ def test_every_field_reaches_the_vendors_that_have_them(
     fields = {"stop": ["END", "STOP"], "seed": 7, "presence_penalty": 0.5,
               "frequency_penalty": -0.25}  # fmt: skip
     created = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS[vendor], messages=MESSAGES, stream=stream, **fields
+        model=VENDOR_MODELS[vendor], messages=MESSAGES, stream=stream, **fields
     )
     # A stream is read to its end first: the run has finished when the last chunk came.
     chunks = list(created) if stream else [created]
@@ -62,7 +49,7 @@ def test_every_field_reaches_the_vendors_that_have_them(
         )
     else:
         assert {name: sent[name] for name in fields} == fields
-    query = _query(completion_id)
+    query = stored_query(completion_id)
     assert query.status == Query.Status.COMPLETED
     assert query.request["sampling"] == fields
 
@@ -70,7 +57,7 @@ def test_every_field_reaches_the_vendors_that_have_them(
 @pytest.mark.parametrize("stream", [False, True])
 def test_anthropic_gets_stop_sequences_from_a_string(live_daphne_in_process, owner, fakes, stream):
     created = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["anthropic"], messages=MESSAGES, stop="END", stream=stream
+        model=VENDOR_MODELS["anthropic"], messages=MESSAGES, stop="END", stream=stream
     )
     if stream:
         list(created)
@@ -87,7 +74,7 @@ def test_anthropic_refuses_what_it_cannot_honour_naming_the_field(
 ):
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-            model=MODELS["anthropic"], messages=MESSAGES, **{field: value}
+            model=VENDOR_MODELS["anthropic"], messages=MESSAGES, **{field: value}
         )
     assert refused.value.code == "unsupported_parameter"
     assert refused.value.param == field
@@ -97,7 +84,7 @@ def test_anthropic_refuses_what_it_cannot_honour_naming_the_field(
 
 def test_defaults_pass_for_anthropic_and_are_not_sent(live_daphne_in_process, owner, fakes):
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["anthropic"],
+        model=VENDOR_MODELS["anthropic"],
         messages=MESSAGES,
         presence_penalty=0,
         frequency_penalty=0.0,
@@ -108,7 +95,7 @@ def test_defaults_pass_for_anthropic_and_are_not_sent(live_daphne_in_process, ow
     )
     sent = _sent(fakes["anthropic"])
     assert "stop_sequences" not in sent and "seed" not in sent
-    assert _query(completion.id).request["sampling"] is None
+    assert stored_query(completion.id).request["sampling"] is None
 
 
 @pytest.mark.parametrize(
@@ -123,7 +110,7 @@ def test_defaults_pass_for_anthropic_and_are_not_sent(live_daphne_in_process, ow
 def test_what_is_out_of_range_is_400_naming_it(live_daphne_in_process, owner, fields, param):
     with pytest.raises(openai.BadRequestError) as refused:
         sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-            model=MODELS["openai"], messages=MESSAGES, **fields
+            model=VENDOR_MODELS["openai"], messages=MESSAGES, **fields
         )
     assert refused.value.param == param
     assert not Query.objects.exists()

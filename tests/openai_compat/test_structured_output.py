@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from queries.models import Query
+from tests.openai_compat.clients import VENDOR_MODELS, sdk, stored_query
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -29,14 +30,6 @@ ANSWER = '{"colour": "blue"}'
 @pytest.fixture(autouse=True)
 def _wired(vendor_settings):
     """Vendors pointed at the fakes."""
-
-
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
-def _query(completion_id: str) -> Query:
-    return Query.objects.get(pk=completion_id.removeprefix("chatcmpl-"))
 
 
 def _ask(server, key: str, model: str, response_format: dict, *, stream: bool = False):
@@ -59,11 +52,8 @@ def _sent(fake) -> dict:
     return fake.chat_requests[-1].body
 
 
-MODELS = {
-    "openai": "openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-haiku-4-5",
-    "google": "google/gemini-2.0-flash",
-}
+# Every vendor with structured output but OpenRouter (the same wire as OpenAI).
+MODELS = {vendor: VENDOR_MODELS[vendor] for vendor in ("openai", "anthropic", "google")}
 
 
 @pytest.mark.parametrize("vendor", list(MODELS))
@@ -83,7 +73,7 @@ def test_json_schema_reaches_the_vendor_natively_and_the_answer_is_the_json(
         config = sent["generationConfig"]
         assert config["responseMimeType"] == "application/json"
         assert config["responseJsonSchema"] == SCHEMA
-    query = _query(completion.id)
+    query = stored_query(completion.id)
     assert query.status == Query.Status.COMPLETED and query.response == ANSWER
     assert query.request["response_format"] == JSON_SCHEMA
 
@@ -105,7 +95,7 @@ def test_json_object_reaches_the_vendor_natively(live_daphne_in_process, owner, 
         assert [tool["name"] for tool in sent["tools"]] == ["json_answer"]
     else:
         assert sent["generationConfig"]["responseMimeType"] == "application/json"
-    assert _query(completion.id).request["response_format"] == {"type": "json_object"}
+    assert stored_query(completion.id).request["response_format"] == {"type": "json_object"}
 
 
 def test_a_streamed_structured_answer(live_daphne_in_process, owner, fakes):
@@ -115,7 +105,7 @@ def test_a_streamed_structured_answer(live_daphne_in_process, owner, fakes):
     )
     assert text == ANSWER
     assert _sent(fakes["openai"])["response_format"] == JSON_SCHEMA
-    assert _query(completion_id).status == Query.Status.COMPLETED
+    assert stored_query(completion_id).status == Query.Status.COMPLETED
 
 
 def test_a_strict_answer_that_does_not_validate_is_an_error(live_daphne_in_process, owner, fakes):
@@ -143,7 +133,7 @@ def test_a_strict_answer_is_asked_for_once_more_and_never_streamed_invalid(
         r for r in fakes["openai"].chat_requests if r.body.get("response_format") == JSON_SCHEMA
     ]
     assert len(writer_calls) == 2
-    query = _query(completion_id)
+    query = stored_query(completion_id)
     assert query.status == Query.Status.COMPLETED and query.response == ANSWER
     # Both calls are paid: the usage counts both answers' tokens.
     assert query.usage["output_tokens"] == 2 * len(ANSWER.split())

@@ -12,6 +12,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from queries.models import Query
+from tests.openai_compat.clients import VENDOR_MODELS, sdk, stored_query
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -38,12 +39,6 @@ TOOLS = [
 # The parallel calls the fake vendors answer with.
 SCRIPTED_CALLS = [("get_weather", {"city": "Paris"}), ("get_time", {"tz": "Asia/Tokyo"})]
 QUESTION = [{"role": "user", "content": "Weather in Paris and time in Tokyo?"}]
-MODELS = {
-    "openai": "openai/gpt-4o-mini",
-    "anthropic": "anthropic/claude-haiku-4-5",
-    "google": "google/gemini-2.0-flash",
-    "openrouter": "openrouter/openai/gpt-4o-mini",
-}
 # The ids each vendor gives its calls (Gemini gives none: ours are call_<response id>_<n>).
 CALL_IDS = {
     "openai": ["call_fake0", "call_fake1"],
@@ -58,14 +53,6 @@ OPENAI_WIRE = ("openai", "openrouter")
 @pytest.fixture(autouse=True)
 def _wired(vendor_settings):
     """Vendors pointed at the fakes."""
-
-
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
-
-
-def _query(completion_id: str) -> Query:
-    return Query.objects.get(pk=completion_id.removeprefix("chatcmpl-"))
 
 
 def _sent(fake) -> dict:
@@ -100,13 +87,13 @@ def _assert_native_tools(vendor: str, sent: dict) -> None:
         assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
 
 
-@pytest.mark.parametrize("vendor", list(MODELS))
+@pytest.mark.parametrize("vendor", list(VENDOR_MODELS))
 def test_tool_calls_come_back_in_openais_shape_and_are_recorded(
     live_daphne_in_process, owner, fakes, vendor
 ):
     fakes[vendor].tool_calls = list(SCRIPTED_CALLS)
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS[vendor], messages=QUESTION, tools=TOOLS, tool_choice="required"
+        model=VENDOR_MODELS[vendor], messages=QUESTION, tools=TOOLS, tool_choice="required"
     )
     choice = completion.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -117,7 +104,7 @@ def test_tool_calls_come_back_in_openais_shape_and_are_recorded(
     )
     assert all(c.type == "function" for c in calls)
     _assert_native_tools(vendor, _sent(fakes[vendor]))
-    query = _query(completion.id)
+    query = stored_query(completion.id)
     assert query.status == Query.Status.COMPLETED
     assert query.metadata["finish_reason"] == "tool_calls"
     assert query.metadata["tool_calls"] == [c.model_dump() for c in calls]
@@ -127,13 +114,13 @@ def test_tool_calls_come_back_in_openais_shape_and_are_recorded(
     assert query.usage["cost_usd"] is not None
 
 
-@pytest.mark.parametrize("vendor", list(MODELS))
+@pytest.mark.parametrize("vendor", list(VENDOR_MODELS))
 def test_streamed_parallel_calls_arrive_as_openai_deltas(daphne, owner, fakes, vendor):
     """Through both event logs (Redis Streams with a Celery worker, and in memory)."""
     fakes[vendor].tool_calls = list(SCRIPTED_CALLS)
     chunks = list(
         sdk(daphne, owner[1]).chat.completions.create(
-            model=MODELS[vendor],
+            model=VENDOR_MODELS[vendor],
             messages=QUESTION,
             tools=TOOLS,
             tool_choice="required",
@@ -159,7 +146,7 @@ def test_streamed_parallel_calls_arrive_as_openai_deltas(daphne, owner, fakes, v
     assert not any(c.choices[0].delta.content for c in chunks if c.choices)
     assert chunks[-1].usage.completion_tokens > 0
     _assert_native_tools(vendor, _sent(fakes[vendor]))
-    query = _query(chunks[0].id)
+    query = stored_query(chunks[0].id)
     assert [(c["id"], c["function"]["name"]) for c in query.metadata["tool_calls"]] == [
         (c["id"], c["name"]) for c in calls
     ]
@@ -191,11 +178,13 @@ def _assert_tool_turns_translated(vendor: str, sent: dict) -> None:
         ] == [("get_weather", {"output": {"temp_c": 21}}), ("get_time", {"output": "09:00"})]
 
 
-@pytest.mark.parametrize("vendor", list(MODELS))
+@pytest.mark.parametrize("vendor", list(VENDOR_MODELS))
 def test_a_whole_tool_loop_ends_in_a_text_answer(live_daphne_in_process, owner, fakes, vendor):
     client = sdk(live_daphne_in_process, owner[1])
     fakes[vendor].tool_calls = list(SCRIPTED_CALLS)
-    first = client.chat.completions.create(model=MODELS[vendor], messages=QUESTION, tools=TOOLS)
+    first = client.chat.completions.create(
+        model=VENDOR_MODELS[vendor], messages=QUESTION, tools=TOOLS
+    )
     calls = first.choices[0].message.tool_calls
     results = {"get_weather": '{"temp_c": 21}', "get_time": "09:00"}
     messages = [
@@ -208,12 +197,14 @@ def test_a_whole_tool_loop_ends_in_a_text_answer(live_daphne_in_process, owner, 
     ]
     fakes[vendor].tool_calls = []
     fakes[vendor].reply_text = "21 °C in Paris; 09:00 in Tokyo."
-    second = client.chat.completions.create(model=MODELS[vendor], messages=messages, tools=TOOLS)
+    second = client.chat.completions.create(
+        model=VENDOR_MODELS[vendor], messages=messages, tools=TOOLS
+    )
     assert second.choices[0].message.content == "21 °C in Paris; 09:00 in Tokyo."
     assert second.choices[0].finish_reason == "stop"
     assert second.choices[0].message.tool_calls is None
     _assert_tool_turns_translated(vendor, _sent(fakes[vendor]))
-    query = _query(second.id)
+    query = stored_query(second.id)
     assert query.query == QUESTION[0]["content"]
     assert [t["role"] for t in query.request["tool_turns"]] == ["assistant", "tool", "tool"]
     assert query.metadata["tool_calls"] == []
@@ -224,7 +215,7 @@ def test_parallel_tool_calls_off_and_a_named_function_reach_openai(
 ):
     fakes["openai"].tool_calls = SCRIPTED_CALLS[:1]
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["openai"],
+        model=VENDOR_MODELS["openai"],
         messages=QUESTION,
         tools=TOOLS,
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
@@ -239,7 +230,7 @@ def test_parallel_tool_calls_off_and_a_named_function_reach_openai(
 def test_legacy_functions_are_tools_answered_in_kind(live_daphne_in_process, owner, fakes):
     fakes["anthropic"].tool_calls = SCRIPTED_CALLS[:1]
     asked = {
-        "model": MODELS["anthropic"],
+        "model": VENDOR_MODELS["anthropic"],
         "messages": QUESTION,
         "functions": [TOOLS[0]["function"]],
         "function_call": {"name": "get_weather"},
@@ -276,7 +267,7 @@ def test_legacy_function_turns_are_tool_turns(live_daphne_in_process, owner, fak
         {"role": "function", "name": "get_weather", "content": '{"sky": "clear"}'},
     ]
     completion = sdk(live_daphne_in_process, owner[1]).chat.completions.create(
-        model=MODELS["openai"], messages=messages, functions=[TOOLS[0]["function"]]
+        model=VENDOR_MODELS["openai"], messages=messages, functions=[TOOLS[0]["function"]]
     )
     assert completion.choices[0].message.content == "Sunny."
     assistant, result = _sent(fakes["openai"])["messages"][-2:]
@@ -289,7 +280,7 @@ def test_legacy_function_turns_are_tool_turns(live_daphne_in_process, owner, fak
 
 def _refused(server, key, **body) -> openai.BadRequestError:
     with pytest.raises(openai.BadRequestError) as refused:
-        sdk(server, key).chat.completions.create(model=MODELS["openai"], **body)
+        sdk(server, key).chat.completions.create(model=VENDOR_MODELS["openai"], **body)
     return refused.value
 
 
@@ -384,7 +375,9 @@ def test_langchain_bind_tools_gets_parsed_tool_calls(live_daphne_in_process, own
         """Weather for a city."""
         return "sunny"
 
-    llm = _langchain(live_daphne_in_process, owner[1], MODELS[vendor]).bind_tools([get_weather])
+    llm = _langchain(live_daphne_in_process, owner[1], VENDOR_MODELS[vendor]).bind_tools(
+        [get_weather]
+    )
     answer = llm.invoke("Weather in Paris?")
     assert [(c["name"], c["args"], c["id"]) for c in answer.tool_calls] == [
         ("get_weather", {"city": "Paris"}, CALL_IDS[vendor][0])
@@ -397,7 +390,7 @@ def test_langchain_bind_tools_gets_parsed_tool_calls(live_daphne_in_process, own
 
 def test_langchain_structured_output_by_function_calling(live_daphne_in_process, owner, fakes):
     fakes["openai"].tool_calls = [("Weather", {"city": "Paris", "temp_c": 21})]
-    llm = _langchain(live_daphne_in_process, owner[1], MODELS["openai"])
+    llm = _langchain(live_daphne_in_process, owner[1], VENDOR_MODELS["openai"])
     structured = llm.with_structured_output(Weather, method="function_calling")
     assert structured.invoke("Weather in Paris?") == Weather(city="Paris", temp_c=21)
     sent = _sent(fakes["openai"])
@@ -407,7 +400,7 @@ def test_langchain_structured_output_by_function_calling(live_daphne_in_process,
 
 def test_langchain_structured_output_by_json_schema(live_daphne_in_process, owner, fakes):
     fakes["google"].reply_text = '{"city": "Paris", "temp_c": 21}'
-    llm = _langchain(live_daphne_in_process, owner[1], MODELS["google"])
+    llm = _langchain(live_daphne_in_process, owner[1], VENDOR_MODELS["google"])
     structured = llm.with_structured_output(Weather, method="json_schema")
     assert structured.invoke("Weather in Paris?") == Weather(city="Paris", temp_c=21)
     config = _sent(fakes["google"])["generationConfig"]
@@ -418,7 +411,7 @@ def test_langchain_structured_output_by_json_schema(live_daphne_in_process, owne
 def test_langchain_structured_output_by_json_mode(live_daphne_in_process, owner, fakes):
     # LangChain's third method: response_format json_object, the schema only in the prompt.
     fakes["anthropic"].reply_text = '{"city": "Paris", "temp_c": 21}'
-    llm = _langchain(live_daphne_in_process, owner[1], MODELS["anthropic"])
+    llm = _langchain(live_daphne_in_process, owner[1], VENDOR_MODELS["anthropic"])
     structured = llm.with_structured_output(Weather, method="json_mode")
     assert structured.invoke("Weather in Paris? Answer in JSON.") == Weather(
         city="Paris", temp_c=21

@@ -51,6 +51,7 @@ from queries.serializers import MAX_ANSWER_TOKENS, MAX_QUERY_CHARS, QueryRequest
 from queries.services import SUMMARY_MAX_TOKENS
 from queries.start import query_start
 from queries.streams import query_wait
+from tests.openai_compat.clients import sdk
 
 LONG_EARLIER_MESSAGE = "word " * 1600  # 8,000 characters
 QUESTION = "What did I just say?"  # the rules are sure: a chat, no classifier call
@@ -467,17 +468,13 @@ def test_admin_lists_account_limits_with_their_usage(admin_client, held_clock):
 PARALLEL = 30
 
 
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=60)
-
-
 def fire(server, key: str, model: str) -> tuple[int, int]:
     """PARALLEL questions at once, each after an 8,000-character message, max_tokens 1;
     (answered, refused with 429)."""
     start = threading.Barrier(PARALLEL)
 
     def one(index: int) -> str:
-        client = sdk(server, key)
+        client = sdk(server, key, timeout=60)
         start.wait(timeout=60)
         try:
             client.chat.completions.create(

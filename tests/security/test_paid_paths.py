@@ -25,6 +25,7 @@ from llmplatform.core.quotas import quota_admit
 from llmplatform.core.services import api_key_set_limits
 from queries.models import Query, Summary
 from queries.services import query_completed
+from tests.openai_compat.clients import sdk
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -95,10 +96,6 @@ def usage(api) -> dict:
     response = api.get("/api/v1/usage")
     assert response.status_code == 200
     return response.json()
-
-
-def sdk(server, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
 def _fresh_minute(server, key: str) -> None:
