@@ -16,6 +16,11 @@ from bson import ObjectId
 from files.lexical_index import LexicalIndex
 
 INITIAL_CAPACITY = 64
+# Spare capacity a full matrix grows by, as a share of the rows it holds: appends stay
+# amortised O(1) (a copy every 1/4 more rows), while a large user's matrix carries at
+# most a quarter spare. Doubling left a 200k-row user at 594 MB in every process for
+# 307 MB of vectors (bench/memory_scale.py).
+GROWTH = 0.25
 # The group code of rows without one (queries).
 NO_GROUP = -1
 
@@ -115,9 +120,8 @@ class UserVectors:
             self.lexicon.add_many(texts)
         needed = len(self.ids) + len(fresh)
         if self.buffer is None or needed > self.buffer.shape[0]:
-            capacity = max(
-                INITIAL_CAPACITY, needed, 2 * (0 if self.buffer is None else len(self.buffer))
-            )
+            held = 0 if self.buffer is None else len(self.buffer)
+            capacity = max(INITIAL_CAPACITY, needed, held + int(held * GROWTH))
             grown = np.empty((capacity, self.dimensions), dtype=np.float32)
             grown_groups = np.full(capacity, NO_GROUP, dtype=np.int32)
             if self.ids:
