@@ -169,6 +169,28 @@ def test_a_broken_or_mismatched_snapshot_is_ignored(make_owner, settings):
     assert embedding_reads(captured) == 1
 
 
+def test_a_lost_snapshot_is_rebuilt_from_the_database_and_written_again(make_owner):
+    owner, _ = make_owner()
+    first = store(owner, "first", unit(np.ones(DIMS)))
+    memory_entry(owner)
+    path = snapshot_path(key(owner))
+    wait_for_snapshot(path)
+    later = store(owner, "later", unit(np.arange(1, DIMS + 1)))
+
+    path.unlink()  # lost: a wiped volume, an operator's clean-up
+    restart()
+    with CaptureQueriesContext(connection) as captured:
+        entry = memory_entry(owner)
+    assert set(entry.ids) == {first.pk, later.pk}  # the database's rows, both
+    assert embedding_reads(captured) >= 1  # read there, not from a file
+    wait_for_snapshot(path)
+
+    restart()
+    with CaptureQueriesContext(connection) as captured:
+        assert set(memory_entry(owner).ids) == {first.pk, later.pk}
+    assert embedding_reads(captured) == 0  # the rebuilt snapshot serves the next process
+
+
 def test_document_chunks_come_back_and_a_reingested_file_is_read_again(make_owner):
     owner, _ = make_owner()
 
