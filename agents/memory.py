@@ -67,28 +67,40 @@ async def _traced[T](name: str, step: Awaitable[T]) -> T:
 async def _recent_turns(state: RunState, ports: Ports) -> list[Turn]:
     # The start read them for admission to reserve for: a run they were handed to does not
     # read them again (they are the turns the question was admitted with).
-    if state.recent_turns is not None:
-        return state.recent_turns
+    handed = state.memory_reads
+    if handed is not None and handed.recent_turns is not None:
+        return await asyncio.wrap_future(handed.recent_turns)
     return await _traced(
         "memory.recent_turns", ports.memory.recent_turns(state.scope, limit=HISTORY_TURNS)
     )
 
 
+async def _summary(state: RunState, ports: Ports) -> str | None:
+    handed = state.memory_reads
+    if handed is not None and handed.summary is not None:  # read since the question's start
+        return await asyncio.wrap_future(handed.summary)
+    return await _traced("memory.summary", ports.memory.latest_summary(state.scope))
+
+
 async def run(state: RunState, ports: Ports) -> None:
-    # What does not need the question's vector is read while the question is embedded:
-    # the summary, the turns, and what changed in the user's stored vectors.
-    reads = asyncio.gather(
-        _recent_turns(state, ports),
-        _traced("memory.summary", ports.memory.latest_summary(state.scope)),
-    )
-    fresh_since = None
+    # What does not need the question's vector is read while the question is embedded
+    # (or was, since the question's start: ``RunState.memory_reads``): the summary, the
+    # turns, and what changed in the user's stored vectors.
+    reads = asyncio.gather(_recent_turns(state, ports), _summary(state, ports))
+    # The user's vectors brought up to date since the question's start, or now.
+    fresh_since = state.memory_reads.vectors_since if state.memory_reads else None
     if state.embedding is None:
-        embedder = get_embedder()
-        fresh_since = datetime.now(UTC)
-        refresh = ports.memory.refresh(
-            state.scope, embedding_model=embedder.model, dimensions=embedder.dimensions
-        )
-        embedded, _ = await asyncio.gather(embed_query(state), _traced("memory.refresh", refresh))
+        if fresh_since is not None:
+            embedded = await embed_query(state)
+        else:
+            embedder = get_embedder()
+            fresh_since = datetime.now(UTC)
+            refresh = ports.memory.refresh(
+                state.scope, embedding_model=embedder.model, dimensions=embedder.dimensions
+            )
+            embedded, _ = await asyncio.gather(
+                embed_query(state), _traced("memory.refresh", refresh)
+            )
         if not embedded:
             reads.cancel()
             return

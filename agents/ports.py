@@ -9,6 +9,7 @@ their own. Every method is async; implementations run their database calls throu
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -44,6 +45,23 @@ class MemoryHit:
 class Turn:
     question: str
     answer: str
+
+
+@dataclass(frozen=True)
+class MemoryReads:
+    """The memory step's reads that a question's start began, in the process that runs
+    it, while it made its choices and admitted the question: the run takes them instead
+    of reading again, so they are not between the question and its first token.
+
+    ``recent_turns``: the session's turns (newest first) that admission reserved for;
+    None when the client sent its own messages. ``summary``: the session's summary.
+    ``vectors_since``: when the read that brings the end user's stored vectors up to date
+    began (``similar`` with this ``fresh_since`` waits for it instead of reading again).
+    The last two are None where the run is a worker's (it reads them itself)."""
+
+    recent_turns: Future[list[Turn]] | None
+    summary: Future[str | None] | None
+    vectors_since: datetime | None
 
 
 class MemoryStore(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.ports import Emit, MemoryScope, Scope, Turn
+from agents.ports import Emit, MemoryReads, MemoryScope, Scope
 from agents.providers.base import (
     ChatMessage,
     Citation,
@@ -54,9 +54,9 @@ class RunState:
     use_documents: bool = False
     # With use_memory: whose past questions may be recalled (``agents.ports.MEMORY_SCOPES``).
     memory_scope: MemoryScope = "user"
-    # The session's recent turns, newest first, as admission read them to reserve for
-    # them (a run in the process that admitted it); None: the memory agent reads them.
-    recent_turns: list[Turn] | None = None
+    # The memory reads the question's start began (a run in the process that admitted
+    # it); None: the memory agent makes them.
+    memory_reads: MemoryReads | None = None
     # Filled in by the agents, in pipeline order.
     intent: str = "chat"
     intent_classified_by_model: bool = False

@@ -163,6 +163,10 @@ def instrument() -> None:
         ("_choices", "  choices"),
         ("_admit", "  admission (limits)"),
         ("session_query_record", "  session count"),
+        # The memory reads the start begins beside its choices (queries.start._memory_reads).
+        ("_recent_turns_traced", "  recent turns (read at the start)"),
+        ("_latest_summary_traced", "  latest summary (read at the start)"),
+        ("_memory_refresh_traced", "  matrix refresh (started at the start)"),
     )
     for name, label in steps:
         if hasattr(start, name):

@@ -201,13 +201,16 @@ def _held_vectors(
     )
 
 
-def memory_refresh(scope: Scope, *, embedding_model: str, dimensions: int) -> None:
+def memory_refresh(
+    scope: Scope, *, embedding_model: str, dimensions: int, fresh_since: datetime | None = None
+) -> None:
     """The end user's matrix brought up to date ahead of its search (nothing to do where
-    the server searches). Raises nothing: the search reads what this could not."""
+    the server searches), unless a read that started at or after ``fresh_since`` did.
+    Raises nothing: the search reads what this could not."""
     if uses_vector_search(dimensions):
         return
     try:
-        _held_vectors(scope, embedding_model, dimensions)
+        _held_vectors(scope, embedding_model, dimensions, fresh_since=fresh_since)
     except DatabaseError as exc:
         logger.warning(
             "memory of %s could not be read ahead of its search (the search reads it): %s",

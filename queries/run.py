@@ -22,7 +22,7 @@ from bson import ObjectId
 from django.utils import timezone
 
 from agents.engine import run_engine
-from agents.ports import Scope, Turn
+from agents.ports import MemoryReads, Scope
 from agents.providers.base import ImageInput, Sampling
 from agents.providers.structured import response_format_parsed
 from agents.providers.tool_calling import (
@@ -252,21 +252,22 @@ async def query_execute(
     *,
     query: Query | None = None,
     written: Future[None] | None = None,
-    recent_turns: list[Turn] | None = None,
+    memory_reads: MemoryReads | None = None,
     trace_context: dict[str, str] | None = None,
 ) -> None:
     """Run the query and store its outcome. Raises nothing it can store; idempotent.
 
-    ``query``, ``written`` and ``recent_turns`` are the in-process hand-over: the
+    ``query``, ``written`` and ``memory_reads`` are the in-process hand-over: the
     instance, whether its row is stored yet (``queries.start`` stores it while this runs;
-    nothing here writes the row before), and the session's turns admission read. Its
+    nothing here writes the row before), and the memory reads the start began (the
+    session's turns admission read among them). Its
     spans (``query.run`` and every step's) continue the trace of ``trace_context`` (the
     start's, carried by the dispatcher)."""
     with (
         tracing.continued(trace_context),
         tracing.span("query.run", {tracing.QUERY_ID: query_id}) as run_span,
     ):
-        await _execute(query_id, query, written, recent_turns, run_span)
+        await _execute(query_id, query, written, memory_reads, run_span)
 
 
 async def _row_stored(written: Future[None] | None) -> bool:
@@ -284,7 +285,7 @@ async def _execute(
     query_id: str,
     query: Query | None,
     written: Future[None] | None,
-    recent_turns: list[Turn] | None,
+    memory_reads: MemoryReads | None,
     run_span: tracing.Span,
 ) -> None:
     if query is None:
@@ -308,7 +309,7 @@ async def _execute(
     try:
         params = RunRequest.stored(query.request)
         state = _state_for(query, params, emit)
-        state.recent_turns = recent_turns
+        state.memory_reads = memory_reads
         if params.attachments:
             state.images = await to_thread(_images)(query, params.attachments)
         await _watched(state, budget.engine_deadline_s, run_config().cancel_poll_s)

@@ -18,6 +18,7 @@ import logging
 import re
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -26,8 +27,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from agents import memory
-from agents.ports import Scope, Turn
+from agents.ports import MemoryReads, Scope, Turn
 from agents.providers.base import Sampling, capability_error, sampling_error
+from agents.providers.embeddings import get_embedder
 from agents.providers.registry import (
     available_providers,
     default_model_for,
@@ -56,7 +58,7 @@ from queries.client_turns import (
     client_system_prompt,
     uses_tools,
 )
-from queries.memory_store import recent_turns
+from queries.memory_store import latest_summary, memory_refresh, recent_turns
 from queries.models import Query
 from queries.question import QuestionParams
 from sessions.selectors import conversation_answer_settings, session_variants
@@ -289,14 +291,23 @@ def check_sampling_supported(provider: str, sampling: dict[str, Any] | None) -> 
             )
 
 
-def _history_read(
-    *, owner: User, params: QuestionParams, messages: list[dict[str, Any]] | None
-) -> Future[list[Turn]] | None:
-    """The session's stored turns the memory agent will put in the prompt, newest first,
-    read on another thread while the request's choices are made (none of their reads
-    needs them): what admission reserves for, handed to an in-process run. None when the
-    client sends its own messages or memory is off: nothing is read."""
-    if messages is not None or not params.use_memory:
+def _memory_reads(
+    *,
+    owner: User,
+    params: QuestionParams,
+    messages: list[dict[str, Any]] | None,
+    in_process: bool,
+) -> MemoryReads | None:
+    """The memory step's reads, started on other threads while the request's choices are
+    made and the question admitted (none of their reads needs them). None when memory is
+    off: nothing is read.
+
+    The session's stored turns the prompt will carry (unless the client sends its own
+    messages) are what admission reserves for. For a run in this process, the session's
+    summary is read and the end user's vector matrix brought up to date too, and all of
+    it is handed to the run (``RunState.memory_reads``): the memory step then only
+    embeds the question and searches. A worker's run reads them itself."""
+    if not params.use_memory:
         return None
     scope = Scope(
         owner_id=str(owner.pk),
@@ -304,12 +315,38 @@ def _history_read(
         session_id=params.session_id,
         query_id="",
     )
-    return started_beside(_recent_turns_traced, scope)
+    turns = None if messages is not None else started_beside(_recent_turns_traced, scope)
+    if not in_process:
+        return MemoryReads(recent_turns=turns, summary=None, vectors_since=None)
+    embedder = get_embedder()
+    vectors_since = datetime.now(UTC)
+    started_beside(
+        _memory_refresh_traced,
+        scope,
+        embedding_model=embedder.model,
+        dimensions=embedder.dimensions,
+        fresh_since=vectors_since,
+    )
+    return MemoryReads(
+        recent_turns=turns,
+        summary=started_beside(_latest_summary_traced, scope),
+        vectors_since=vectors_since,
+    )
 
 
 def _recent_turns_traced(scope: Scope) -> list[Turn]:
     with tracing.span("memory.recent_turns"):
         return recent_turns(scope, limit=memory.HISTORY_TURNS)
+
+
+def _latest_summary_traced(scope: Scope) -> str | None:
+    with tracing.span("memory.summary"):
+        return latest_summary(scope)
+
+
+def _memory_refresh_traced(scope: Scope, **refresh: Any) -> None:
+    with tracing.span("memory.refresh"):
+        memory_refresh(scope, **refresh)
 
 
 def _admit(
@@ -419,7 +456,9 @@ def _started(
     """
     messages = check_client_messages(params)
     check_tools(params)
-    history_read = _history_read(owner=owner, params=params, messages=messages)
+    runs = dispatcher()
+    running = runs.starts_runs_at_once
+    reads = _memory_reads(owner=owner, params=params, messages=messages, in_process=running)
     with tracing.span("query.session", {"session.id": params.session_id}):
         session = session_for_query(
             owner=owner, session_id=params.session_id, user_id=params.user_id
@@ -435,7 +474,7 @@ def _started(
     # Named documents are checked before admission: a 404 or 409 costs no quota.
     alternative_of = _alternative_root(owner=owner, params=params)
     documents = documents_ready(owner=owner, user_id=params.user_id, file_ids=params.documents)
-    history = None if history_read is None else history_read.result()
+    history = None if reads is None or reads.recent_turns is None else reads.recent_turns.result()
     with tracing.span("query.admission"):
         reservation = _admit(
             api_key=api_key,
@@ -457,8 +496,6 @@ def _started(
         # Refused after admission: the question used nothing.
         quota_settle(reservation, run_id=str(ObjectId()), tokens=0, usd=0.0)
         raise
-    runs = dispatcher()
-    running = runs.starts_runs_at_once
     query = Query(
         pk=ObjectId(),
         status=Query.Status.RUNNING if running else Query.Status.PENDING,
@@ -501,7 +538,7 @@ def _started(
         },
     )
     if running:
-        _run_beside_insert(runs, query, session=session, recent_turns=history)
+        _run_beside_insert(runs, query, session=session, memory_reads=reads)
     else:  # a worker reads the row: it is stored first
         query.save(force_insert=True)
         runs.submit_run(RUN_TASK, str(query.pk), query=query)
@@ -510,12 +547,12 @@ def _started(
 
 
 def _run_beside_insert(
-    runs: Any, query: Query, *, session: Any, recent_turns: list[Turn] | None
+    runs: Any, query: Query, *, session: Any, memory_reads: MemoryReads | None
 ) -> None:
     """Start the run of ``query`` (made here, id included) in this process, then store
     it while the run works: the insert is no longer before the first token. Its
     ``session`` counts it at the same time, on another thread. The run is handed the
-    ``recent_turns`` admission read (it does not read them again).
+    ``memory_reads`` the start began (it does not make them again).
 
     This returns once the row exists, so no client learns the id of a row that is not
     there. The run writes the row only once ``written`` says it exists and is counted
@@ -525,7 +562,7 @@ def _run_beside_insert(
     """
     written: Future[None] = Future()
     runs.submit_run(
-        RUN_TASK, str(query.pk), query=query, written=written, recent_turns=recent_turns
+        RUN_TASK, str(query.pk), query=query, written=written, memory_reads=memory_reads
     )
     # Should the insert fail (the database is down: a 500), the session may have counted
     # a question that is not stored; nothing is charged for it.

@@ -66,10 +66,12 @@ def test_a_question_is_one_trace_of_every_step(api):
     for agent in ("CoordinatorAgent", "MemoryAgent", "WriterAgent"):
         assert tree.parent(f"agent {agent}") == run
     memory = tree.one("agent MemoryAgent")
-    for step in ("embeddings", "memory.vector_search", "memory.summary"):
+    for step in ("embeddings", "memory.vector_search"):
         assert tree.parent(step) == memory
-    # The start read the recent turns (to reserve for them) and handed them to the run.
-    assert tree.parent("memory.recent_turns") == tree.one("query.start")
+    # The start read the recent turns (to reserve for them), the summary and what changed
+    # in the user's vectors, and handed them to the run: it makes none of those reads.
+    for step in ("memory.recent_turns", "memory.summary", "memory.refresh"):
+        assert tree.parent(step) == tree.one("query.start")
     assert tree.parent("query.store_outcome") == run
     # The vendor call, in the GenAI conventions, with what the user was billed.
     [attempt] = tree.named("chat gpt-4o-mini")
