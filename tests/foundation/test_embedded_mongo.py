@@ -89,7 +89,36 @@ def test_and_filter_patch_is_still_needed(unpatched_uri):
         )
 
 
-def test_flatten_and_filter_only_merges_distinct_plain_fields():
+def test_operator_clauses_patch_is_still_needed(unpatched_uri, settings):
+    # .exclude() and Q(...) | Q(...) add operator clauses beside the fields: upstream
+    # scans for any filter with one; patched, the fields pick the index and the operator
+    # still filters.
+    def plan_and_found(uri: str, db: str, operator: dict) -> tuple[str, list]:
+        with pymongo.MongoClient(uri) as client:
+            collection = client[db].ops
+            collection.drop()
+            collection.create_index([("a", 1)])
+            collection.insert_many([{"_id": i, "a": i % 7, "b": i % 5} for i in range(50)])
+            flat = flatten_and_filter({"$and": [{"a": 1}, operator]})
+            assert flat == {"a": 1, **operator}
+            plan = collection.find(flat).explain()["queryPlanner"]["winningPlan"]["stage"]
+            found = sorted(d["_id"] for d in collection.find(flat))
+            client.drop_database(db)
+            return plan, found
+
+    for operator, expected in (
+        ({"$nor": [{"b": 2}]}, [1, 8, 15, 29, 36, 43]),
+        ({"$or": [{"b": 2}, {"b": 3}]}, [22, 43, 8]),
+    ):
+        plan, found = plan_and_found(unpatched_uri, "db", operator)
+        assert plan == "COLLSCAN"
+        assert found == sorted(expected)
+        plan, found = plan_and_found(settings.DATABASES["default"]["HOST"], "scratch", operator)
+        assert plan != "COLLSCAN"
+        assert found == sorted(expected)
+
+
+def test_flatten_and_filter_merges_only_distinct_keys():
     assert flatten_and_filter({"$and": [{"a": 1}, {"b": {"$in": [1, 2]}}]}) == {
         "a": 1,
         "b": {"$in": [1, 2]},
@@ -97,5 +126,9 @@ def test_flatten_and_filter_only_merges_distinct_plain_fields():
     repeated = {"$and": [{"a": {"$gt": 1}}, {"a": {"$lt": 5}}]}
     assert flatten_and_filter(repeated) is repeated
     operator = {"$and": [{"$or": [{"a": 1}, {"b": 1}]}, {"c": 1}]}
-    assert flatten_and_filter(operator) is operator
+    assert flatten_and_filter(operator) == {"$or": [{"a": 1}, {"b": 1}], "c": 1}
+    two_ors = {"$and": [{"$or": [{"a": 1}]}, {"$or": [{"b": 1}]}, {"c": 1}]}
+    assert flatten_and_filter(two_ors) is two_ors
+    only_operators = {"$and": [{"$or": [{"a": 1}]}, {"$nor": [{"b": 1}]}]}
+    assert flatten_and_filter(only_operators) is only_operators
     assert flatten_and_filter({"a": 1}) == {"a": 1}
