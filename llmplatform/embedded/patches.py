@@ -149,12 +149,16 @@ def apply_and_filter_index_patch() -> None:
         return original(self, db, coll, flatten_and_filter(filter), **kwargs)
 
     Storage.find_matching = find_matching
+    # The write paths (update_matching, delete_matching) hand the ORM's ``$and`` straight
+    # to the planner, so it flattens too: ``filter(pk=..., end_t=None).update(...)`` on a
+    # session, every question, read the whole collection.
     for name in ("_try_index_id_keys", "_pick_index_for_filter"):
         planner = getattr(Storage, name)
 
         def planned(
             self: Any, db: str, coll: str, filter: Any, *args: Any, _planner=planner, **kw: Any
         ) -> Any:
-            return _planner(self, db, coll, fields_to_plan_on(filter), *args, **kw)
+            plan_on = fields_to_plan_on(flatten_and_filter(filter))
+            return _planner(self, db, coll, plan_on, *args, **kw)
 
         setattr(Storage, name, planned)

@@ -6,7 +6,7 @@ import pymongo
 import pytest
 from pymongo.errors import OperationFailure
 
-from llmplatform.embedded.patches import flatten_and_filter
+from llmplatform.embedded.patches import apply_and_filter_index_patch, flatten_and_filter
 from llmplatform.embedded.server import spawn_server
 
 UNION_WITH_DOCUMENTS = [{"$unionWith": {"pipeline": [{"$documents": [{"n": 1}]}]}}]
@@ -132,3 +132,29 @@ def test_flatten_and_filter_merges_only_distinct_keys():
     only_operators = {"$and": [{"$or": [{"a": 1}]}, {"$nor": [{"b": 1}]}]}
     assert flatten_and_filter(only_operators) is only_operators
     assert flatten_and_filter({"a": 1}) == {"a": 1}
+
+
+def test_updates_and_deletes_with_the_orms_and_filter_read_only_the_index_candidates(monkeypatch):
+    # What django-mongodb-backend sends for filter(pk=..., end_t=None).update(...): the
+    # write paths hand it to the planner as is. Checked on the server's storage itself,
+    # in this process, for the count of documents a write would read.
+    from secantus.storage import Storage
+
+    for name in ("find_matching", "_try_index_id_keys", "_pick_index_for_filter"):
+        monkeypatch.setattr(Storage, name, getattr(Storage, name))  # undone after the test
+    storage = Storage(":memory:")
+    storage.create_index("db", "sessions", "a_1", {"a": 1})
+    storage.insert("db", "sessions", [{"_id": i, "a": i % 50, "end": None} for i in range(500)])
+    orm_filter = {"$and": [{"a": 7}, {"end": None}]}
+
+    unpatched = storage._candidates_iter("db", "sessions", orm_filter)
+    assert len(unpatched) == 500  # upstream reads every document: the patch is still needed
+
+    apply_and_filter_index_patch()
+    assert len(storage._candidates_iter("db", "sessions", orm_filter)) == 10
+    updated = storage.update_matching(
+        "db", "sessions", orm_filter, {"$set": {"end": 1}}, multi=True
+    )
+    assert updated["modified"] == 10
+    assert storage.delete_matching("db", "sessions", {"$and": [{"a": 7}, {"end": 1}]}) == 10
+    assert len(storage.find_matching("db", "sessions", {})) == 490
