@@ -82,11 +82,21 @@ async def _summary(state: RunState, ports: Ports) -> str | None:
     return await _traced("memory.summary", ports.memory.latest_summary(state.scope))
 
 
+async def _handed_refresh(state: RunState) -> None:
+    # The search waits for this read by its start time; awaited here as well so that what
+    # it raised fails the step instead of staying in a future nobody reads.
+    handed = state.memory_reads
+    if handed is not None and handed.vectors_refresh is not None:
+        await asyncio.wrap_future(handed.vectors_refresh)
+
+
 async def run(state: RunState, ports: Ports) -> None:
     # What does not need the question's vector is read while the question is embedded
     # (or was, since the question's start: ``RunState.memory_reads``): the summary, the
     # turns, and what changed in the user's stored vectors.
-    reads = asyncio.gather(_recent_turns(state, ports), _summary(state, ports))
+    reads = asyncio.gather(
+        _recent_turns(state, ports), _summary(state, ports), _handed_refresh(state)
+    )
     # The user's vectors brought up to date since the question's start, or now.
     fresh_since = state.memory_reads.vectors_since if state.memory_reads else None
     if state.embedding is None:
@@ -105,7 +115,7 @@ async def run(state: RunState, ports: Ports) -> None:
             reads.cancel()
             return
     assert state.embedding is not None
-    hits, (turns, summary) = await asyncio.gather(
+    hits, (turns, summary, _) = await asyncio.gather(
         _traced(
             "memory.vector_search",
             ports.memory.similar(

@@ -55,12 +55,14 @@ class MemoryReads:
 
     ``recent_turns``: the session's turns (newest first) that admission reserved for;
     None when the client sent its own messages. ``summary``: the session's summary.
-    ``vectors_since``: when the read that brings the end user's stored vectors up to date
-    began (``similar`` with this ``fresh_since`` waits for it instead of reading again).
-    The last two are None where the run is a worker's (it reads them itself)."""
+    ``vectors_refresh``: the read that brings the end user's stored vectors up to date,
+    begun at ``vectors_since`` (``similar`` with this ``fresh_since`` waits for it instead
+    of reading again; the run awaits it too, so what it raised is not lost). The last
+    three are None where the run is a worker's (it reads them itself)."""
 
     recent_turns: Future[list[Turn]] | None
     summary: Future[str | None] | None
+    vectors_refresh: Future[None] | None
     vectors_since: datetime | None
 
 

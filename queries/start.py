@@ -317,19 +317,21 @@ def _memory_reads(
     )
     turns = None if messages is not None else started_beside(_recent_turns_traced, scope)
     if not in_process:
-        return MemoryReads(recent_turns=turns, summary=None, vectors_since=None)
+        return MemoryReads(
+            recent_turns=turns, summary=None, vectors_refresh=None, vectors_since=None
+        )
     embedder = get_embedder()
     vectors_since = datetime.now(UTC)
-    started_beside(
-        _memory_refresh_traced,
-        scope,
-        embedding_model=embedder.model,
-        dimensions=embedder.dimensions,
-        fresh_since=vectors_since,
-    )
     return MemoryReads(
         recent_turns=turns,
         summary=started_beside(_latest_summary_traced, scope),
+        vectors_refresh=started_beside(
+            _memory_refresh_traced,
+            scope,
+            embedding_model=embedder.model,
+            dimensions=embedder.dimensions,
+            fresh_since=vectors_since,
+        ),
         vectors_since=vectors_since,
     )
 

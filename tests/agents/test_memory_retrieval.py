@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from agents import memory
 from agents.ports import Scope
+from agents.providers.embeddings import get_embedder
 from agents.state import RunState
 from files.vector_cache import clear_vector_cache
 from queries.engine_ports import ENGINE_PORTS
@@ -134,3 +135,35 @@ def test_two_owners_with_the_same_user_and_session_never_share_memory():
     assert [item["query_id"] for item in state.memory_items] == [str(mine.pk)]
     assert state.history == [("mine", "answer to mine")]
     assert state.summary == "mine"
+
+
+@pytest.mark.usefixtures("in_process")
+def test_an_imported_row_reaches_the_next_questions_prompt_without_a_restart(api, owner, fakes):
+    def ask(text: str, session: str):
+        body = {"user_id": "u1", "session_id": session, "query": text, "use_memory": True}
+        response = api.post("/api/v1/query/", body, format="json")
+        assert response.status_code == 200, response.content
+        return fakes["openai"].chat_requests[-1].body
+
+    # A question answered in this process: the end user's vector matrix is now held warm.
+    ask("Hello there", "today")
+    question = "Which pier is the Zanzibar warehouse on?"
+    [vector] = asyncio.run(get_embedder().embed([question]))
+    # Written by another writer (an import of last year's conversations), stamped before
+    # the matrix's last read: a read of recent stamps alone would never see it.
+    stamp = timezone.now() - timedelta(days=365)
+    Query.objects.create(
+        owner=owner[0],
+        user_id="u1",
+        session_id="imported",
+        query=question,
+        response="The Zanzibar warehouse is on pier 47.",
+        model_provider="openai",
+        model_name="gpt-4o-mini",
+        status=Query.Status.COMPLETED,
+        embedding=vector,
+        embedding_model=get_embedder().model,
+        timestamp=stamp,
+        completed_at=stamp,
+    )
+    assert "pier 47" in str(ask(question, "today"))
