@@ -160,6 +160,7 @@ def instrument() -> None:
     # The run's start is being reshaped: wrap what exists, skip what does not.
     steps = (
         ("session_for_query", "  session_start"),
+        ("_answer_settings_traced", "  answer settings (read beside the session)"),
         ("_choices", "  choices"),
         ("_admit", "  admission (limits)"),
         ("session_query_record", "  session count"),

@@ -173,14 +173,14 @@ def _choices(
     params: QuestionParams,
     messages: list[dict[str, Any]] | None,
     session: Any,
+    conversation: dict[str, Any],
     evaluation: str | None,
 ) -> _Choices:
     """The request's own choices win; an experiment varies only what the request left
     open, and the query is recorded as exposed to it or excluded from it (with why).
     Raises ApplicationError (400)."""
-    # The conversation's own answer settings (the chat UI's) count as the request's: they
-    # fill what the question left open, and no experiment varies them.
-    conversation = {} if evaluation else conversation_answer_settings(session=session)
+    # The conversation's own answer settings (the chat UI's, ``conversation``) count as
+    # the request's: they fill what the question left open, and no experiment varies them.
     requested_provider = params.model_provider
     requested_model = params.model_name
     if not (requested_provider or requested_model) and conversation.get("model_provider"):
@@ -336,6 +336,11 @@ def _memory_reads(
     )
 
 
+def _answer_settings_traced(*, owner: User, session_id: str) -> dict[str, Any]:
+    with tracing.span("session.answer_settings"):
+        return conversation_answer_settings(owner=owner, session_id=session_id)
+
+
 def _recent_turns_traced(scope: Scope) -> list[Turn]:
     with tracing.span("memory.recent_turns"):
         return recent_turns(scope, limit=memory.HISTORY_TURNS)
@@ -461,11 +466,24 @@ def _started(
     runs = dispatcher()
     running = runs.starts_runs_at_once
     reads = _memory_reads(owner=owner, params=params, messages=messages, in_process=running)
+    # A fresh read (the chat UI may have changed them in another process), beside the
+    # session's: the session is usually known to this process and read from its memory.
+    conversation = (
+        None
+        if evaluation
+        else started_beside(_answer_settings_traced, owner=owner, session_id=params.session_id)
+    )
     with tracing.span("query.session", {"session.id": params.session_id}):
         session = session_for_query(
             owner=owner, session_id=params.session_id, user_id=params.user_id
         )
-    choices = _choices(params=params, messages=messages, session=session, evaluation=evaluation)
+    choices = _choices(
+        params=params,
+        messages=messages,
+        session=session,
+        conversation={} if conversation is None else conversation.result(),
+        evaluation=evaluation,
+    )
     if params.web_search:
         check_web_search(choices.provider)
     if params.response_format is not None:

@@ -57,12 +57,14 @@ def end_user_session_get(*, owner: User, user_id: str, session_id: str) -> Sessi
         ) from None
 
 
-def conversation_answer_settings(*, session: Session | None) -> dict[str, Any]:
+def conversation_answer_settings(*, owner: User, session_id: str) -> dict[str, Any]:
     """The conversation's answer settings as stored now (a fresh read: callers may hold a
-    session read minutes ago, and the user may have changed them since). Raises nothing."""
-    if session is None or session.pk is None:
-        return {}
-    stored = Session.objects.filter(pk=session.pk).values_list("answer_settings", flat=True)
+    session read minutes ago, and the user may have changed them since); none for a
+    session not started yet. By the session's id, so that it needs no session read before
+    it. Raises nothing."""
+    stored = Session.objects.filter(owner=owner, session_id=session_id).values_list(
+        "answer_settings", flat=True
+    )
     return dict(stored.first() or {})
 
 

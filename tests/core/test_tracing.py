@@ -60,6 +60,8 @@ def test_a_question_is_one_trace_of_every_step(api):
     assert tree.parent("query.run") == tree.one("query.start")
     assert tree.parent("query.admission") == tree.one("query.start")
     assert tree.parent("query.session") == tree.one("query.start")
+    # The conversation's answer settings are read beside the session, not after it.
+    assert tree.parent("session.answer_settings") == tree.one("query.start")
     run = tree.one("query.run")
     assert run.attributes["llmplatform.query_id"] == body["query_id"]
     assert run.attributes["llmplatform.status"] == "completed"
