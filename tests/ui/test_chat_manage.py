@@ -7,6 +7,8 @@ conversations, and is a 404 once revoked."""
 from __future__ import annotations
 
 import json
+import re
+import time
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -278,3 +280,42 @@ def test_phone_drawer_and_keyboard_shortcuts(live_daphne, fakes, chat_user, phon
     page.locator("#conversation-list li button.open").last.click()
     page.wait_for_function("() => document.getElementById('sidebar').inert")
     assert json.dumps(phone_browser.blocked) == "[]"
+
+
+def test_a_late_detail_of_the_conversation_left_does_not_hide_the_opened_ones_actions(
+    live_daphne, fakes, chat_user, browser
+):
+    # The details read at an answer's end can arrive after the user opened another
+    # conversation (seen on a loaded CI machine): it must not hide that one's actions.
+    page = browser.page
+    sent = record_sent_frames(page)
+    log_in(page, live_daphne.url)
+    use_openai(page)
+    ask_and_wait(page, "What is the plan for project Alpha?")
+    alpha = sent[-1]["session_id"]
+    held: list = []
+
+    def hold_other_details(route) -> None:
+        path = route.request.url.split("?")[0]
+        if route.request.method == "GET" and not path.endswith("/conversations/" + alpha):
+            held.append(route)  # answered below, after Alpha is open
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/conversations/[^/?]+$"), hold_other_details)
+    page.get_by_role("button", name="New conversation").click()
+    ask_and_wait(page, "A private question about project Beta")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:  # the answer's end reads its details
+        page.wait_for_timeout(50)
+    assert held, "the answer's end read no details"
+    page.locator(f'#conversation-list li[data-session-id="{alpha}"] button.open').click()
+    page.wait_for_function(
+        "() => document.querySelector('#transcript .turn .question')?.textContent"
+        " === 'What is the plan for project Alpha?'"
+    )
+    while held:
+        with page.expect_response(lambda response: "/conversations/" in response.url):
+            held.pop().continue_()
+    page.wait_for_timeout(300)  # the page reads the late answer and handles it
+    assert page.get_by_role("button", name="Share", exact=True).is_visible()

@@ -17,6 +17,9 @@ export async function refreshDetails() {
   } catch (_err) {
     return; // keep what is shown
   }
+  // Another conversation was opened (or a new one begun) while this was read: its
+  // details are shown, and these would hide its actions and overwrite its panel.
+  if (state.conversation !== conversation) return;
   renderDetails(detail);
   // A question that left the model open was answered by the server's choice (its
   // default, or an experiment's): show the model that really answered.
