@@ -30,14 +30,14 @@ def unit(vector: np.ndarray) -> list[float]:
     return (vector / np.linalg.norm(vector)).astype(float).tolist()
 
 
-def store(owner, vector, *, text="q", session_id="s", at=None) -> Query:
+def store(owner, vector, *, text="q", session_id="s", at=None, response=None) -> Query:
     completed = at or timezone.now()
     return Query.objects.create(
         owner=owner,
         user_id="u1",
         session_id=session_id,
         query=text,
-        response=f"answer to {text}",
+        response=response or f"answer to {text}",
         model_provider="openai",
         model_name="m",
         status=Query.Status.COMPLETED,
@@ -151,19 +151,12 @@ def test_an_imported_row_reaches_the_next_questions_prompt_without_a_restart(api
     [vector] = asyncio.run(get_embedder().embed([question]))
     # Written by another writer (an import of last year's conversations), stamped before
     # the matrix's last read: a read of recent stamps alone would never see it.
-    stamp = timezone.now() - timedelta(days=365)
-    Query.objects.create(
-        owner=owner[0],
-        user_id="u1",
+    store(
+        owner[0],
+        vector,
+        text=question,
         session_id="imported",
-        query=question,
+        at=timezone.now() - timedelta(days=365),
         response="The Zanzibar warehouse is on pier 47.",
-        model_provider="openai",
-        model_name="gpt-4o-mini",
-        status=Query.Status.COMPLETED,
-        embedding=vector,
-        embedding_model=get_embedder().model,
-        timestamp=stamp,
-        completed_at=stamp,
     )
     assert "pier 47" in str(ask(question, "today"))

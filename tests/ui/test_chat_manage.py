@@ -102,6 +102,16 @@ def test_search_by_answer_export_and_delete_with_its_data(
     assert json.dumps(browser.blocked) == "[]"
 
 
+def open_conversation(page, session_id: str, first_question: str) -> None:
+    """Open a listed conversation and wait until its transcript is shown."""
+    page.locator(f'#conversation-list li[data-session-id="{session_id}"] button.open').click()
+    page.wait_for_function(
+        "question => document.querySelector('#transcript .turn .question')?.textContent"
+        " === question",
+        arg=first_question,
+    )
+
+
 def test_a_share_link_opens_logged_out_shows_nothing_else_and_dies_on_revoke(
     live_daphne, fakes, chat_user, browser
 ):
@@ -113,11 +123,7 @@ def test_a_share_link_opens_logged_out_shows_nothing_else_and_dies_on_revoke(
     alpha = sent[-1]["session_id"]
     page.get_by_role("button", name="New conversation").click()
     ask_and_wait(page, "A private question about project Beta")
-    page.locator(f'#conversation-list li[data-session-id="{alpha}"] button.open').click()
-    page.wait_for_function(
-        "() => document.querySelector('#transcript .turn .question')?.textContent"
-        " === 'What is the plan for project Alpha?'"
-    )
+    open_conversation(page, alpha, "What is the plan for project Alpha?")
 
     page.get_by_role("button", name="Share", exact=True).click()
     share_box = page.get_by_label("Read-only link", exact=False)
@@ -309,11 +315,7 @@ def test_a_late_detail_of_the_conversation_left_does_not_hide_the_opened_ones_ac
     while not held and time.monotonic() < deadline:  # the answer's end reads its details
         page.wait_for_timeout(50)
     assert held, "the answer's end read no details"
-    page.locator(f'#conversation-list li[data-session-id="{alpha}"] button.open').click()
-    page.wait_for_function(
-        "() => document.querySelector('#transcript .turn .question')?.textContent"
-        " === 'What is the plan for project Alpha?'"
-    )
+    open_conversation(page, alpha, "What is the plan for project Alpha?")
     while held:
         with page.expect_response(lambda response: "/conversations/" in response.url):
             held.pop().continue_()
